@@ -1,0 +1,5 @@
+"""
+A Twilio connector for workflow and automation engines.
+"""
+
+from __future__ import annotations
