@@ -1,0 +1,371 @@
+# SPDX-License-Identifier: MIT
+"""
+The aiohttp application: Twilio's Messages API plus the ``/emulator/*`` admin endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict, MultiMapping
+
+from connector.emulator._config import EmulatorConfig
+from connector.emulator._errors import ApiError, error_response
+from connector.emulator._listing import message_filter, page_envelope, page_size_of, select_page
+from connector.emulator._records import API_VERSION, MessageRecord
+from connector.emulator._state import EmulatorState
+from connector.emulator._validation import validate_send
+
+
+__all__ = ["STATE_KEY", "create_app"]
+
+STATE_KEY = web.AppKey("emulator_state", EmulatorState)
+_API_PREFIX = f"/{API_VERSION}/"
+_ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
+_JSON = "application/json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type=_JSON)
+
+
+def _state(request: web.Request) -> EmulatorState:
+    return request.app[STATE_KEY]
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _not_found(request: web.Request) -> ApiError:
+    return ApiError(404, 20404, f"The requested resource {request.path} was not found")
+
+
+async def _form(request: web.Request) -> MultiMapping[str]:
+    raw = await request.post()
+    return MultiDict((key, value) for key, value in raw.items() if isinstance(value, str))
+
+
+def _make_api_middleware(state: EmulatorState) -> Any:
+    config = state.config
+    accepted = [_basic(config.account_sid, config.auth_token)]
+    if config.api_key and config.api_secret:
+        accepted.append(_basic(config.api_key, config.api_secret))
+    accepted_bytes = [value.encode() for value in accepted]
+
+    def authenticate(request: web.Request) -> None:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise ApiError(401, 20003, "Authentication Error - No credentials provided")
+        encoded = header.encode()
+        # compare_digest on every candidate: no early exit that leaks which one matched.
+        matched = [hmac.compare_digest(encoded, candidate) for candidate in accepted_bytes]
+        if not any(matched):
+            raise ApiError(401, 20003, _auth_failure(header, config))
+        parts = request.path.split("/", 4)
+        if len(parts) > 3 and parts[2] == "Accounts" and parts[3] != config.account_sid:
+            raise ApiError(401, 20003, "Authenticate")
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(_API_PREFIX):
+            return await handler(request)
+        stats = state.stats
+        stats.requests += 1
+        decision = state.faults.decide()
+        if decision.error_status is not None:
+            stats.faults_error += 1
+            code = 20500 if decision.error_status == 500 else 20503
+            return error_response(decision.error_status, code, "Injected fault")
+        if decision.delay:
+            stats.faults_delayed += 1
+            await asyncio.sleep(decision.delay)
+        try:
+            authenticate(request)
+            if state.throttle is not None and not state.throttle.admit(config.account_sid):
+                stats.throttled += 1
+                limited = error_response(429, 20429, "Too Many Requests")
+                retry = state.throttle.retry_after(config.account_sid)
+                limited.headers["Retry-After"] = str(max(1, round(retry)))
+                return limited
+            response: web.StreamResponse = await handler(request)
+        except ApiError as exc:
+            error = exc.response()
+            if exc.status == 401:
+                error.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            response = error
+        except web.HTTPNotFound:
+            response = _not_found(request).response()
+        except web.HTTPMethodNotAllowed as exc:
+            response = error_response(405, 20004, f"Method not allowed: {exc.method}")
+        if decision.drop:
+            stats.faults_dropped += 1
+            # Processed but never answered: the client sees the connection close.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        return response
+
+    return middleware
+
+
+def _auth_failure(header: str, config: EmulatorConfig) -> str:
+    try:
+        user = base64.b64decode(header.split(" ", 1)[1]).decode().split(":", 1)[0]
+    except (IndexError, ValueError, binascii.Error):
+        return "Authentication Error - invalid username"
+    if user in (config.account_sid, config.api_key):
+        return "Authenticate"
+    return "Authentication Error - invalid username"
+
+
+def _message(request: web.Request, key: str = "sid") -> MessageRecord:
+    record = _state(request).store.get(request.match_info[key])
+    if record is None:
+        raise _not_found(request)
+    return record
+
+
+async def _create(request: web.Request) -> web.Response:
+    state = _state(request)
+    send = validate_send(await _form(request), owned=state.owned, now=state.clock.now())
+    record = state.create(send)
+    text = json.dumps(record.to_json())
+    await state.store.commit()
+    state.start(record)
+    return web.Response(status=201, text=text, content_type=_JSON)
+
+
+def _page_index(request: web.Request) -> int:
+    try:
+        return max(0, int(request.query.get("Page", "0")))
+    except ValueError:
+        raise ApiError(400, 20001, "Invalid Page") from None
+
+
+async def _list(request: web.Request) -> web.Response:
+    state = _state(request)
+    query = request.query
+    match, filters = message_filter(query)
+    page_size, page = page_size_of(query), _page_index(request)
+    records, has_next = select_page(state.store, match, query, page_size, page)
+    return _json(
+        page_envelope(
+            request.path,
+            "messages",
+            [record.to_json() for record in records],
+            filters=filters,
+            page=page,
+            page_size=page_size,
+            token=query.get("PageToken"),
+            first_sid=records[0].sid if records else None,
+            last_sid=records[-1].sid if records else None,
+            has_next=has_next,
+        )
+    )
+
+
+async def _fetch(request: web.Request) -> web.Response:
+    return _json(_message(request).to_json())
+
+
+async def _update(request: web.Request) -> web.Response:
+    state = _state(request)
+    record = _message(request)
+    form = await _form(request)
+    status, body = form.get("Status"), form.get("Body")
+    if status is not None:
+        if status != "canceled":
+            raise ApiError(400, 20001, f"Invalid Status: {status}; only 'canceled' is allowed")
+        if not state.cancel(record):
+            raise ApiError(400, 30409, "This message cannot be canceled")
+    if body is not None:
+        if body:
+            raise ApiError(400, 20001, "Body can only be updated to an empty string (redact)")
+        if not state.is_finished(record):
+            raise ApiError(400, 20009, "Cannot redact this resource before it is complete")
+        record.body = ""
+        record.date_updated = state.clock.now()
+        state.store.changed(record)
+    await state.store.commit()
+    return _json(record.to_json())
+
+
+async def _delete(request: web.Request) -> web.Response:
+    state = _state(request)
+    record = _message(request)
+    if not state.is_finished(record):
+        raise ApiError(400, 20009, "Cannot delete this resource before it is complete")
+    state.store.delete(record.sid)
+    await state.store.commit()
+    return web.Response(status=204)
+
+
+async def _media_list(request: web.Request) -> web.Response:
+    record = _message(request, "message")
+    query = request.query
+    page_size, page = page_size_of(query), _page_index(request)
+    items = record.media[::-1]
+    token = query.get("PageToken")
+    if token:
+        sids = [item.sid for item in items]
+        if token[:2] not in ("PA", "PB") or token[2:] not in sids:
+            raise ApiError(400, 21481, "Invalid PageToken")
+        index = sids.index(token[2:])
+        chosen = (
+            items[index + 1 : index + 1 + page_size]
+            if token.startswith("PA")
+            else items[max(0, index - page_size) : index]
+        )
+    else:
+        chosen = items[page * page_size : (page + 1) * page_size]
+    has_next = bool(chosen) and items.index(chosen[-1]) < len(items) - 1
+    return _json(
+        page_envelope(
+            request.path,
+            "media_list",
+            [item.to_json(record.account_sid, record.sid) for item in chosen],
+            filters=(),
+            page=page,
+            page_size=page_size,
+            token=token,
+            first_sid=chosen[0].sid if chosen else None,
+            last_sid=chosen[-1].sid if chosen else None,
+            has_next=has_next,
+        )
+    )
+
+
+def _media(request: web.Request) -> tuple[MessageRecord, int]:
+    record = _message(request, "message")
+    for index, item in enumerate(record.media):
+        if item.sid == request.match_info["sid"]:
+            return record, index
+    raise _not_found(request)
+
+
+async def _media_fetch(request: web.Request) -> web.Response:
+    record, index = _media(request)
+    return _json(record.media[index].to_json(record.account_sid, record.sid))
+
+
+async def _media_delete(request: web.Request) -> web.Response:
+    state = _state(request)
+    record, index = _media(request)
+    del record.media[index]
+    state.store.changed(record)
+    await state.store.commit()
+    return web.Response(status=204)
+
+
+async def _api_not_found(request: web.Request) -> web.Response:
+    raise _not_found(request)
+
+
+# Admin endpoints: loopback-only by default, so neither authenticated nor throttled.
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return _json(_state(request).snapshot())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    await _state(request).reset()
+    return _json({"status": "reset"})
+
+
+async def _admin_params(request: web.Request) -> MultiMapping[str]:
+    if request.content_type == _JSON:
+        data = await request.json()
+        pairs: MultiDict[str] = MultiDict()
+        for key, value in data.items():
+            for item in value if isinstance(value, list) else [value]:
+                pairs.add(key, str(item))
+        return pairs
+    return await _form(request)
+
+
+async def _inbound(request: web.Request) -> web.Response:
+    state = _state(request)
+    params = await _admin_params(request)
+    to, sender = params.get("To", "").strip(), params.get("From", "").strip()
+    if not to or not sender:
+        return error_response(400, 21604 if not to else 21603, "To and From are required")
+    record = state.receive(
+        to=to,
+        from_=sender,
+        body=params.get("Body", ""),
+        media_urls=params.getall("MediaUrl", []),
+        messaging_service_sid=params.get("MessagingServiceSid"),
+        webhook=params.get("Url"),
+    )
+    text = json.dumps(record.to_json())
+    await state.store.commit()
+    return web.Response(status=201, text=text, content_type=_JSON)
+
+
+async def _advance(request: web.Request) -> web.Response:
+    state = _state(request)
+    params = await _admin_params(request)
+    try:
+        seconds = float(params.get("seconds") or request.query.get("seconds", "0"))
+        state.clock.advance(seconds)
+    except ValueError as exc:
+        return error_response(400, 20001, str(exc))
+    await state.store.commit()
+    return _json({"now": state.clock.now()})
+
+
+def create_app(config: EmulatorConfig | None = None) -> web.Application:
+    """
+    Build the emulator as an aiohttp application.
+
+    The store opens on startup and closes on cleanup, so the app works with
+    ``web.run_app``, ``AppRunner`` and aiohttp's test utilities alike.
+
+    Args:
+        config: The configuration; defaults to generated credentials, in-memory storage.
+
+    Returns:
+        The application; its state is ``app[STATE_KEY]``.
+    """
+    state = EmulatorState(config or EmulatorConfig())
+    app = web.Application(middlewares=[_make_api_middleware(state)])
+    app[STATE_KEY] = state
+
+    async def startup(_app: web.Application) -> None:
+        await state.open()
+
+    async def cleanup(_app: web.Application) -> None:
+        await state.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    messages = f"{_ACCOUNT}/Messages"
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/emulator/stats", _stats)
+    app.router.add_post("/emulator/reset", _reset)
+    app.router.add_post("/emulator/inbound", _inbound)
+    app.router.add_post("/emulator/advance", _advance)
+    app.router.add_post(f"{messages}.json", _create)
+    app.router.add_get(f"{messages}.json", _list)
+    app.router.add_get(f"{messages}/{{message}}/Media.json", _media_list)
+    app.router.add_get(f"{messages}/{{message}}/Media/{{sid}}.json", _media_fetch)
+    app.router.add_delete(f"{messages}/{{message}}/Media/{{sid}}.json", _media_delete)
+    app.router.add_get(f"{messages}/{{sid}}.json", _fetch)
+    app.router.add_post(f"{messages}/{{sid}}.json", _update)
+    app.router.add_delete(f"{messages}/{{sid}}.json", _delete)
+    app.router.add_route("*", f"/{API_VERSION}/{{tail:.*}}", _api_not_found)
+    return app

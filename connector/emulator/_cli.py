@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: MIT
+"""
+Command-line entry points: ``twilio-connector emulator`` and ``twilio-connector inbound``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+
+from connector.emulator._config import EmulatorConfig
+from connector.emulator._faults import FaultConfig
+from connector.emulator._server import EmulatorServer
+
+
+__all__ = ["inbound_main", "serve_main"]
+
+
+def _throttle(value: str) -> tuple[int, float] | None:
+    if value.lower() in ("off", "none", "0"):
+        return None
+    try:
+        calls, _, seconds = value.partition("/")
+        return int(calls), float(seconds or "1")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected CALLS/SECONDS or 'off', got {value!r}"
+        ) from None
+
+
+def _incoming(value: str) -> tuple[str, str]:
+    number, sep, url = value.partition("=")
+    if not sep or not number or not url:
+        raise argparse.ArgumentTypeError(f"expected NUMBER=URL, got {value!r}")
+    return number, url
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twilio-connector emulator",
+        description="Serve a local Twilio-compatible Messages API.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: loopback)")
+    parser.add_argument("--port", type=int, default=8999, help="port; 0 picks a free one")
+    parser.add_argument("--db", help="SQLite file to persist messages (default: memory)")
+    parser.add_argument("--account-sid", help="AC... SID (generated when omitted)")
+    parser.add_argument("--auth-token", help="auth token (generated when omitted)")
+    parser.add_argument("--api-key", help="optional SK... API key SID")
+    parser.add_argument("--api-secret", help="the API key's secret")
+    parser.add_argument(
+        "--throttle", type=_throttle, default=(1200, 60.0), help="CALLS/SECONDS or 'off'"
+    )
+    parser.add_argument(
+        "--delivery-delay", type=float, default=1.0, help="seconds from queued to delivered"
+    )
+    parser.add_argument(
+        "--number", action="append", default=[], help="extra owned sender number (repeat)"
+    )
+    parser.add_argument(
+        "--incoming",
+        action="append",
+        type=_incoming,
+        default=[],
+        metavar="NUMBER=URL",
+        help="owned number and the webhook its inbound messages go to (repeat)",
+    )
+    faults = parser.add_argument_group("fault injection (deterministic per seed)")
+    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument("--fault-error-rate", type=float, default=0.0)
+    faults.add_argument("--fault-latency-rate", type=float, default=0.0)
+    faults.add_argument("--fault-latency", type=float, default=0.0)
+    faults.add_argument("--fault-drop-rate", type=float, default=0.0)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """
+    Turn parsed ``emulator`` options into a configuration.
+
+    Args:
+        args: The namespace from the ``emulator`` parser.
+
+    Returns:
+        The configuration, with credentials generated where none were given.
+    """
+    generated = EmulatorConfig()
+    faulty = args.fault_error_rate or args.fault_latency_rate or args.fault_drop_rate
+    return EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        numbers=tuple(args.number),
+        incoming=dict(args.incoming),
+        throttle=args.throttle,
+        delivery_delay=args.delivery_delay,
+        faults=FaultConfig(
+            seed=args.fault_seed,
+            error_rate=args.fault_error_rate,
+            latency_rate=args.fault_latency_rate,
+            latency=args.fault_latency,
+            drop_rate=args.fault_drop_rate,
+        )
+        if faulty
+        else None,
+        account_sid=args.account_sid or generated.account_sid,
+        auth_token=args.auth_token or generated.auth_token,
+    )
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with EmulatorServer(config) as server:
+        lines = [
+            f"Twilio emulator listening on {server.base_url}",
+            f"  TWILIO_ACCOUNT_SID={config.account_sid}",
+            f"  TWILIO_AUTH_TOKEN={config.auth_token}",
+        ]
+        if config.api_key:
+            lines.append(f"  TWILIO_API_KEY={config.api_key}")
+        lines.append(f"  database: {config.db_path or 'in memory'}")
+        print("\n".join(lines), flush=True)
+        await stop.wait()
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """
+    Run ``twilio-connector emulator`` until SIGINT or SIGTERM.
+
+    Prints the base URL and the credentials (generated ones included) on startup.
+
+    Args:
+        argv: Arguments after the subcommand name.
+
+    Returns:
+        The exit status.
+    """
+    args = _serve_parser().parse_args(list(argv))
+    try:
+        config = config_from_args(args)
+    except (TypeError, ValueError) as exc:
+        print(f"twilio-connector emulator: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(config))
+    return 0
+
+
+def inbound_main(argv: Sequence[str]) -> int:
+    """
+    Run ``twilio-connector inbound``: inject an incoming message into a running emulator.
+
+    Args:
+        argv: Arguments after the subcommand name.
+
+    Returns:
+        0 if the emulator stored the message, 1 otherwise.
+    """
+    parser = argparse.ArgumentParser(
+        prog="twilio-connector inbound",
+        description="Inject an incoming SMS/MMS into a running emulator.",
+    )
+    parser.add_argument("--emulator-url", default="http://127.0.0.1:8999")
+    parser.add_argument("--to", required=True, help="the account's number receiving it")
+    parser.add_argument("--from", dest="from_", required=True, help="the sender")
+    parser.add_argument("--body", default="")
+    parser.add_argument("--media-url", action="append", default=[])
+    parser.add_argument("--url", help="webhook to POST to instead of the configured one")
+    args = parser.parse_args(list(argv))
+    fields = [("To", args.to), ("From", args.from_), ("Body", args.body)]
+    fields += [("MediaUrl", url) for url in args.media_url]
+    if args.url:
+        fields.append(("Url", args.url))
+    request = urllib.request.Request(
+        args.emulator_url.rstrip("/") + "/emulator/inbound",
+        data=urllib.parse.urlencode(fields).encode(),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            message = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"twilio-connector inbound: {exc.code} {exc.read().decode()}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"twilio-connector inbound: {exc.reason}", file=sys.stderr)
+        return 1
+    print(json.dumps(message, indent=2))
+    return 0
