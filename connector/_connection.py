@@ -1,0 +1,531 @@
+"""
+A connection: credentials, one HTTP session, one rate limiter, and the generic
+executor that runs any action of a manifest through them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import functools
+import json
+import logging
+import os
+import re
+import string
+import time
+import warnings
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode, urlsplit
+
+import attrs
+
+from . import _convert
+from ._manifest import ActionSpec, ConnectorSpec, load_manifest, shipped_manifest_paths
+from ._ratelimit import sliding_window_limiter
+from ._retry import RetryPolicy
+from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
+from ._validation import SECRET_MASK, CompiledAction, compile_action
+from .errors import (
+    ConnectError,
+    InputIssue,
+    InvalidInputError,
+    MessageMayHaveBeenSentError,
+    ReadError,
+    TransportError,
+    TwilioAPIError,
+    UnsafeLinkError,
+    error_from_response,
+)
+
+
+__all__ = ["Connection", "default_connector"]
+
+log = logging.getLogger("connector")
+
+
+@functools.cache
+def default_connector() -> ConnectorSpec:
+    """The Twilio connector, loaded (once) from the shipped manifest."""
+    for path in shipped_manifest_paths():
+        if path.stem == "twilio":
+            return load_manifest(path)
+    raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+@attrs.frozen
+class _Secret:
+    """A value that never shows itself by accident."""
+
+    value: str = attrs.field(repr=lambda _: SECRET_MASK)
+
+    def __str__(self) -> str:
+        return SECRET_MASK
+
+
+def _models_for(connector: ConnectorSpec) -> Mapping[str, Any]:
+    # The generated classes describe the shipped manifest only; a replaced Twilio
+    # manifest, or any other connector, gets generic records.
+    if connector is default_connector():
+        from .models import DEFINITIONS
+
+        return DEFINITIONS
+    return {}
+
+
+class Connection:
+    """
+    A connection to Twilio (or to anything a manifest describes).
+
+    It owns one HTTP session and one rate limiter, so every call made through it,
+    retries included, shares the connection's budget: by default the manifest's 1200
+    calls in any 60-second window.
+
+    Values not given come from the environment (``TWILIO_ACCOUNT_SID``,
+    ``TWILIO_AUTH_TOKEN``, ``TWILIO_API_KEY``, ``TWILIO_API_SECRET``,
+    ``TWILIO_BASE_URL``). With an API key, the key and its secret authenticate and the
+    Account SID still names the account in each URL.
+
+    Use it as an async context manager::
+
+        async with Connection() as conn:
+            message = await conn.call("send_text_message", {"from": ..., "to": ..., "body": ...})
+
+    Args:
+        account_sid: The Account SID (``AC...``).
+        auth_token: The account's Auth Token.
+        api_key: An API key SID (``SK...``), used instead of the Auth Token.
+        api_secret: The API key's secret.
+        base_url: The API root; ``https://api.twilio.com`` unless given.
+        rate_limit: ``(calls, seconds)`` to replace the manifest's throttle, or ``False``
+            to lift it (for tests and benchmarks).
+        retry: The retry policy.
+        transport: What sends the requests; an aiohttp session unless given.
+        connector: The connector spec; the shipped Twilio manifest unless given.
+        env: Where to look for values not given; ``os.environ`` unless given.
+
+    Raises:
+        InvalidInputError: A connection value is missing or malformed.
+    """
+
+    def __init__(
+        self,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        base_url: str | None = None,
+        rate_limit: tuple[int, float] | bool | None = None,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        connector: ConnectorSpec | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.connector = connector or default_connector()
+        given = {
+            "account_sid": account_sid,
+            "auth_token": auth_token,
+            "api_key": api_key,
+            "api_secret": api_secret,
+            "base_url": base_url,
+        }
+        values = self._connection_values(given, os.environ if env is None else env)
+        self.base_url: str = values.pop("base_url", "") or self.connector.base_url
+        self._values = values
+        self._authorization = self._basic_auth(values)
+        self.rate_limit = self._choose_limit(rate_limit)
+        self.retry = retry or RetryPolicy()
+        self._transport: Transport = transport or AiohttpTransport()
+        self._limiter: Any = None
+        self._state = _State.UNOPENED
+        self._compiled: dict[str, CompiledAction] = {}
+        self._models = _models_for(self.connector)
+        self._link_patterns: dict[str, re.Pattern[str]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self.connector.id} base_url={self.base_url!r} "
+            f"account_sid={SECRET_MASK!r} state={self._state.name.lower()}>"
+        )
+
+    # -- construction -------------------------------------------------------------
+
+    def _connection_values(
+        self, given: Mapping[str, str | None], env: Mapping[str, str]
+    ) -> dict[str, str]:
+        values: dict[str, str] = {}
+        issues: list[InputIssue] = []
+        specs = {p.key: p for p in self.connector.connection}
+        for key, value in given.items():
+            if value is not None and key not in specs:
+                issues.append(
+                    InputIssue(key, f"the {self.connector.id} connector has no such value")
+                )
+        for spec in self.connector.connection:
+            value = given.get(spec.key)
+            if value is None and spec.env:
+                value = env.get(spec.env) or None
+            if value is None:
+                continue
+            shown = SECRET_MASK if spec.secret else value
+            if spec.pattern and not re.fullmatch(spec.pattern, value):
+                issues.append(InputIssue(spec.key, f"must match {spec.pattern}", shown))
+            elif spec.format == "uri" and not _is_base_url(value):
+                issues.append(InputIssue(spec.key, "must be an http(s) URL with no path", shown))
+            values[spec.key] = value.rstrip("/") if spec.format == "uri" else value
+        # A key of an auth pair may be left out when another pair authenticates, unless
+        # URLs need it (the Account SID names the account even with an API key).
+        in_urls = {
+            field
+            for action in self.connector.actions.values()
+            for _, field, _, _ in string.Formatter().parse(action.path)
+            if field
+        }
+        in_pairs = {key for pair in self.connector.auth_pairs for key in pair} - in_urls
+        for spec in self.connector.connection:
+            if spec.required and spec.key not in values and spec.key not in in_pairs:
+                issues.append(InputIssue(spec.key, f"is required (or set {spec.env})"))
+        pairs = self.connector.auth_pairs
+        if pairs and not any(u in values and p in values for u, p in pairs):
+            needs = " or ".join(f"{u} and {p}" for u, p in pairs)
+            issues.append(InputIssue("credentials", f"give {needs}"))
+        if issues:
+            raise InvalidInputError("connection", issues)
+        return values
+
+    def _basic_auth(self, values: Mapping[str, str]) -> _Secret | None:
+        for username, password in self.connector.auth_pairs:
+            if username in values and password in values:
+                raw = f"{values[username]}:{values[password]}".encode()
+                return _Secret("Basic " + base64.b64encode(raw).decode("ascii"))
+        return None
+
+    def _choose_limit(
+        self, rate_limit: tuple[int, float] | bool | None
+    ) -> tuple[int, float] | None:
+        if rate_limit is False:
+            return None
+        if rate_limit is None or rate_limit is True:
+            throttle = self.connector.throttle
+            return (throttle.calls, throttle.period) if throttle else None
+        calls, period = rate_limit
+        return (int(calls), float(period))
+
+    @property
+    def account_sid(self) -> str | None:
+        """The Account SID the connection works on."""
+        return self._values.get("account_sid")
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a Connection can be opened only once")
+        self._state = _State.OPENED
+        if self.rate_limit is not None:
+            self._limiter = sliding_window_limiter(*self.rate_limit)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session. The connection cannot be used afterwards."""
+        if self._state is not _State.CLOSED:
+            self._state = _State.CLOSED
+            await self._transport.aclose()
+
+    # -- actions --------------------------------------------------------------------
+
+    def action(self, action_id: str) -> ActionSpec:
+        """Return the spec of an action (``send_text_message`` or ``twilio/send_text_message``)."""
+        return self._compile(action_id).spec
+
+    def _compile(self, action_id: str) -> CompiledAction:
+        compiled = self._compiled.get(action_id)
+        if compiled is not None:
+            return compiled
+        bare = action_id
+        prefix = f"{self.connector.id}/"
+        if bare.startswith(prefix):
+            bare = bare[len(prefix) :]
+        spec = self.connector.actions.get(bare)
+        if spec is None:
+            known = ", ".join(self.connector.actions)
+            raise InvalidInputError(
+                action_id, [InputIssue("action", f"no such action; known: {known}", action_id)]
+            )
+        compiled = self._compiled[action_id] = compile_action(spec)
+        return compiled
+
+    async def call(self, action_id: str, inputs: Mapping[str, Any] | None = None) -> Any:
+        """
+        Run one action and return its typed output.
+
+        Args:
+            action_id: The action (``send_text_message`` or ``twilio/send_text_message``).
+            inputs: The inputs by key. Strings are coerced to the declared types. For an
+                action that pages, its next-link field (``@odata.nextLink`` for
+                ``list_messages_v2``) may be given back to fetch the next page.
+
+        Returns:
+            A generated model (``connector.models.Message`` ...), a
+            :class:`~connector.Record` for third-party manifests, or ``None`` for actions
+            without a body (``delete_message``).
+
+        Raises:
+            InvalidInputError: Bad inputs; nothing was sent and no rate budget was used.
+            TwilioAPIError: Twilio answered with an error (a subclass per status).
+            TransportError: No usable answer.
+            MessageMayHaveBeenSentError: A send failed after Twilio may have acted on it.
+        """
+        if self._state is not _State.OPENED:
+            raise RuntimeError(
+                "open the Connection first: `async with Connection(...) as conn:`"
+                if self._state is _State.UNOPENED
+                else "this Connection is closed"
+            )
+        action = self._compile(action_id)
+        spec = action.spec
+        if spec.deprecated:
+            successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
+            warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
+        clean = action.validate(inputs or {})
+        request = self._build_request(action, clean)
+        response = await self._send(action, request, clean)
+        return self._parse(spec, response)
+
+    async def paginate(
+        self,
+        action_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        max_items: int | None = None,
+    ) -> AsyncIterator[Any]:
+        """
+        Iterate over the items of every page of a paging action, following next links.
+
+        Args:
+            action_id: An action with paging (``list_messages_v2``, ``list_message_media``).
+            inputs: Its inputs.
+            max_items: Stop after this many items (no further page is fetched).
+        """
+        paging = self.action(action_id).paging
+        if paging is None:
+            raise InvalidInputError(action_id, [InputIssue("action", "this action does not page")])
+        current = dict(inputs or {})
+        seen = 0
+        while max_items is None or seen < max_items:
+            page = await self.call(action_id, current)
+            for item in _convert.field_value(page, paging.items):
+                yield item
+                seen += 1
+                if max_items is not None and seen >= max_items:
+                    return
+            link = _convert.field_value(page, paging.next_link)
+            if not link:
+                return
+            current = {**current, paging.next_link: link}
+
+    # -- the executor ---------------------------------------------------------------
+
+    def _build_request(self, action: CompiledAction, clean: dict[str, Any]) -> HttpRequest:
+        spec = action.spec
+        headers = {}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization.value
+        link = clean.get(action.link_key) if action.link_key else None
+        if link is not None:
+            return HttpRequest(spec.method, self._checked_link(action, link), None, headers)
+        path_values, query, form = action.encode(clean)
+        path = spec.path.format_map(_PathValues(path_values, self._values))
+        url = self.base_url + path
+        if query:
+            url += "?" + urlencode(query)
+        body = None
+        if form:
+            body = urlencode(form).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return HttpRequest(spec.method, url, body, headers)
+
+    def _checked_link(self, action: CompiledAction, link: str) -> str:
+        """Resolve a next-page link, refusing any that leaves this connection's API."""
+        parts = urlsplit(link)
+        base = urlsplit(self.base_url)
+        foreign = (parts.scheme, parts.netloc) != (base.scheme, base.netloc)
+        if (parts.scheme or parts.netloc) and foreign:
+            issue = InputIssue(
+                action.link_key or "link", "points at another host; not followed", link
+            )
+            raise UnsafeLinkError(action.spec.id, [issue])
+        pattern = self._link_patterns.get(action.spec.id)
+        if pattern is None:
+            pattern = self._link_patterns[action.spec.id] = _path_pattern(
+                action.spec.path, self._values
+            )
+        if not pattern.fullmatch(parts.path):
+            raise UnsafeLinkError(
+                action.spec.id,
+                [
+                    InputIssue(
+                        action.link_key or "link",
+                        "is not a page of this action for this account; not followed",
+                        link,
+                    )
+                ],
+            )
+        url = self.base_url + parts.path
+        if parts.query:
+            url += "?" + parts.query
+        return url
+
+    async def _send(
+        self, action: CompiledAction, request: HttpRequest, clean: Mapping[str, Any]
+    ) -> HttpResponse:
+        spec = action.spec
+        policy = self.retry
+        loop = asyncio.get_running_loop()
+        started: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            now = loop.time()
+            if started is None:
+                started = now
+            remaining = policy.deadline - (now - started)
+            retry_after: float | None = None
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self._transport.send(request)
+            except ConnectError as exc:
+                error: Exception = exc
+            except (TransportError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    exc = ReadError(
+                        "the call's deadline passed", method=request.method, url=request.url
+                    )
+                error = exc
+                if not spec.idempotent:
+                    raise self._unknown_outcome(action, clean, exc) from exc
+            else:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s -> %s", request.method, request.url, response.status)
+                if response.status < 400:
+                    return response
+                api_error = self._api_error(request, response)
+                error = api_error
+                if response.status == 429:
+                    retry_after = getattr(api_error, "retry_after", None)
+                elif response.status >= 500 and spec.idempotent:
+                    pass
+                elif response.status >= 500:
+                    raise self._unknown_outcome(action, clean, api_error) from api_error
+                else:
+                    raise api_error
+            wait = policy.wait(attempt, retry_after)
+            if attempt >= policy.attempts or (loop.time() - started) + wait > policy.deadline:
+                raise error
+            log.debug(
+                "%s %s failed (%s); retry %d in %.2fs",
+                request.method,
+                request.url,
+                error,
+                attempt,
+                wait,
+            )
+            await asyncio.sleep(wait)
+
+    def _unknown_outcome(
+        self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception
+    ) -> Exception:
+        if action.spec.sends_message:
+            return MessageMayHaveBeenSentError(action.spec.id, action.masked(clean), cause)
+        return cause
+
+    def _api_error(self, request: HttpRequest, response: HttpResponse) -> TwilioAPIError:
+        try:
+            body = json.loads(response.body) if response.body else None
+        except ValueError:
+            body = None
+        return error_from_response(
+            response.status,
+            body if isinstance(body, Mapping) else None,
+            method=request.method,
+            url=request.url,
+            retry_after=_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _parse(self, spec: ActionSpec, response: HttpResponse) -> Any:
+        if spec.returns is None:
+            return None
+        try:
+            data = json.loads(response.body)
+        except ValueError as exc:
+            raise ReadError(
+                f"the answer to {spec.id} is not JSON (HTTP {response.status})", method=spec.method
+            ) from exc
+        if not isinstance(data, Mapping):
+            raise ReadError(f"the answer to {spec.id} is not a JSON object", method=spec.method)
+        if spec.response:
+            data = {**data, **{out: data.get(wire) for out, wire in spec.response.items()}}
+        model = self._models.get(spec.returns)
+        if model is not None:
+            return model.from_wire(data)
+        return _convert.build_record(self.connector.definitions, spec.returns, data)
+
+
+class _PathValues(dict[str, str]):
+    """Path placeholders: path parameters first, then connection values."""
+
+    def __init__(self, params: Mapping[str, str], connection: Mapping[str, str]) -> None:
+        super().__init__(params)
+        self._connection = connection
+
+    def __missing__(self, key: str) -> str:
+        return self._connection[key]
+
+
+def _path_pattern(template: str, connection: Mapping[str, str]) -> re.Pattern[str]:
+    out = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out += re.escape(literal)
+        if field is not None:
+            out += re.escape(connection[field]) if field in connection else "[^/]+"
+    return re.compile(out)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_base_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.path in ("", "/")

@@ -1,0 +1,270 @@
+"""
+Conversions between Twilio's wire values and typed Python values, and from those to
+the JSON that downstream workflow steps read.
+
+Twilio sends counts as strings ("1"), prices as strings ("-0.00750") and dates in
+RFC 2822 ("Thu, 24 Aug 2023 05:01:45 +0000"). Outputs turn them into ints, Decimals
+and aware UTC datetimes; JSON for downstream steps writes dates as ISO 8601
+(``yyyy-MM-ddTHH:mm:ss.fffZ``) and decimals as strings, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import email.utils
+import enum
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._manifest import DefinitionSpec
+
+
+__all__ = [
+    "OpenEnum",
+    "Record",
+    "attribute_name",
+    "build_record",
+    "field_value",
+    "to_json",
+]
+
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
+class OpenEnum(enum.StrEnum):
+    """
+    A string enum that keeps values it does not know.
+
+    Twilio adds statuses from time to time; an unknown value becomes a pseudo-member
+    (``MessageStatus("new_status").value == "new_status"``) instead of an error, so an
+    old connector keeps working with a newer API.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> OpenEnum | None:
+        if not isinstance(value, str):
+            return None
+        pseudo = str.__new__(cls, value)
+        pseudo._name_ = value.upper().replace("-", "_")
+        pseudo._value_ = value
+        return pseudo
+
+
+def string(value: Any) -> str | None:
+    """Wire value to ``str``."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def integer(value: Any) -> int | None:
+    """Wire value (``"3"`` or ``3``) to ``int``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value)
+
+
+def number(value: Any) -> float | None:
+    """Wire value to ``float``."""
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+def decimal_(value: Any) -> decimal.Decimal | None:
+    """Wire value (``"-0.00750"``) to ``Decimal``, exactly."""
+    if value is None or value == "":
+        return None
+    return decimal.Decimal(str(value))
+
+
+def boolean(value: Any) -> bool | None:
+    """Wire value to ``bool``."""
+    if value is None or isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+def datetime(value: Any) -> dt.datetime | None:
+    """
+    Wire date to an aware UTC ``datetime``.
+
+    Twilio's RFC 2822 form is parsed by slicing, which is many times faster than
+    ``email.utils``; anything else (other offsets, ISO 8601) takes the slow path.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    text = str(value)
+    if len(text) == 31 and text.endswith(" +0000") and text[3:5] == ", ":
+        month = _MONTHS.get(text[8:11])
+        if month is not None:
+            try:
+                return dt.datetime(
+                    int(text[12:16]),
+                    month,
+                    int(text[5:7]),
+                    int(text[17:19]),
+                    int(text[20:22]),
+                    int(text[23:25]),
+                    tzinfo=dt.UTC,
+                )
+            except ValueError:
+                pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def date(value: Any) -> dt.date | None:
+    """Wire date (``YYYY-MM-DD``) to ``date``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
+
+
+def object_(value: Any) -> dict[str, Any] | None:
+    """Wire object to a ``dict`` (a copy)."""
+    if value is None:
+        return None
+    return dict(value)
+
+
+def text(value: Any) -> str | None:
+    """Write a Decimal or a date as a string."""
+    return None if value is None else str(value)
+
+
+def enum_value(value: enum.Enum | None) -> Any:
+    """Write an enum member as its value."""
+    return None if value is None else value.value
+
+
+def json_datetime(value: dt.datetime | None) -> str | None:
+    """Write a datetime as ``yyyy-MM-ddTHH:mm:ss.fffZ`` in UTC."""
+    if value is None:
+        return None
+    value = value.astimezone(dt.UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+SCALARS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "string": string,
+    "integer": integer,
+    "number": number,
+    "decimal": decimal_,
+    "boolean": boolean,
+    "datetime": datetime,
+    "date": date,
+    "object": object_,
+}
+
+
+@attrs.frozen
+class Record:
+    """
+    The output of an action whose definition has no generated class (for instance from a
+    third-party manifest): the converted fields, by their manifest path.
+
+    Attributes:
+        definition: The definition's name.
+        fields: Converted values by field path.
+    """
+
+    definition: str
+    fields: Mapping[str, Any]
+
+    def __getitem__(self, path: str) -> Any:
+        return self.fields[path]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form, with the manifest's field paths."""
+        return {path: to_json(value) for path, value in self.fields.items()}
+
+
+def to_json(value: Any) -> Any:
+    """
+    Turn an output (a generated model, a :class:`Record`, a list of them, or a plain
+    value) into JSON-compatible data for downstream steps.
+    """
+    if value is None or (
+        isinstance(value, bool | int | float | str) and not isinstance(value, enum.Enum)
+    ):
+        return value
+    method = getattr(value, "to_json", None)
+    if method is not None:
+        return method()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return json_datetime(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
+
+
+def attribute_name(path: str) -> str:
+    """
+    The Python attribute for a field path: ``from`` -> ``from_``,
+    ``@odata.nextLink`` -> ``odata_next_link``.
+    """
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", path)
+    name = re.sub(r"[^0-9a-zA-Z_]+", "_", name).strip("_").lower()
+    if not name or name[0].isdigit():
+        name = f"f_{name}"
+    if keyword.iskeyword(name):
+        name += "_"
+    return name
+
+
+def build_record(
+    definitions: Mapping[str, DefinitionSpec], name: str, data: Mapping[str, Any]
+) -> Record:
+    """Convert a decoded response into a :class:`Record` of definition *name*."""
+    fields: dict[str, Any] = {}
+    for spec in definitions[name].fields:
+        value = data.get(spec.path)
+        if spec.type == "array":
+            items = value or ()
+            if spec.items_ref is not None:
+                fields[spec.path] = tuple(
+                    build_record(definitions, spec.items_ref, x) for x in items
+                )
+            else:
+                convert = SCALARS[spec.items_type or "object"]
+                fields[spec.path] = tuple(convert(x) for x in items)
+        else:
+            fields[spec.path] = SCALARS[spec.type](value)
+    return Record(name, fields)
+
+
+def field_value(output: Any, path: str) -> Any:
+    """Read the field at manifest *path* from a generated model or a :class:`Record`."""
+    if isinstance(output, Record):
+        return output.fields.get(path)
+    return getattr(output, attribute_name(path))

@@ -1,0 +1,693 @@
+"""
+Manifests: YAML files that describe a connector, its actions and its output shapes.
+
+Loading is a pipeline: parse the YAML (keeping line numbers), validate the document
+against the shipped JSON Schema, cross-check references the schema cannot express,
+then build frozen specs. Every error names the file, the place inside it and the rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import string
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import jsonschema
+import yaml
+
+from .errors import ManifestError
+
+
+__all__ = [
+    "ActionSpec",
+    "ConnectionParamSpec",
+    "ConnectorSpec",
+    "DefinitionSpec",
+    "FieldSpec",
+    "ItemSpec",
+    "PagingSpec",
+    "ParamSpec",
+    "Rule",
+    "Throttle",
+    "load_manifest",
+    "shipped_manifest_paths",
+]
+
+Location = Literal["path", "query", "form"]
+Visibility = Literal["important", "advanced", "internal"]
+
+
+@attrs.frozen
+class Throttle:
+    """
+    A limit of *calls* per *period* seconds.
+
+    Attributes:
+        calls: How many calls.
+        period: In how many seconds.
+    """
+
+    calls: int
+    period: float
+
+
+@attrs.frozen
+class ConnectionParamSpec:
+    """
+    One value a connection is made of (an Account SID, an Auth Token, ...).
+
+    Attributes:
+        key: The key callers use.
+        title: A human title.
+        description: What it is.
+        secret: Whether it must never be shown.
+        required: Whether a connection needs it.
+        env: The environment variable it may come from.
+        pattern: A regular expression it must match.
+        format: ``"uri"`` or ``None``.
+        visibility: How prominently a host should show it.
+    """
+
+    key: str
+    title: str
+    description: str = ""
+    secret: bool = False
+    required: bool = False
+    env: str | None = None
+    pattern: str | None = None
+    format: str | None = None
+    visibility: Visibility = "important"
+
+
+@attrs.frozen
+class ItemSpec:
+    """The type and constraints of each item of an array parameter."""
+
+    type: str
+    format: str | None = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[Any, ...] | None = None
+
+
+@attrs.frozen
+class ParamSpec:
+    """
+    One input of an action.
+
+    Attributes:
+        key: What callers write.
+        title: A human title.
+        description: What it means.
+        type: ``string``, ``integer``, ``number``, ``boolean``, ``date``, ``datetime``,
+            ``array`` or ``object``.
+        format: A refinement of ``type``: ``phone`` (E.164 or channel address),
+            ``sender`` (a phone or an alphanumeric sender ID), ``uri``, ``json``.
+        location: Where the value goes on the wire: ``path``, ``query`` or ``form``.
+        wire_name: The name on the wire.
+        required: Whether the input must be given.
+        default: Used when the input is not given (``None``: no default).
+        secret: Whether the value must be masked in errors and logs.
+        visibility: ``important`` or ``advanced`` (how a host shows it).
+        items: For arrays, the spec of each item.
+    """
+
+    key: str
+    title: str
+    type: str
+    location: Location
+    wire_name: str
+    description: str = ""
+    format: str | None = None
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    visibility: Visibility = "important"
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[Any, ...] | None = None
+    items: ItemSpec | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+
+
+@attrs.frozen
+class Rule:
+    """
+    A rule across inputs.
+
+    Attributes:
+        kind: ``at_least_one`` (one of ``keys`` must be given) or ``requires``
+            (``subject``, when given, needs every one of ``keys``).
+        keys: The keys involved.
+        subject: For ``requires``, the key that needs the others.
+    """
+
+    kind: Literal["at_least_one", "requires"]
+    keys: tuple[str, ...]
+    subject: str | None = None
+
+
+@attrs.frozen
+class PagingSpec:
+    """
+    How an action pages.
+
+    Attributes:
+        items: The output field that holds a page's items.
+        next_link: The output field that holds the next page's link; the action also
+            accepts it back as an input of the same name.
+    """
+
+    items: str
+    next_link: str
+
+
+@attrs.frozen
+class ActionSpec:
+    """
+    One action: an HTTP operation with typed inputs and a typed output.
+
+    Attributes:
+        id: The action id (``send_text_message``).
+        title: A human title.
+        description: What it does.
+        method: The HTTP method.
+        path: The URL path, with ``{placeholders}`` filled from path parameters or from
+            connection values.
+        parameters: The inputs.
+        returns: The name of the output definition, or ``None`` when there is no body.
+        deprecated: Whether a newer action supersedes it.
+        superseded_by: The action that does.
+        notes: Anything else a user should know.
+        idempotent: Whether the call may be repeated after an unclear failure.
+        sends_message: Whether an unclear failure could mean a message was sent.
+        rules: Rules across inputs.
+        response: Output field -> response body field, where they differ.
+        paging: How the action pages, if it does.
+    """
+
+    id: str
+    title: str
+    description: str
+    method: str
+    path: str
+    parameters: tuple[ParamSpec, ...]
+    returns: str | None
+    deprecated: bool = False
+    superseded_by: str | None = None
+    notes: str = ""
+    idempotent: bool = True
+    sends_message: bool = False
+    rules: tuple[Rule, ...] = ()
+    response: Mapping[str, str] = attrs.field(factory=dict)
+    paging: PagingSpec | None = None
+
+    def parameter(self, key: str) -> ParamSpec:
+        """Return the parameter called *key* (``KeyError`` if there is none)."""
+        for param in self.parameters:
+            if param.key == key:
+                return param
+        raise KeyError(key)
+
+
+@attrs.frozen
+class FieldSpec:
+    """
+    One field of an output definition.
+
+    Attributes:
+        path: The field's name in the JSON (``from``, ``@odata.nextLink``).
+        title: A human title.
+        type: ``string``, ``integer``, ``number``, ``decimal``, ``boolean``,
+            ``datetime``, ``date``, ``array`` or ``object``.
+        description: What it means.
+        format: ``phone`` or ``uri``, for display.
+        enum: Known values; unknown values are kept, not rejected.
+        enum_class: The name of the Python enum generated for it.
+        items_ref: For arrays of definitions, the definition's name.
+        items_type: For arrays of scalars, their type.
+    """
+
+    path: str
+    title: str
+    type: str
+    description: str = ""
+    format: str | None = None
+    enum: tuple[str, ...] | None = None
+    enum_class: str | None = None
+    items_ref: str | None = None
+    items_type: str | None = None
+
+
+@attrs.frozen
+class DefinitionSpec:
+    """
+    An output shape.
+
+    Attributes:
+        name: Its name (``Message``).
+        title: A human title.
+        description: What it is.
+        fields: Its fields, in order.
+    """
+
+    name: str
+    title: str
+    fields: tuple[FieldSpec, ...]
+    description: str = ""
+
+
+@attrs.frozen
+class ConnectorSpec:
+    """
+    A whole connector, as its manifest describes it.
+
+    Attributes:
+        id: The connector id (``twilio``).
+        title: A human title.
+        description: What it is.
+        base_url: The default API root.
+        connection: What a connection is made of.
+        auth_pairs: (username key, password key) pairs for HTTP Basic auth, in order of
+            preference.
+        throttle: The per-connection call limit, if any.
+        actions: Actions by id.
+        definitions: Output definitions by name.
+        publisher: Who publishes it.
+        website: Its website.
+        source: The file it was loaded from.
+    """
+
+    id: str
+    title: str
+    description: str
+    base_url: str
+    connection: tuple[ConnectionParamSpec, ...]
+    auth_pairs: tuple[tuple[str, str], ...]
+    throttle: Throttle | None
+    actions: Mapping[str, ActionSpec]
+    definitions: Mapping[str, DefinitionSpec]
+    publisher: str = ""
+    website: str = ""
+    source: str = "<string>"
+
+
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    text = resources.files(__package__).joinpath("schemas/manifest.schema.json").read_text()
+    schema = json.loads(text)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def shipped_manifest_paths() -> list[Path]:
+    """
+    Return the manifests that ship with the package.
+
+    In a wheel they live in ``connector/manifests``; in a source checkout, in the
+    repository's top-level ``manifests/``.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "manifests", here.parent / "manifests"):
+        if candidate.is_dir():
+            return sorted(candidate.glob("*.yaml"))
+    return []
+
+
+def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSpec:
+    """
+    Load, validate and build a manifest.
+
+    Args:
+        source: The file to read, or a name for *text*.
+        text: The YAML itself; when given, *source* only names it in errors.
+
+    Raises:
+        ManifestError: The file breaks the format; the error names the file, the place
+            inside it and the rule.
+    """
+    file = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}", file=file) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ManifestError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from exc
+
+    def fail(rule: str, path: Sequence[str | int]) -> ManifestError:
+        line, column = locate(node, path)
+        return ManifestError(rule, file=file, where=dotted(path), line=line, column=column)
+
+    errors = sorted(
+        _schema_validator().iter_errors(document),
+        key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]),
+    )
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        raise fail(_describe_schema_error(error), list(error.absolute_path))
+    return _build(document, file, fail)
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return f"unknown key ({error.message})"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return str(jsonschema.exceptions.best_match(error.context).message)
+    return str(error.message)
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    """Render a path inside a document as ``actions.get_message.parameters[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int | None, int | None]:
+    """Find the 1-based line and column of *path* in a composed YAML tree."""
+    best = node
+    for part in path:
+        if isinstance(best, yaml.MappingNode):
+            for key, value in best.value:
+                if key.value == str(part):
+                    best = value
+                    break
+            else:
+                break
+        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(best.value):
+                break
+            best = best.value[part]
+        else:
+            break
+    if best is None:
+        return None, None
+    return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+_Fail = Any  # Callable[[str, Sequence[str | int]], ManifestError]
+
+
+def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
+    conn = doc["connector"]
+    connection = tuple(
+        ConnectionParamSpec(
+            key=p["key"],
+            title=p["title"],
+            description=p.get("description", ""),
+            secret=p.get("secret", False),
+            required=p.get("required", False),
+            env=p.get("env"),
+            pattern=p.get("pattern"),
+            format=p.get("format"),
+            visibility=p.get("visibility", "important"),
+        )
+        for p in conn["connection"]
+    )
+    connection_keys = [p.key for p in connection]
+    _check_unique(connection_keys, ["connector", "connection"], "key", fail)
+
+    auth_pairs = tuple(
+        (pair["username"], pair["password"]) for pair in conn.get("auth", {}).get("basic", [])
+    )
+    for i, pair in enumerate(auth_pairs):
+        for part, key in zip(("username", "password"), pair, strict=True):
+            if key not in connection_keys:
+                raise fail(
+                    f"auth refers to {key!r}, which is not a connection key",
+                    ["connector", "auth", "basic", i, part],
+                )
+    throttle = Throttle(**conn["throttle"]) if "throttle" in conn else None
+
+    definitions = {
+        name: _build_definition(name, body, fail)
+        for name, body in doc.get("definitions", {}).items()
+    }
+    for name, definition in definitions.items():
+        for i, f in enumerate(definition.fields):
+            if f.items_ref is not None and f.items_ref not in definitions:
+                raise fail(
+                    f"items.ref {f.items_ref!r} names no definition",
+                    ["definitions", name, "fields", i, "items", "ref"],
+                )
+    _check_enum_classes(definitions, fail)
+
+    actions = {
+        action_id: _build_action(action_id, body, connection_keys, definitions, fail)
+        for action_id, body in doc["actions"].items()
+    }
+    for action_id, action in actions.items():
+        if action.superseded_by is not None and action.superseded_by not in actions:
+            raise fail(
+                f"superseded_by {action.superseded_by!r} names no action",
+                ["actions", action_id, "superseded_by"],
+            )
+    return ConnectorSpec(
+        id=conn["id"],
+        title=conn["title"],
+        description=conn["description"],
+        base_url=conn["base_url"],
+        connection=connection,
+        auth_pairs=auth_pairs,
+        throttle=throttle,
+        actions=actions,
+        definitions=definitions,
+        publisher=conn.get("publisher", ""),
+        website=conn.get("website", ""),
+        source=file,
+    )
+
+
+def _check_unique(values: Sequence[str], where: list[str | int], what: str, fail: _Fail) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise fail(f"duplicate {what} {value!r}", [*where, i, what])
+        seen.add(value)
+
+
+def _check_enum_classes(definitions: Mapping[str, DefinitionSpec], fail: _Fail) -> None:
+    seen: dict[str, tuple[str, ...] | None] = {}
+    for name, definition in definitions.items():
+        for i, f in enumerate(definition.fields):
+            if f.enum_class is None:
+                continue
+            if f.enum is None:
+                raise fail(
+                    "enum_class needs enum", ["definitions", name, "fields", i, "enum_class"]
+                )
+            if f.enum_class in definitions or seen.get(f.enum_class, f.enum) != f.enum:
+                raise fail(
+                    f"enum_class {f.enum_class!r} is already used for something else",
+                    ["definitions", name, "fields", i, "enum_class"],
+                )
+            seen[f.enum_class] = f.enum
+
+
+def _build_definition(name: str, body: Mapping[str, Any], fail: _Fail) -> DefinitionSpec:
+    fields = []
+    for f in body["fields"]:
+        items = f.get("items", {})
+        enum = f.get("enum")
+        fields.append(
+            FieldSpec(
+                path=f["path"],
+                title=f["title"],
+                type=f["type"],
+                description=f.get("description", ""),
+                format=f.get("format"),
+                enum=tuple(enum) if enum is not None else None,
+                enum_class=f.get("enum_class"),
+                items_ref=items.get("ref"),
+                items_type=items.get("type"),
+            )
+        )
+    _check_unique([f.path for f in fields], ["definitions", name, "fields"], "path", fail)
+    return DefinitionSpec(
+        name=name,
+        title=body["title"],
+        description=body.get("description", ""),
+        fields=tuple(fields),
+    )
+
+
+def _placeholders(path: str) -> Iterator[str]:
+    for _, field, _, _ in string.Formatter().parse(path):
+        if field is not None:
+            yield field
+
+
+def _build_action(
+    action_id: str,
+    body: Mapping[str, Any],
+    connection_keys: Sequence[str],
+    definitions: Mapping[str, DefinitionSpec],
+    fail: _Fail,
+) -> ActionSpec:
+    here: list[str | int] = ["actions", action_id]
+    params = tuple(_build_param(p) for p in body["parameters"])
+    _check_unique([p.key for p in params], [*here, "parameters"], "key", fail)
+    for location in ("path", "query", "form"):
+        wire = [p.wire_name if p.location == location else f"\0{i}" for i, p in enumerate(params)]
+        _check_unique(wire, [*here, "parameters"], "name", fail)
+
+    keys = {p.key for p in params}
+    path_wire = {p.wire_name: i for i, p in enumerate(params) if p.location == "path"}
+    placeholders = list(_placeholders(body["path"]))
+    for placeholder in placeholders:
+        if placeholder not in path_wire and placeholder not in connection_keys:
+            raise fail(
+                f"path placeholder {{{placeholder}}} matches no path parameter and no "
+                "connection key",
+                [*here, "path"],
+            )
+    for wire_name, i in path_wire.items():
+        if wire_name not in placeholders:
+            raise fail(
+                f"path parameter {wire_name!r} does not appear in the path {body['path']!r}",
+                [*here, "parameters", i, "in"],
+            )
+        if not params[i].required:
+            raise fail("a path parameter must be required", [*here, "parameters", i, "required"])
+    if body["method"] == "GET" and any(p.location == "form" for p in params):
+        raise fail("a GET action cannot take form parameters", [*here, "parameters"])
+
+    rules: list[Rule] = []
+    for i, rule in enumerate(body.get("rules", [])):
+        if "at_least_one" in rule:
+            rules.append(Rule("at_least_one", tuple(rule["at_least_one"])))
+            named = list(rule["at_least_one"])
+        else:
+            named = []
+            for subject, needs in rule["requires"].items():
+                rules.append(Rule("requires", tuple(needs), subject))
+                named += [subject, *needs]
+        for key in named:
+            if key not in keys:
+                raise fail(f"rule names unknown input {key!r}", [*here, "rules", i])
+
+    returns = body["returns"]
+    definition = None
+    if returns is not None:
+        definition = definitions.get(returns)
+        if definition is None:
+            raise fail(f"returns {returns!r} names no definition", [*here, "returns"])
+    fields = {f.path: f for f in definition.fields} if definition else {}
+    response = dict(body.get("response", {}))
+    for out_field in response:
+        if out_field not in fields:
+            raise fail(
+                f"response maps {out_field!r}, which {returns} does not have", [*here, "response"]
+            )
+    paging = None
+    if "paging" in body:
+        paging = PagingSpec(**body["paging"])
+        for part in ("items", "next_link"):
+            name = getattr(paging, part)
+            if name not in fields:
+                raise fail(
+                    f"paging.{part} {name!r} is not a field of {returns}", [*here, "paging", part]
+                )
+        if fields[paging.items].type != "array":
+            raise fail(f"paging.items {paging.items!r} is not an array", [*here, "paging", "items"])
+        if paging.next_link in keys:
+            raise fail(
+                f"paging.next_link {paging.next_link!r} clashes with a parameter key",
+                [*here, "paging", "next_link"],
+            )
+    for i, param in enumerate(params):
+        if param.pattern is not None:
+            _check_regex(param.pattern, [*here, "parameters", i, "pattern"], fail)
+    method = body["method"]
+    return ActionSpec(
+        id=action_id,
+        title=body["title"],
+        description=body["description"],
+        method=method,
+        path=body["path"],
+        parameters=params,
+        returns=returns,
+        deprecated=body.get("deprecated", False),
+        superseded_by=body.get("superseded_by"),
+        notes=body.get("notes", ""),
+        idempotent=body.get("idempotent", method in ("GET", "DELETE", "PUT")),
+        sends_message=body.get("sends_message", False),
+        rules=tuple(rules),
+        response=response,
+        paging=paging,
+    )
+
+
+def _check_regex(pattern: str, where: list[str | int], fail: _Fail) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise fail(f"invalid regular expression: {exc}", where) from exc
+
+
+def _build_param(p: Mapping[str, Any]) -> ParamSpec:
+    items = p.get("items")
+    enum = p.get("enum")
+    return ParamSpec(
+        key=p["key"],
+        title=p["title"],
+        description=p.get("description", ""),
+        type=p["type"],
+        format=p.get("format"),
+        location=p["in"],
+        wire_name=p["name"],
+        required=p.get("required", False),
+        default=p.get("default"),
+        secret=p.get("secret", False),
+        visibility=p.get("visibility", "important"),
+        pattern=p.get("pattern"),
+        min_length=p.get("min_length"),
+        max_length=p.get("max_length"),
+        minimum=p.get("minimum"),
+        maximum=p.get("maximum"),
+        enum=tuple(enum) if enum is not None else None,
+        items=(
+            ItemSpec(
+                type=items["type"],
+                format=items.get("format"),
+                pattern=items.get("pattern"),
+                min_length=items.get("min_length"),
+                max_length=items.get("max_length"),
+                minimum=items.get("minimum"),
+                maximum=items.get("maximum"),
+                enum=tuple(items["enum"]) if "enum" in items else None,
+            )
+            if items is not None
+            else None
+        ),
+        min_items=p.get("min_items"),
+        max_items=p.get("max_items"),
+    )

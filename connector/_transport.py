@@ -1,0 +1,204 @@
+"""
+HTTP behind a one-method interface.
+
+:class:`AiohttpTransport` is the real one; :class:`MockTransport` calls a function
+instead, for tests. aiohttp's exceptions become the connector's here and nowhere
+else, sorted by what matters for retries: did the request surely not reach the server
+(:class:`~connector.errors.ConnectError`) or may it have been processed
+(:class:`~connector.errors.ReadError`)?
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Protocol
+
+import aiohttp
+import attrs
+
+from .errors import ConnectError, ReadError
+
+
+__all__ = [
+    "AiohttpTransport",
+    "Handler",
+    "HttpRequest",
+    "HttpResponse",
+    "MockTransport",
+    "Transport",
+    "map_aiohttp_errors",
+]
+
+
+@attrs.frozen
+class HttpRequest:
+    """
+    One HTTP request, ready to send.
+
+    Attributes:
+        method: The HTTP method.
+        url: The absolute URL, query string included.
+        body: The form-encoded body, or ``None``.
+        headers: Headers, the Authorization header included; never shown in reprs.
+    """
+
+    method: str
+    url: str
+    body: bytes | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class HttpResponse:
+    """
+    One HTTP response.
+
+    Attributes:
+        status: The HTTP status.
+        body: The raw body.
+        headers: The response headers (lower-case names).
+    """
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+class Transport(Protocol):
+    """Sends requests. Implementations own their connections and close them in ``aclose``."""
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send *request* and return the complete response."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+@contextlib.contextmanager
+def map_aiohttp_errors(method: str, url: str) -> Iterator[None]:
+    """
+    Translate aiohttp's exceptions into the connector's, most specific first.
+
+    The split is by what a retry policy must know: a failure to connect means the
+    request never left, anything later means the server may have acted on it.
+    """
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise ConnectError(
+            f"timed out connecting to {_origin(url)}", method=method, url=url
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ConnectError(
+            f"cannot connect to {_origin(url)}: {exc.os_error.strerror or exc.os_error}",
+            method=method,
+            url=url,
+        ) from exc
+    except aiohttp.ServerTimeoutError as exc:
+        raise ReadError(f"timed out waiting for {_origin(url)}", method=method, url=url) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise ReadError(
+            f"{_origin(url)} closed the connection before answering", method=method, url=url
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise ReadError(f"{type(exc).__name__}: {exc}", method=method, url=url) from exc
+    except TimeoutError as exc:
+        raise ReadError(f"no answer from {_origin(url)} in time", method=method, url=url) from exc
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+@attrs.define
+class AiohttpTransport:
+    """
+    Sends requests with one :class:`aiohttp.ClientSession`, created on first use inside
+    the running event loop.
+
+    Args:
+        connect_timeout: Seconds to establish a connection.
+        read_timeout: Seconds to wait for the answer once the request is sent.
+        limit: Most connections open at once.
+        user_agent: The ``User-Agent`` header.
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    limit: int = 100
+    user_agent: str = "twilio-workflow-connector"
+    _session: aiohttp.ClientSession | None = attrs.field(default=None, init=False, repr=False)
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+                ),
+                connector=aiohttp.TCPConnector(limit=self.limit),
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+                # The connector builds its own Authorization header; never read ~/.netrc.
+                trust_env=False,
+            )
+        return self._session
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send *request* and read the whole answer."""
+        session = self._get_session()
+        with map_aiohttp_errors(request.method, request.url):
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return HttpResponse(
+                    status=response.status,
+                    body=body,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                )
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+
+
+@attrs.define
+class MockTransport:
+    """
+    A transport that calls *handler* instead of the network; the handler may be sync
+    or async, and may raise the connector's transport errors to simulate failures.
+
+    Attributes:
+        handler: Turns a request into a response.
+        requests: Every request received, in order.
+    """
+
+    handler: Handler
+    requests: list[HttpRequest] = attrs.field(factory=list)
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Record *request* and answer with the handler."""
+        self.requests.append(request)
+        result = self.handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        assert isinstance(result, HttpResponse)
+        return result
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+        await asyncio.sleep(0)

@@ -1,0 +1,305 @@
+"""
+Every exception the connector raises.
+
+The hierarchy::
+
+    ConnectorError
+    ├── ManifestError                  a manifest (or workflow) file breaks the format
+    ├── InvalidInputError (ValueError) call inputs break the action's rules; nothing was sent
+    │   └── UnsafeLinkError            a next link points away from the connection
+    ├── TwilioAPIError                 Twilio answered with an error body
+    │   ├── BadRequestError            400
+    │   ├── AuthenticationError        401 and 403
+    │   ├── NotFoundError              404
+    │   ├── RateLimitError             429 (Twilio says: not processed)
+    │   └── ServerError                5xx
+    ├── TransportError (OSError)       no usable HTTP answer
+    │   ├── ConnectError               the request surely never reached Twilio
+    │   └── ReadError                  the request may have been processed
+    └── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+
+aiohttp's exceptions are translated into these in one place (``connector._transport``);
+nothing above the transport sees an ``aiohttp`` exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConnectError",
+    "ConnectorError",
+    "InputIssue",
+    "InvalidInputError",
+    "ManifestError",
+    "MessageMayHaveBeenSentError",
+    "NotFoundError",
+    "RateLimitError",
+    "ReadError",
+    "ServerError",
+    "TransportError",
+    "TwilioAPIError",
+    "UnsafeLinkError",
+]
+
+
+class ConnectorError(Exception):
+    """
+    Base class of every error this package raises on purpose.
+    """
+
+
+class ManifestError(ConnectorError):
+    """
+    A manifest or workflow file does not follow its format.
+
+    Attributes:
+        file: The file at fault (``"<string>"`` when loaded from text).
+        where: Where inside the file, as a JSON-path-like string (``actions.get_message``).
+        rule: The rule that was broken, in words.
+        line: 1-based line of ``where`` in the file, when known.
+        column: 1-based column, when known.
+    """
+
+    def __init__(
+        self,
+        rule: str,
+        *,
+        file: str,
+        where: str = "",
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.rule = rule
+        self.file = file
+        self.where = where
+        self.line = line
+        self.column = column
+        location = file
+        if line is not None:
+            location += f":{line}"
+            if column is not None:
+                location += f":{column}"
+        super().__init__(f"{location}: {where or '<root>'}: {rule}")
+
+
+@attrs.frozen
+class InputIssue:
+    """
+    One problem with one input.
+
+    Attributes:
+        key: The input key (as the manifest names it).
+        rule: The rule that failed, in words.
+        value: The offending value, already masked if the input is secret.
+    """
+
+    key: str
+    rule: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.key}: {self.rule}"
+        shown = repr(self.value)
+        if len(shown) > 60:
+            size = f", {len(self.value)} long" if hasattr(self.value, "__len__") else ""
+            shown = f"{shown[:50]}...{size}"
+        return f"{self.key}: {self.rule} (got {shown})"
+
+
+class InvalidInputError(ConnectorError, ValueError):
+    """
+    The inputs of a call break the action's rules. Nothing was sent.
+
+    Every problem is reported at once, one :class:`InputIssue` per problem.
+
+    Attributes:
+        action: The action id.
+        issues: The problems found.
+    """
+
+    def __init__(self, action: str, issues: Sequence[InputIssue]) -> None:
+        self.action = action
+        self.issues = tuple(issues)
+        lines = "\n".join(f"  - {issue}" for issue in self.issues)
+        count = len(self.issues)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"invalid inputs for {action!r} ({count} {noun}):\n{lines}")
+
+
+class UnsafeLinkError(InvalidInputError):
+    """
+    A next-page link points at another host or another account, so it is not followed:
+    credentials only ever go to the connection's base URL.
+    """
+
+
+class TwilioAPIError(ConnectorError):
+    """
+    Twilio answered with an error.
+
+    Attributes:
+        status: The HTTP status.
+        code: Twilio's error code (e.g. 21211), or ``None`` when the body had none.
+        message: Twilio's message.
+        more_info: Link to Twilio's page for the code.
+        method: The HTTP method of the request.
+        url: The URL of the request (never with credentials in it).
+        details: Extra details Twilio sent, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        more_info: str | None = None,
+        method: str = "",
+        url: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.more_info = more_info
+        self.method = method
+        self.url = url
+        self.details = details
+        text = f"HTTP {status}"
+        if code is not None:
+            text += f", Twilio error {code}"
+        text += f": {message}"
+        if more_info:
+            text += f" ({more_info})"
+        super().__init__(text)
+
+
+class BadRequestError(TwilioAPIError):
+    """Twilio rejected the request as invalid (HTTP 400)."""
+
+
+class AuthenticationError(TwilioAPIError):
+    """The credentials were refused (HTTP 401) or lack permission (HTTP 403)."""
+
+
+class NotFoundError(TwilioAPIError):
+    """The resource does not exist (HTTP 404)."""
+
+
+class RateLimitError(TwilioAPIError):
+    """
+    Too many requests (HTTP 429). Twilio did not process the request.
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, if it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class ServerError(TwilioAPIError):
+    """Twilio failed (HTTP 5xx)."""
+
+
+class TransportError(ConnectorError, OSError):
+    """
+    No usable HTTP answer: the connection failed, timed out or broke.
+
+    Attributes:
+        method: The HTTP method of the request.
+        url: The URL of the request.
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        self.method = method
+        self.url = url
+        super().__init__(message)
+
+
+class ConnectError(TransportError):
+    """The connection could not be made: the request surely never reached the server."""
+
+
+class ReadError(TransportError):
+    """The request was sent but no complete answer came back: it may have been processed."""
+
+
+class MessageMayHaveBeenSentError(ConnectorError):
+    """
+    A send failed in a way that leaves it unknown whether Twilio accepted it.
+
+    It is not retried, so nothing is sent twice. Look the message up (for instance
+    with ``list_messages_v2`` filtered on To, From and DateSent) before sending again.
+
+    Attributes:
+        action: The action id.
+        inputs: The validated inputs of the send (secrets masked).
+        cause: The error that ended the attempt.
+    """
+
+    def __init__(self, action: str, inputs: Mapping[str, Any], cause: BaseException) -> None:
+        self.action = action
+        self.inputs = dict(inputs)
+        self.cause = cause
+        super().__init__(
+            f"{action}: the message may have been sent ({cause}); it was not retried, "
+            "so look it up before sending again"
+        )
+
+
+def error_from_response(
+    status: int,
+    body: Mapping[str, Any] | None,
+    *,
+    method: str,
+    url: str,
+    retry_after: float | None = None,
+) -> TwilioAPIError:
+    """
+    Build the :class:`TwilioAPIError` subclass that fits an error answer.
+
+    Args:
+        status: The HTTP status.
+        body: The decoded JSON body, if it was a JSON object.
+        method: The request's HTTP method.
+        url: The request's URL.
+        retry_after: The parsed ``Retry-After`` header, for 429s.
+    """
+    body = body or {}
+    raw_code = body.get("code")
+    code = raw_code if isinstance(raw_code, int) else None
+    message = str(body.get("message") or f"HTTP {status}")
+    more_info = body.get("more_info")
+    details = body.get("details")
+    kw: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "more_info": more_info if isinstance(more_info, str) else None,
+        "method": method,
+        "url": url,
+        "details": details if isinstance(details, Mapping) else None,
+    }
+    if status == 429:
+        return RateLimitError(message, retry_after=retry_after, **kw)
+    cls: type[TwilioAPIError]
+    if status in (401, 403):
+        cls = AuthenticationError
+    elif status == 404:
+        cls = NotFoundError
+    elif status >= 500:
+        cls = ServerError
+    elif status == 400:
+        cls = BadRequestError
+    else:
+        cls = TwilioAPIError
+    return cls(message, **kw)
