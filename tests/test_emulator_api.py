@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,16 @@ SPEC = json.loads((Path(__file__).parent / "data" / "messages_openapi.json").rea
 RFC2822 = re.compile(
     r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000$"
 )
-ENVELOPE_KEYS = {"end", "first_page_uri", "next_page_uri", "page", "page_size", "previous_page_uri", "start", "uri"}  # fmt: skip
+ENVELOPE_KEYS = {
+    "end",
+    "first_page_uri",
+    "next_page_uri",
+    "page",
+    "page_size",
+    "previous_page_uri",
+    "start",
+    "uri",
+}
 ERROR_KEYS = {"code", "message", "more_info", "status"}
 OK_FROM = "+15005550006"
 
@@ -45,7 +54,7 @@ MESSAGE_LIST = OAS30Validator(
 MEDIA_LIST = OAS30Validator(
     response_schema(
         "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json", "get", "200"
-    )  # fmt: skip
+    )
 )
 
 
@@ -184,11 +193,14 @@ async def test_send_validation_errors(api: Api, form: dict[str, Any], code: int)
 @pytest.mark.parametrize("seconds", [60, 36 * 24 * 3600])
 async def test_send_at_outside_window_is_35114(api: Api, seconds: int) -> None:
     """SendAt less than 300 s or more than 35 days ahead answers 35114."""
-    send_at = datetime.fromtimestamp(api.emu.config.clock.now(), timezone.utc) + timedelta(seconds=seconds)  # fmt: skip
+    send_at = datetime.fromtimestamp(api.emu.config.clock.now(), UTC) + timedelta(seconds=seconds)
     form = {
-        "To": "+15551230001", "MessagingServiceSid": "MG" + "a" * 32, "Body": "later",
-        "ScheduleType": "fixed", "SendAt": send_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }  # fmt: skip
+        "To": "+15551230001",
+        "MessagingServiceSid": "MG" + "a" * 32,
+        "Body": "later",
+        "ScheduleType": "fixed",
+        "SendAt": send_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     status, body = await api.call("POST", "/Messages.json", form)
     assert (status, body["code"]) == (400, 35114)
 
@@ -272,7 +284,7 @@ async def test_from_and_date_sent_filters(api: Api) -> None:
     """From and DateSent / DateSent< / DateSent> filters accept Twilio's date formats."""
     await api.send(From="MyShop")
     await api.send()
-    today = datetime.fromtimestamp(api.emu.config.clock.now(), timezone.utc)
+    today = datetime.fromtimestamp(api.emu.config.clock.now(), UTC)
     tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
     _, page = await api.call("GET", "/Messages.json", params={"From": "MyShop"})
     assert [m["from"] for m in page["messages"]] == ["MyShop"]
@@ -306,11 +318,13 @@ async def test_redact_and_delete(api: Api) -> None:
 
 async def test_scheduled_send_cancel_and_delete_rules(api: Api) -> None:
     """A scheduled send stays scheduled, refuses DELETE (20009), cancels, then refuses cancel (30409)."""
-    send_at = datetime.fromtimestamp(api.emu.config.clock.now() + 3600, timezone.utc)
+    send_at = datetime.fromtimestamp(api.emu.config.clock.now() + 3600, UTC)
     sent = await api.send(
-        From="", MessagingServiceSid="MG" + "c" * 32, ScheduleType="fixed",
+        From="",
+        MessagingServiceSid="MG" + "c" * 32,
+        ScheduleType="fixed",
         SendAt=send_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )  # fmt: skip
+    )
     assert (sent["status"], sent["num_segments"]) == ("scheduled", "0")
     path = f"/Messages/{sent['sid']}.json"
     status, body = await api.call("DELETE", path)
