@@ -1,0 +1,8 @@
+"""``python -m connector``: the same as ``twilio-connector``."""
+
+from __future__ import annotations
+
+from .cli import main
+
+
+raise SystemExit(main())
