@@ -154,8 +154,11 @@ async def test_messaging_service_send_starts_accepted(
     assert sent["status"] == "accepted"
     await twilio_emulator.drain_callbacks()
     assert [f["MessageStatus"] for _, f, _ in receiver.requests] == [
-        "queued", "sending", "sent", "delivered"
-    ]  # fmt: skip
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+    ]
     assert receiver.requests[0][1]["MessagingServiceSid"] == "MG" + "d" * 32
     message = twilio_emulator.messages(sid=sent["sid"])[0]
     assert message["from"] == OK_FROM and message["num_segments"] == "1"
@@ -184,8 +187,12 @@ async def test_inbound_message_is_stored_and_webhook_signed(
     """POST /emulator/inbound stores a received message and POSTs Twilio's webhook parameters, signed."""
     emu = await twilio_emulator_factory(incoming={"+15005550010": receiver.url + "/sms"})
     async with aiohttp.ClientSession() as session:
-        form = [("To", "+15005550010"), ("From", "+15551239999"), ("Body", "STOP"),
-                ("MediaUrl", "https://e.com/p.jpg")]  # fmt: skip
+        form = [
+            ("To", "+15005550010"),
+            ("From", "+15551239999"),
+            ("Body", "STOP"),
+            ("MediaUrl", "https://e.com/p.jpg"),
+        ]
         async with session.post(emu.base_url + "/emulator/inbound", data=form) as response:
             assert response.status == 201
             message = await response.json()
