@@ -283,3 +283,35 @@ async def test_stats_and_reset(twilio_emulator: EmulatorServer) -> None:
             assert response.status == 200
     assert twilio_emulator.messages() == []
     assert twilio_emulator.stats()["requests"] == 0
+
+
+def test_public_surface_is_small_and_sorted() -> None:
+    """connector.emulator exports a sorted __all__ (constants, classes, functions) of real names."""
+    import connector.emulator as emulator
+
+    def kind(name: str) -> tuple[bool, bool, str]:
+        return (not name.isupper(), not name[0].isupper(), name)
+
+    assert emulator.__all__ == sorted(emulator.__all__, key=kind)
+    assert all(hasattr(emulator, name) for name in emulator.__all__)
+    assert {"EmulatorConfig", "EmulatorServer", "create_app"} <= set(emulator.__all__)
+
+
+async def test_advance_admin_endpoint_releases_scheduled_sends(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """POST /emulator/advance moves the clock so a scheduled send goes out."""
+    due = twilio_emulator.config.clock.now() + 900
+    _, sent = await send(
+        twilio_emulator,
+        From="",
+        MessagingServiceSid="MG" + "f" * 32,
+        ScheduleType="fixed",
+        SendAt=datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(twilio_emulator.base_url + "/emulator/advance?seconds=901") as response,
+    ):
+        assert response.status == 200
+    assert twilio_emulator.messages(sid=sent["sid"])[0]["status"] == "delivered"
