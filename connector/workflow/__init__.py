@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: MIT
+"""
+Workflows: YAML files that chain the connector's actions, checked statically, run with
+one shared connection, and journaled so a run resumes without sending anything twice.
+
+See ``docs/workflows.md`` for the format.
+"""
+
+from __future__ import annotations
+
+from ._checks import check_workflow
+from ._expressions import ExpressionError, WorkflowFunctions
+from ._journal import ItemRecord, Journal, RunRecord, default_journal_path
+from ._model import (
+    ConnectionSpec,
+    InputSpec,
+    Problem,
+    StepSpec,
+    WaitSpec,
+    Workflow,
+    WorkflowError,
+    load_workflow,
+)
+from ._runner import (
+    ItemResult,
+    Progress,
+    RunError,
+    RunResult,
+    StepResult,
+    new_run_id,
+    resolve_inputs,
+    run_workflow,
+)
+from ._schema import workflow_schema
+
+
+__all__ = [
+    "ConnectionSpec",
+    "ExpressionError",
+    "InputSpec",
+    "ItemRecord",
+    "ItemResult",
+    "Journal",
+    "Problem",
+    "Progress",
+    "RunError",
+    "RunRecord",
+    "RunResult",
+    "StepResult",
+    "StepSpec",
+    "WaitSpec",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowFunctions",
+    "check_workflow",
+    "default_journal_path",
+    "load_workflow",
+    "new_run_id",
+    "resolve_inputs",
+    "run_workflow",
+    "workflow_schema",
+]

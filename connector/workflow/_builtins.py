@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+"""
+Built-in actions, used as ``uses: workflow/<action>``: small file operations that
+workflows need around the connector's actions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+__all__ = ["BUILTINS", "BUILTIN_CONNECTOR", "Builtin"]
+
+BUILTIN_CONNECTOR = "workflow"
+
+
+@attrs.frozen
+class Builtin:
+    """
+    A built-in action.
+
+    Attributes:
+        id: Its id (``write_jsonl``).
+        description: What it does.
+        inputs: Input name -> (type, required).
+        outputs: Output field -> type.
+        run: Takes the inputs and the workflow's directory, returns the outputs.
+    """
+
+    id: str
+    description: str
+    inputs: Mapping[str, tuple[str, bool]]
+    outputs: Mapping[str, str]
+    run: Callable[[Mapping[str, Any], Path], dict[str, Any]]
+
+    def check(self, inputs: Mapping[str, Any]) -> list[str]:
+        """Return the problems with *inputs* (types are checked for given values)."""
+        problems = []
+        for key, value in inputs.items():
+            if key not in self.inputs:
+                problems.append(f"{key}: unknown input; known inputs: {', '.join(self.inputs)}")
+                continue
+            kind = self.inputs[key][0]
+            if kind == "array" and not isinstance(value, list):
+                problems.append(f"{key}: must be a list")
+            elif kind == "string" and not isinstance(value, str):
+                problems.append(f"{key}: must be a string")
+        for key, (_, required) in self.inputs.items():
+            if required and key not in inputs:
+                problems.append(f"{key}: is required")
+        return problems
+
+
+def _write_jsonl(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    path = Path(inputs["path"]).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary name first, so a crash never leaves half a file behind.
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as f:
+        for item in inputs["items"]:
+            f.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+    partial.replace(path)
+    return {"path": str(path), "count": len(inputs["items"])}
+
+
+def _write_json(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    path = Path(inputs["path"]).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(inputs["value"], ensure_ascii=False, indent=2) + "\n")
+    partial.replace(path)
+    return {"path": str(path)}
+
+
+BUILTINS: Mapping[str, Builtin] = {
+    "write_jsonl": Builtin(
+        "write_jsonl",
+        "Write a list to a JSON Lines file (one item per line), relative to the workflow.",
+        {"path": ("string", True), "items": ("array", True)},
+        {"path": "string", "count": "integer"},
+        _write_jsonl,
+    ),
+    "write_json": Builtin(
+        "write_json",
+        "Write any value to a JSON file, relative to the workflow.",
+        {"path": ("string", True), "value": ("any", True)},
+        {"path": "string"},
+        _write_json,
+    ),
+}

@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: MIT
+"""
+``${{ ... }}`` templates over JMESPath.
+
+A string that is exactly one expression keeps the expression's type (a list stays a
+list); expressions embedded in longer text are turned into text (``null`` becomes the
+empty string, lists and objects become JSON). Nothing is ever passed to ``eval``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jmespath
+import jmespath.exceptions
+import jmespath.functions
+
+
+__all__ = [
+    "ExpressionError",
+    "Template",
+    "WorkflowFunctions",
+    "compile_template",
+    "has_expression",
+    "read_paths",
+]
+
+_EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+class ExpressionError(Exception):
+    """
+    An expression cannot be compiled or evaluated.
+
+    Attributes:
+        expression: The expression's text.
+        reason: What went wrong.
+    """
+
+    def __init__(self, expression: str, reason: str) -> None:
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"${{{{ {expression} }}}}: {reason}")
+
+
+class WorkflowFunctions(jmespath.functions.Functions):
+    """
+    The functions workflows may call, besides JMESPath's own.
+
+    Relative paths are resolved against the workflow file's directory.
+
+    Args:
+        base_dir: The workflow file's directory.
+        clock: Returns the current time (UTC); replaced in tests.
+    """
+
+    def __init__(self, base_dir: Path, clock: Callable[[], dt.datetime] | None = None) -> None:
+        super().__init__()
+        self.base_dir = base_dir
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    def _path(self, name: str) -> Path:
+        path = Path(name).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @jmespath.functions.signature({"types": ["string"]})
+    def _func_read_csv(self, name: str) -> list[dict[str, str]]:
+        """Read a CSV file with a header row into a list of objects."""
+        with self._path(name).open(newline="", encoding="utf-8-sig") as f:
+            return [dict(row) for row in csv.DictReader(f)]
+
+    @jmespath.functions.signature({"types": ["string"]})
+    def _func_read_json(self, name: str) -> Any:
+        """Read a JSON file."""
+        return json.loads(self._path(name).read_text(encoding="utf-8"))
+
+    @jmespath.functions.signature({"types": ["string"]})
+    def _func_read_lines(self, name: str) -> list[str]:
+        """Read a text file into its non-blank lines, stripped."""
+        text = self._path(name).read_text(encoding="utf-8")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    @jmespath.functions.signature()
+    def _func_now(self) -> str:
+        """The current time, ISO 8601 in UTC."""
+        return str(self._clock().isoformat())
+
+    @jmespath.functions.signature()
+    def _func_today(self) -> str:
+        """Today's date in UTC, ``YYYY-MM-DD``."""
+        return str(self._clock().date().isoformat())
+
+    @jmespath.functions.signature({"types": ["number"]})
+    def _func_days_ago(self, days: float) -> str:
+        """The UTC date *days* days ago, ``YYYY-MM-DD``."""
+        return str((self._clock() - dt.timedelta(days=days)).date().isoformat())
+
+    @jmespath.functions.signature({"types": []})
+    def _func_string(self, value: Any) -> str:
+        """Any value as text (``null`` as the empty string, lists and objects as JSON)."""
+        return stringify(value)
+
+
+def stringify(value: Any) -> str:
+    """Turn an expression's value into text for an embedded expression."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@attrs.frozen
+class Template:
+    """
+    A compiled template: literal text and JMESPath expressions.
+
+    Attributes:
+        text: The original string.
+        parts: Literal strings and compiled expressions, in order.
+        whole: Whether the string is exactly one expression (so its value keeps its type).
+    """
+
+    text: str
+    parts: tuple[str | jmespath.parser.ParsedResult, ...]
+    whole: bool
+
+    @property
+    def expressions(self) -> Iterator[jmespath.parser.ParsedResult]:
+        """The compiled expressions."""
+        for part in self.parts:
+            if not isinstance(part, str):
+                yield part
+
+    def render(self, context: Mapping[str, Any], functions: WorkflowFunctions) -> Any:
+        """
+        Evaluate the template.
+
+        Raises:
+            ExpressionError: An expression failed (a bad argument type, an unreadable file).
+        """
+        options = jmespath.Options(custom_functions=functions)
+        values = []
+        for part in self.parts:
+            if isinstance(part, str):
+                values.append(part)
+                continue
+            try:
+                value = part.search(context, options=options)
+            except jmespath.exceptions.JMESPathError as exc:
+                raise ExpressionError(part.expression, str(exc)) from exc
+            except OSError as exc:
+                raise ExpressionError(part.expression, f"{exc.strerror}: {exc.filename}") from exc
+            except (ValueError, csv.Error) as exc:
+                raise ExpressionError(part.expression, str(exc)) from exc
+            if self.whole:
+                return value
+            values.append(stringify(value))
+        return "".join(str(v) for v in values)
+
+
+def has_expression(value: Any) -> bool:
+    """Whether *value* is a string holding at least one ``${{ }}``."""
+    return isinstance(value, str) and "${{" in value
+
+
+def compile_template(text: str) -> Template:
+    """
+    Compile a string that may hold ``${{ }}`` expressions.
+
+    Raises:
+        ExpressionError: An expression is not valid JMESPath.
+    """
+    parts: list[str | jmespath.parser.ParsedResult] = []
+    position = 0
+    for match in _EXPRESSION.finditer(text):
+        if match.start() > position:
+            parts.append(text[position : match.start()])
+        source = match.group(1).strip()
+        if not source:
+            raise ExpressionError(source, "empty expression")
+        try:
+            parts.append(jmespath.compile(source))
+        except jmespath.exceptions.ParseError as exc:
+            raise ExpressionError(source, f"not valid JMESPath: {exc.msg}") from exc
+        except jmespath.exceptions.LexerError as exc:
+            raise ExpressionError(source, f"not valid JMESPath: {exc.message}") from exc
+        position = match.end()
+    if position < len(text):
+        parts.append(text[position:])
+    if "${{" in "".join(p for p in parts if isinstance(p, str)):
+        raise ExpressionError(text, "an unclosed ${{")
+    expressions = [p for p in parts if not isinstance(p, str)]
+    # Surrounding whitespace does not turn "  ${{ x }} " into text.
+    whole = len(expressions) == 1 and all(not p.strip() for p in parts if isinstance(p, str))
+    if whole:
+        parts = list(expressions)
+    return Template(text, tuple(parts), whole)
+
+
+Path_ = tuple[str, ...]
+#: A step into a list's items, in a path returned by :func:`read_paths`.
+ITEM = "[]"
+
+
+def read_paths(parsed: jmespath.parser.ParsedResult) -> list[Path_]:
+    """
+    The root-relative paths an expression reads, such as ``("steps", "send", "outputs",
+    "[]", "sid")`` for ``steps.send.outputs[*].sid``. Paths read relative to something
+    unknown (after a pipe, inside a function's result) are left out.
+    """
+    out: list[Path_] = []
+    _walk(parsed.parsed, (), out)
+    return out
+
+
+def _walk(node: Mapping[str, Any], base: Path_ | None, out: list[Path_]) -> Path_ | None:
+    """Record what *node* reads relative to *base*; return the path it evaluates to."""
+    kind = node["type"]
+    children = node.get("children", [])
+    if kind == "field":
+        if base is None:
+            return None
+        path = (*base, node["value"])
+        out.append(path)
+        return path
+    if kind == "subexpression":
+        current = base
+        for child in children:
+            current = _walk(child, current, out)
+        return current
+    if kind in ("current", "identity"):
+        return base
+    if kind == "index_expression":
+        left = _walk(children[0], base, out)
+        if left is None:
+            return None
+        return left if children[1]["type"] == "slice" else (*left, ITEM)
+    if kind == "flatten":
+        return _walk(children[0], base, out)
+    if kind in ("projection", "filter_projection"):
+        left = _walk(children[0], base, out)
+        element = None if left is None else (*left, ITEM)
+        for child in children[1:]:
+            _walk(child, element, out)
+        return None
+    if kind in ("value_projection", "pipe"):
+        _walk(children[0], base, out)
+        _walk(children[1], None, out)
+        return None
+    if kind == "expref":
+        _walk(children[0], None, out)
+        return None
+    for child in children:
+        if isinstance(child, Mapping):
+            _walk(child, base, out)
+    return None

@@ -1,0 +1,432 @@
+# SPDX-License-Identifier: MIT
+"""
+The workflow format, as frozen specs parsed from YAML with line and column kept.
+
+Loading validates the document against the shipped JSON Schema and compiles every
+``${{ }}`` expression; :mod:`connector.workflow._checks` then cross-checks it against
+the connector's manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import jsonschema
+import yaml
+
+from .._manifest import dotted, locate
+from ._expressions import ExpressionError, Template, compile_template, has_expression
+from ._schema import workflow_validator
+
+
+__all__ = [
+    "ConnectionSpec",
+    "InputSpec",
+    "Problem",
+    "StepSpec",
+    "WaitSpec",
+    "Workflow",
+    "WorkflowError",
+    "load_workflow",
+]
+
+DocPath = tuple[str | int, ...]
+InputType = Literal["string", "integer", "number", "boolean", "array", "object"]
+
+
+@attrs.frozen
+class Problem:
+    """
+    One problem found in a workflow file.
+
+    Attributes:
+        file: The workflow file.
+        line: 1-based line, when known.
+        column: 1-based column, when known.
+        where: The place in the document (``steps[0].with.body``).
+        message: What is wrong, with a suggestion when there is one.
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        location = self.file
+        if self.line is not None:
+            location += f":{self.line}:{self.column or 1}"
+        where = f"{self.where}: " if self.where else ""
+        return f"{location}: {where}{self.message}"
+
+
+class WorkflowError(Exception):
+    """
+    A workflow is invalid; nothing was run.
+
+    Attributes:
+        problems: Every problem found, in document order.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@attrs.frozen
+class InputSpec:
+    """
+    A workflow input.
+
+    Attributes:
+        name: Its name (read it as ``inputs.<name>``).
+        type: ``string``, ``integer``, ``number``, ``boolean``, ``array`` or ``object``.
+        required: Whether a value must be given (inputs with a default never need one).
+        default: The value when none is given.
+        description: What it is.
+    """
+
+    name: str
+    type: InputType
+    required: bool = False
+    default: Any = None
+    description: str = ""
+
+
+@attrs.frozen
+class ConnectionSpec:
+    """
+    Where a workflow's connection comes from.
+
+    Attributes:
+        env: Connection value (``account_sid``...) -> the environment variable holding it.
+        rate_limit: ``(calls, seconds)``, ``False`` for none, ``None`` for the manifest's.
+    """
+
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    rate_limit: tuple[int, float] | Literal[False] | None = None
+
+
+@attrs.frozen
+class WaitSpec:
+    """
+    Repeat a step's action until a condition holds.
+
+    Attributes:
+        condition: Evaluated after each call, with the call's output as ``outputs``.
+        interval: Seconds between calls.
+        timeout: Seconds after which the step fails.
+    """
+
+    condition: Template
+    interval: float = 2.0
+    timeout: float = 300.0
+
+
+@attrs.frozen
+class StepSpec:
+    """
+    One step.
+
+    Attributes:
+        id: The step's id (read its results as ``steps.<id>``).
+        uses: ``connector/action``.
+        with_: The action's inputs; strings may hold templates.
+        for_each: A literal list or a template giving the items, for one call per item.
+        concurrency: How many items run at once.
+        if_: Run the step only when this is truthy.
+        continue_on_error: Whether a failure lets the run carry on.
+        paginate: Follow next links and return every item.
+        max_items: Stop paging after this many items.
+        wait_until: Repeat the call until a condition holds.
+        index: The step's position in ``steps``.
+        name: A human title.
+    """
+
+    id: str
+    uses: str
+    with_: Mapping[str, Any]
+    index: int
+    for_each: Template | list[Any] | None = None
+    concurrency: int = 10
+    if_: Template | None = None
+    continue_on_error: bool = False
+    paginate: bool = False
+    max_items: int | None = None
+    wait_until: WaitSpec | None = None
+    name: str = ""
+
+    @property
+    def connector_id(self) -> str:
+        """The connector part of ``uses``."""
+        return self.uses.partition("/")[0]
+
+    @property
+    def action_id(self) -> str:
+        """The action part of ``uses``."""
+        return self.uses.partition("/")[2]
+
+    @property
+    def path(self) -> DocPath:
+        """Where the step is in the document."""
+        return ("steps", self.index)
+
+
+@attrs.frozen
+class Workflow:
+    """
+    A parsed workflow.
+
+    Attributes:
+        name: Its name.
+        description: What it does.
+        inputs: Its inputs by name.
+        connection: Where its connection comes from, if it says.
+        steps: The steps, in order.
+        outputs: Output name -> value (templates compiled).
+        file: The file it was loaded from.
+        text: The file's text (for the journal's fingerprint).
+        templates: Every compiled template by its place in the document.
+    """
+
+    name: str
+    description: str
+    inputs: Mapping[str, InputSpec]
+    connection: ConnectionSpec | None
+    steps: tuple[StepSpec, ...]
+    outputs: Mapping[str, Any]
+    file: str
+    text: str
+    templates: Mapping[DocPath, Template]
+    _node: yaml.Node | None = attrs.field(eq=False, repr=False, alias="node")
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative file paths are resolved against."""
+        return Path(self.file).resolve().parent
+
+    def problem(self, message: str, path: DocPath) -> Problem:
+        """Build a :class:`Problem` located at *path* in the document."""
+        line, column = locate(self._node, list(path))
+        return Problem(self.file, line, column, dotted(list(path)), message)
+
+    def step(self, step_id: str) -> StepSpec | None:
+        """Return the step called *step_id*, if there is one."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        return None
+
+
+def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
+    """
+    Read a workflow file, validate it against the workflow JSON Schema and compile its
+    expressions.
+
+    Args:
+        source: The file, or a name for *text*.
+        text: The YAML itself; when given, *source* only names it (and relative paths
+            are resolved against its directory).
+
+    Returns:
+        The workflow.
+
+    Raises:
+        WorkflowError: The file cannot be read, is not YAML, breaks the schema, or holds
+            an expression that is not valid JMESPath.
+    """
+    file = str(source)
+    if text is None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WorkflowError(
+                [Problem(file, None, None, "", f"cannot read: {exc.strerror}")]
+            ) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise WorkflowError(
+            [
+                Problem(
+                    file,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                    "",
+                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                )
+            ]
+        ) from exc
+
+    def problem(message: str, path: Sequence[str | int]) -> Problem:
+        line, column = locate(node, list(path))
+        return Problem(file, line, column, dotted(list(path)), message)
+
+    errors = list(workflow_validator().iter_errors(document))
+    if errors:
+        problems = []
+        for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+            problems.append(problem(_describe(error), list(error.absolute_path)))
+        raise WorkflowError(problems)
+    return _build(document, node, file, text, problem)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return f"unknown key ({error.message})"
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    pattern = str(schema.get("pattern", ""))
+    if error.validator == "pattern" and "${{" in pattern:
+        return f"must be one ${{{{ }}}} expression (got {error.instance!r})"
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        return f"{error.instance!r} is not allowed here (must match {pattern})"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return str(jsonschema.exceptions.best_match(error.context).message)
+    return str(error.message)
+
+
+_INPUT_CHECKS: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def input_type_ok(kind: str, value: Any) -> bool:
+    """Whether *value* has the workflow input type *kind*."""
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _INPUT_CHECKS[kind])
+
+
+def _build(
+    document: Mapping[str, Any], node: yaml.Node | None, file: str, text: str, problem: Any
+) -> Workflow:
+    problems: list[Problem] = []
+    templates: dict[DocPath, Template] = {}
+
+    def compile_all(value: Any, path: DocPath) -> None:
+        if isinstance(value, str) and has_expression(value):
+            try:
+                templates[path] = compile_template(value)
+            except ExpressionError as exc:
+                problems.append(problem(exc.reason + f" in {value!r}", path))
+        elif isinstance(value, Mapping):
+            for key, inner in value.items():
+                compile_all(inner, (*path, str(key)))
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                compile_all(inner, (*path, i))
+
+    inputs: dict[str, InputSpec] = {}
+    for name, body in (document.get("inputs") or {}).items():
+        spec = InputSpec(
+            name=name,
+            type=body["type"],
+            required=bool(body.get("required", False)),
+            default=body.get("default"),
+            description=body.get("description", ""),
+        )
+        if spec.default is not None and not input_type_ok(spec.type, spec.default):
+            problems.append(
+                problem(f"the default must be of type {spec.type}", ("inputs", name, "default"))
+            )
+        inputs[name] = spec
+
+    connection = None
+    if "connection" in document:
+        raw = document["connection"] or {}
+        rate = raw.get("rate_limit")
+        limit: tuple[int, float] | Literal[False] | None = None
+        if rate is False:
+            limit = False
+        elif isinstance(rate, str):
+            calls, _, seconds = rate.partition("/")
+            limit = (int(calls), float(seconds))
+            if limit[0] < 1 or limit[1] <= 0:
+                problems.append(
+                    problem("must be CALLS/SECONDS, both above 0", ("connection", "rate_limit"))
+                )
+        connection = ConnectionSpec(env=dict(raw.get("env") or {}), rate_limit=limit)
+
+    steps: list[StepSpec] = []
+    seen: dict[str, int] = {}
+    for index, body in enumerate(document["steps"]):
+        path: DocPath = ("steps", index)
+        if body["id"] in seen:
+            problems.append(
+                problem(
+                    f"step id {body['id']!r} is already used by steps[{seen[body['id']]}]",
+                    (*path, "id"),
+                )
+            )
+        seen.setdefault(body["id"], index)
+        with_ = body.get("with") or {}
+        compile_all(with_, (*path, "with"))
+        for_each: Template | list[Any] | None = None
+        if "for_each" in body:
+            compile_all(body["for_each"], (*path, "for_each"))
+            for_each = templates.get((*path, "for_each"), body["for_each"])
+        if_ = None
+        if "if" in body:
+            compile_all(body["if"], (*path, "if"))
+            # A bare condition (no ${{ }}) is an expression too, as in GitHub Actions.
+            if (*path, "if") not in templates:
+                compile_all("${{ " + body["if"] + " }}", (*path, "if"))
+            if_ = templates.get((*path, "if"))
+        wait = None
+        if "wait_until" in body:
+            w = body["wait_until"]
+            compile_all(w["condition"], (*path, "wait_until", "condition"))
+            condition = templates.get((*path, "wait_until", "condition"))
+            if condition is not None:
+                wait = WaitSpec(
+                    condition, float(w.get("interval", 2.0)), float(w.get("timeout", 300.0))
+                )
+        if body.get("paginate") and "for_each" in body:
+            problems.append(
+                problem("paginate and for_each cannot be combined", (*path, "paginate"))
+            )
+        if "max_items" in body and not body.get("paginate"):
+            problems.append(problem("max_items needs paginate: true", (*path, "max_items")))
+        steps.append(
+            StepSpec(
+                id=body["id"],
+                uses=body["uses"],
+                with_=with_,
+                index=index,
+                for_each=for_each,
+                concurrency=int(body.get("concurrency", 10)),
+                if_=if_,
+                continue_on_error=bool(body.get("continue_on_error", False)),
+                paginate=bool(body.get("paginate", False)),
+                max_items=body.get("max_items"),
+                wait_until=wait,
+                name=body.get("name", ""),
+            )
+        )
+    outputs = document.get("outputs") or {}
+    compile_all(outputs, ("outputs",))
+    if problems:
+        raise WorkflowError(problems)
+    return Workflow(
+        name=document["name"],
+        description=document.get("description", ""),
+        inputs=inputs,
+        connection=connection,
+        steps=tuple(steps),
+        outputs=outputs,
+        file=file,
+        text=text,
+        templates=templates,
+        node=node,
+    )
