@@ -39,6 +39,9 @@ DELEGATED: dict[str, tuple[str, str]] = {
         "connector.emulator._cli:inbound_main",
         "inject an incoming message into a running emulator",
     ),
+    "run": ("connector.workflow._cli:run_main", "run a workflow (resume one with --run-id)"),
+    "validate": ("connector.workflow._cli:validate_main", "check a workflow without running it"),
+    "runs": ("connector.workflow._cli:runs_main", "list recent workflow runs and their state"),
 }
 
 _CREDENTIAL_ENV = ("TWILIO_ACCOUNT_SID", "TWILIO_API_KEY")
