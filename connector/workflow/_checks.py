@@ -101,12 +101,12 @@ def _type_name(kind: StaticType) -> str:
         return f"an object ({kind.name})" if kind.name != "object" else "an object"
     if isinstance(kind, Arr):
         return "a list"
-    return f"a {kind}"
+    return f"{'an' if str(kind)[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
+def _suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
 
 
 def _render(path: tuple[str, ...]) -> str:
@@ -299,8 +299,9 @@ class _Checker:
         builtin = BUILTINS.get(step.action_id)
         if builtin is None:
             self.add(
-                f"unknown action {step.uses!r}{_suggest(step.action_id, BUILTINS)}; "
-                f"built-in actions: {', '.join(BUILTINS)}",
+                f"unknown action {step.uses!r}"
+                f"{_suggest(step.action_id, BUILTINS, f'{BUILTIN_CONNECTOR}/')} "
+                f"(built-in actions: {', '.join(BUILTINS)})",
                 (*step.path, "uses"),
             )
             return
@@ -330,8 +331,9 @@ class _Checker:
         if action is None:
             known = list(self.connector.actions)
             self.add(
-                f"unknown action {step.uses!r}{_suggest(step.action_id, known)}; "
-                "see `twilio-connector actions`",
+                f"unknown action {step.uses!r}"
+                f"{_suggest(step.action_id, known, f'{self.connector.id}/')} "
+                "(see `twilio-connector actions`)",
                 (*step.path, "uses"),
             )
             return
@@ -374,7 +376,9 @@ class _Checker:
                 if keys & dynamic:
                     continue  # the rule may hold once the expressions are evaluated
                 if issue.key in step.with_:
-                    self.add(str(issue), (*step.path, "with", issue.key))
+                    # The location names the key already.
+                    message = str(issue).removeprefix(f"{issue.key}: ")
+                    self.add(message, (*step.path, "with", issue.key))
                 else:
                     self.add(
                         f"{action.id}: {issue}",
