@@ -80,7 +80,7 @@ def test_connection_takes_environment_variable_names_only() -> None:
         "name: x\nconnection:\n  env: {account_sid: ACb1d2}\n  rate_limit: 60/1\n"
         "steps:\n  - {id: a, uses: twilio/get_message}\n"
     )
-    with pytest.raises(WorkflowError, match="env.account_sid"):
+    with pytest.raises(WorkflowError, match=r"env\.account_sid"):
         load_workflow("w.yaml", text=text)
     ok = text.replace("ACb1d2", "ACME_SID")
     workflow = load_workflow("w.yaml", text=ok)
@@ -125,7 +125,7 @@ def test_read_csv_and_read_json_resolve_paths_against_the_workflow(tmp_path: Pat
 
 def test_missing_file_is_an_expression_error(tmp_path: Path) -> None:
     """Reading a file that does not exist fails with the file's name."""
-    with pytest.raises(ExpressionError, match="nope.csv"):
+    with pytest.raises(ExpressionError, match=r"nope\.csv"):
         render("${{ read_csv('nope.csv') }}", {}, tmp_path)
 
 
@@ -144,9 +144,7 @@ def test_date_functions_use_the_given_clock() -> None:
 
 def test_read_paths_follow_projections_and_skip_relative_parts() -> None:
     """The static reader finds root paths through projections, filters and functions."""
-    parsed = compile_template(
-        "${{ length(steps.send.outputs[?status == 'failed'].to) }}"
-    ).parts[0]
+    parsed = compile_template("${{ length(steps.send.outputs[?status == 'failed'].to) }}").parts[0]
     assert not isinstance(parsed, str)
     paths = read_paths(parsed)
     assert ("steps", "send", "outputs") in paths
