@@ -278,6 +278,7 @@ def _result_json(result: RunResult) -> dict[str, Any]:
             entry["resumed"] = True
         else:
             entry.update(_step_counts(step))
+            entry["seconds"] = round(step.seconds, 3)
         if step.error:
             entry["error"] = step.error
         errors = [

@@ -110,6 +110,7 @@ class StepResult:
         items: Each call's outcome.
         error: Why the step failed, when not because of its items.
         resumed: Whether the whole step was finished in an earlier attempt.
+        seconds: How long the step took in this attempt.
     """
 
     id: str
@@ -119,6 +120,7 @@ class StepResult:
     items: tuple[ItemResult, ...] = ()
     error: str | None = None
     resumed: bool = False
+    seconds: float = 0.0
 
 
 @attrs.frozen
@@ -385,7 +387,9 @@ class _Runner:
             return self._fail_step(step, str(exc))
         executor = _StepExecutor(self, step, self.journal.items(self.run_id, step.id))
         self.progress.step_started(step.id, None if step.paginate else len(items))
+        began = time.monotonic()
         item_results = await executor.run(items)
+        seconds = time.monotonic() - began
         failed = [r for r in item_results if r.status == "failed"]
         status: StepStatus = "failed" if failed else "succeeded"
         if step.for_each is not None:
@@ -401,7 +405,9 @@ class _Runner:
             )
         self.journal.finish_step(self.run_id, step.id, status, outputs, error)
         self.progress.step_finished(step.id, status)
-        return StepResult(step.id, step.uses, status, outputs, tuple(item_results), error)
+        return StepResult(
+            step.id, step.uses, status, outputs, tuple(item_results), error, seconds=seconds
+        )
 
     def _fail_step(self, step: StepSpec, error: str) -> StepResult:
         self.journal.finish_step(self.run_id, step.id, "failed", None, error)
