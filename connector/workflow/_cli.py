@@ -51,6 +51,26 @@ def _rate_limit(value: str) -> tuple[int, float] | bool:
     return limit
 
 
+#: Share of an explicit rate limit's period added as a margin (see with_margin).
+RATE_MARGIN = 0.005
+
+
+def with_margin(
+    rate_limit: tuple[int, float] | bool | None,
+) -> tuple[int, float] | bool | None:
+    """
+    Stretch an explicit ``(calls, seconds)`` limit's period by 0.5%.
+
+    The limiter holds at most *calls* in any window of its own clock, but requests reach
+    the server with a few milliseconds of jitter, enough to put one call too many in the
+    server's window now and then (11 429s in 10,000 sends at 6000/60 s without it).
+    """
+    if isinstance(rate_limit, tuple):
+        calls, seconds = rate_limit
+        return (calls, seconds * (1 + RATE_MARGIN))
+    return rate_limit
+
+
 def _state_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state",
@@ -159,12 +179,12 @@ def run_main(argv: Sequence[str]) -> int:
         _print_problems(exc.problems, sys.stderr)
         return EXIT_INVALID
     journal_path = args.state or default_journal_path()
+    run_id = args.run_id or new_run_id()
     try:
         with Journal(journal_path) as journal:
             record = journal.run(args.run_id) if args.run_id else None
             if record is None:
                 resolve_inputs(workflow, given)  # fail on bad inputs before connecting
-            run_id = args.run_id or new_run_id()
             verb = "resuming" if record is not None else "starting"
             print(
                 f"twilio-connector: {verb} run {run_id} (resume with --run-id {run_id}; "
@@ -202,6 +222,7 @@ async def _run(
     spec = workflow.connection
     if rate_limit is None and spec is not None:
         rate_limit = spec.rate_limit
+    rate_limit = with_margin(rate_limit)
     bars = sys.stderr.isatty()
     progress = BarProgress(sys.stderr) if bars else LineProgress(sys.stderr)
     async with _connection(workflow, rate_limit) as conn:
