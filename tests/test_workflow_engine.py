@@ -402,3 +402,30 @@ async def test_invalid_workflow_is_refused_before_any_call(
         await run_workflow(workflow(text), {}, conn, journal)
     assert emulator.messages() == []
     assert journal.runs() == []
+
+
+def test_explicit_rate_limits_keep_a_margin() -> None:
+    """An explicit limit is paced 0.5% under its period; none or off pass through."""
+    from connector.workflow._cli import with_margin
+
+    assert with_margin((6000, 60.0)) == (6000, 60.3)
+    assert with_margin(None) is None
+    assert with_margin(False) is False
+
+
+def test_bar_progress_draws_each_step() -> None:
+    """The terminal progress reporter shows each step with its count and final status."""
+    import io
+
+    from connector.workflow._progress import BarProgress
+
+    stream = io.StringIO()
+    with BarProgress(stream) as bars:
+        bars.step_started("send", 4)
+        bars.advance("send", 4)
+        bars.step_finished("send", "succeeded")
+        bars.step_finished("skipped", "skipped")
+    text = stream.getvalue()
+    assert "send (succeeded)" in text
+    assert "4/4" in text
+    assert "skipped (skipped)" in text

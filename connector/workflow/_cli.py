@@ -320,6 +320,7 @@ def _result_json(result: RunResult) -> dict[str, Any]:
 
 def _print_summary(result: RunResult) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
@@ -346,11 +347,14 @@ def _print_summary(result: RunResult) -> None:
     for step in result.steps:
         failures = [i for i in step.items if i.status == "failed"]
         for item in failures[:5]:
-            console.print(f"[red]{step.id}[{item.index}][/red]: {item.error}", highlight=False)
+            console.print(
+                f"[red]{step.id}\\[{item.index}][/red]: {escape(item.error or '')}",
+                highlight=False,
+            )
         if len(failures) > 5:
             console.print(f"{step.id}: {len(failures) - 5} more failures (see --json)")
         if step.error and not failures:
-            console.print(f"[red]{step.id}[/red]: {step.error}", highlight=False)
+            console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     if result.outputs:
         console.print("Outputs:")
         console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))

@@ -58,7 +58,7 @@ class BarProgress:
         task = self._tasks.get(step_id)
         if task is None:
             task = self._tasks[step_id] = self._progress.add_task(step_id, total=0)
-        self._progress.update(task, description=f"{step_id} [{status}]")
+        self._progress.update(task, description=f"{step_id} ({status})")
 
 
 class LineProgress:
