@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._connection import Connection, default_connector
+from ._connection import Connection, Limiter, default_connector
 from ._convert import OpenEnum, Record, to_json
 from ._manifest import (
     ActionSpec,
@@ -59,6 +59,7 @@ __all__ = [
     "HttpResponse",
     "InputIssue",
     "InvalidInputError",
+    "Limiter",
     "ManifestError",
     "MessageMayHaveBeenSentError",
     "MockTransport",

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlencode, urlsplit
 
 import attrs
@@ -42,7 +42,7 @@ from .errors import (
 )
 
 
-__all__ = ["Connection", "default_connector"]
+__all__ = ["Connection", "Limiter", "default_connector"]
 
 log = logging.getLogger("connector")
 
@@ -54,6 +54,14 @@ def default_connector() -> ConnectorSpec:
         if path.stem == "twilio":
             return load_manifest(path)
     raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
+
+
+class Limiter(Protocol):
+    """Anything that paces requests: ``await limiter.acquire()`` before each one."""
+
+    async def acquire(self) -> None:
+        """Wait until one more request may go out."""
+        ...
 
 
 class _State(enum.Enum):
@@ -112,6 +120,8 @@ class Connection:
         transport: What sends the requests; an aiohttp session unless given.
         connector: The connector spec; the shipped Twilio manifest unless given.
         env: Where to look for values not given; ``os.environ`` unless given.
+        limiter: A limiter to share instead of the connection's own, for example one
+            that holds a budget across processes; *rate_limit* is then ignored.
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -130,6 +140,7 @@ class Connection:
         transport: Transport | None = None,
         connector: ConnectorSpec | None = None,
         env: Mapping[str, str] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.connector = connector or default_connector()
         given = {
@@ -146,7 +157,8 @@ class Connection:
         self.rate_limit = self._choose_limit(rate_limit)
         self.retry = retry or RetryPolicy()
         self._transport: Transport = transport or AiohttpTransport()
-        self._limiter: Any = None
+        self._shared_limiter = limiter
+        self._limiter: Limiter | None = None
         self._state = _State.UNOPENED
         self._compiled: dict[str, CompiledAction] = {}
         self._models = _models_for(self.connector)
@@ -232,7 +244,9 @@ class Connection:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a Connection can be opened only once")
         self._state = _State.OPENED
-        if self.rate_limit is not None:
+        if self._shared_limiter is not None:
+            self._limiter = self._shared_limiter
+        elif self.rate_limit is not None:
             self._limiter = sliding_window_limiter(*self.rate_limit)
         return self
 
@@ -400,16 +414,16 @@ class Connection:
         spec = action.spec
         policy = self.retry
         loop = asyncio.get_running_loop()
-        started: float | None = None
+        # Time spent on attempts and backoff; waiting for the limiter does not count, so a
+        # deep queue of calls sharing the connection does not exhaust anyone's deadline.
+        spent = 0.0
         attempt = 0
         while True:
             attempt += 1
             if self._limiter is not None:
                 await self._limiter.acquire()
-            now = loop.time()
-            if started is None:
-                started = now
-            remaining = policy.deadline - (now - started)
+            started = loop.time()
+            remaining = policy.deadline - spent
             retry_after: float | None = None
             try:
                 async with asyncio.timeout(remaining):
@@ -439,8 +453,9 @@ class Connection:
                     raise self._unknown_outcome(action, clean, api_error) from api_error
                 else:
                     raise api_error
+            spent += loop.time() - started
             wait = policy.wait(attempt, retry_after)
-            if attempt >= policy.attempts or (loop.time() - started) + wait > policy.deadline:
+            if attempt >= policy.attempts or spent + wait > policy.deadline:
                 raise error
             log.debug(
                 "%s %s failed (%s); retry %d in %.2fs",
@@ -451,6 +466,7 @@ class Connection:
                 wait,
             )
             await asyncio.sleep(wait)
+            spent += wait
 
     def _unknown_outcome(
         self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception

@@ -368,7 +368,13 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
     )
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        raise fail(_describe_schema_error(error), list(error.absolute_path))
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            # Point at the unknown key itself rather than at the mapping holding it.
+            extras = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            if extras:
+                raise fail(f"unknown key {extras[0]!r}", [*path, extras[0]])
+        raise fail(_describe_schema_error(error), path)
     return _build(document, file, fail)
 
 

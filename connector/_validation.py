@@ -221,7 +221,8 @@ def _scalar_coercer(spec: ParamSpec | ItemSpec) -> Coercer:
         )
     if spec.min_length is not None:
         low = spec.min_length
-        checks.append(_check(lambda v: len(v) >= low, f"must be at least {low} characters"))
+        rule = f"must be at least {low} character{'s' if low != 1 else ''}"
+        checks.append(_check(lambda v: len(v) >= low, rule))
     if spec.max_length is not None:
         high = spec.max_length
         checks.append(_check(lambda v: len(v) <= high, f"must be at most {high} characters"))
@@ -330,7 +331,7 @@ class CompiledAction:
                 issues.append(InputIssue(key, "is required"))
         for rule in self.spec.rules:
             if rule.kind == "at_least_one":
-                if not any(clean.get(k) not in (None, "", []) for k in rule.keys):
+                if not any(clean.get(k) not in (None, []) for k in rule.keys):
                     issues.append(InputIssue("/".join(rule.keys), "give at least one of these"))
             elif rule.subject in clean:
                 missing = [k for k in rule.keys if k not in clean]

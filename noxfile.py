@@ -1,0 +1,111 @@
+"""
+Developer and CI tasks. ``nox -l`` lists them; ``nox -s tests`` runs the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import nox
+
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "build", "docs"]
+nox.options.error_on_external_run = True
+
+ROOT = Path(__file__).parent
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest arguments after --)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package with mypy --strict, and the public API as users call it."""
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")
+    session.run("mypy", "tests/typing")
+
+
+@nox.session(python=PYTHON)
+def codegen(session: nox.Session) -> None:
+    """Regenerate connector/models.py from manifests/twilio.yaml."""
+    session.install("-e", ".")
+    session.run("python", "-m", "connector._codegen")
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the wheel, check it carries the manifests, install it in a clean venv, run the CLI."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(dist))
+    wheel = next(dist.glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in (
+        "connector/manifests/twilio.yaml",
+        "connector/schemas/manifest.schema.json",
+        "connector/py.typed",
+        "connector/models.py",
+    ):
+        if required not in names:
+            session.error(f"{wheel.name} lacks {required}")
+    session.log(f"{wheel.name}: {len(names)} files, manifests included")
+    # A clean venv outside the source tree, so nothing is imported from the checkout.
+    venv = Path(session.create_tmp()) / "wheel-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    bindir = venv / ("Scripts" if os.name == "nt" else "bin")
+    session.run(str(bindir / "python"), "-m", "pip", "install", "-q", str(wheel), external=True)
+    with session.chdir(session.create_tmp()):
+        session.run(str(bindir / "twilio-connector"), "actions", external=True)
+        session.run(str(bindir / "twilio-connector"), "describe", "get_message", external=True)
+        session.run(
+            str(bindir / "twilio-connector"),
+            "call",
+            "send_text_message",
+            "-i",
+            "from=+15005550006",
+            "-i",
+            "to=+15551234567",
+            "-i",
+            "body=Hello from the wheel",
+            external=True,
+            env={"TWILIO_ACCOUNT_SID": "", "TWILIO_API_KEY": ""},
+        )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation (the action reference is generated from the manifests)."""
+    session.install("-e", ".", "sphinx", "myst-parser", "furo")
+    session.run("python", "docs/generate_reference.py")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def benchmark(session: nox.Session) -> None:
+    """Run the client-overhead benchmark (long; prints figures)."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/client_overhead.py", *session.posargs)

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from connector import ManifestError, default_connector, load_manifest
+from connector._manifest import shipped_manifest_paths
+
+
+# The reference connector's actions, as its public description lists them
+# (learn.microsoft.com/connectors/twilio; copied in ../shared/seed/).
+SEED_ACTIONS = {
+    "get_message": (
+        "Get Message",
+        "This operation returns a single message specified by the provided Message ID.",
+        ["MessageId"],
+        "Message",
+    ),
+    "list_messages": (
+        "List Messages",
+        "Returns a list of messages associated with your account.",
+        ["To", "From", "DateSent", "PageSize", "Page"],
+        "MessageList",
+    ),
+    "list_messages_v2": (
+        "List Messages V2",
+        "Returns a list of messages associated with your account. This action supports pagination.",
+        ["To", "From", "DateSent", "PageSize"],
+        "MessageListV2",
+    ),
+    "send_text_message": (
+        "Send Text Message (SMS)",
+        "This operation is used to send a new message to a mobile number.",
+        [
+            "from",
+            "to",
+            "body",
+            "media_url",
+            "StatusCallback",
+            "messaging_service_sid",
+            "application_sid",
+            "max_price",
+            "validity_period",
+        ],
+        "Message",
+    ),
+}
+SEED_MESSAGE_FIELDS = [
+    "body", "from", "to", "status", "sid", "account_sid", "api_version", "num_segments",
+    "num_media", "date_created", "date_sent", "date_updated", "direction", "error_code",
+    "error_message", "price", "price_unit", "uri", "subresource_uris", "messaging_service_sid",
+]  # fmt: skip
+SEED_LIST_FIELDS = [
+    "messages", "page", "page_size", "num_pages", "start", "end", "uri", "first_page_uri",
+    "next_page_uri", "total", "previous_page_uri",
+]  # fmt: skip
+
+MINIMAL = """\
+format: 1
+connector:
+  id: demo
+  title: Demo
+  description: A demo.
+  base_url: https://api.example.com
+  connection:
+    - {key: token, title: Token, type: string, secret: true, required: true}
+actions:
+  get_thing:
+    title: Get Thing
+    description: Gets a thing.
+    method: GET
+    path: /things/{Id}.json
+    parameters:
+      - {key: ThingId, title: Thing, type: string, required: true, in: path, name: Id}
+    returns: Thing
+definitions:
+  Thing:
+    title: Thing
+    fields:
+      - {path: id, title: Id, type: string}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "demo.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_shipped_manifest_loads() -> None:
+    """The shipped Twilio manifest loads and declares the connection and throttle."""
+    spec = default_connector()
+    assert spec.id == "twilio"
+    assert spec.base_url == "https://api.twilio.com"
+    assert spec.throttle is not None
+    assert (spec.throttle.calls, spec.throttle.period) == (1200, 60)
+    connection = {p.key: p for p in spec.connection}
+    assert connection["account_sid"].secret and connection["account_sid"].required
+    assert connection["auth_token"].secret and connection["auth_token"].required
+    assert connection["api_secret"].secret
+    assert {"api_key", "base_url"} <= set(connection)
+    assert [p.name for p in shipped_manifest_paths()] == ["twilio.yaml"]
+
+
+@pytest.mark.parametrize("action_id", SEED_ACTIONS)
+def test_seed_actions_keep_titles_descriptions_and_keys(action_id: str) -> None:
+    """Each reference action keeps the seed's title, description, keys and return type."""
+    title, description, keys, returns = SEED_ACTIONS[action_id]
+    action = default_connector().actions[action_id]
+    assert action.title == title
+    assert action.description == description
+    assert [p.key for p in action.parameters][: len(keys)] == keys
+    assert action.returns == returns
+
+
+def test_seed_definitions_have_every_field() -> None:
+    """Message, MessageList and MessageListV2 carry every field of the seed."""
+    definitions = default_connector().definitions
+    assert [f.path for f in definitions["Message"].fields] == SEED_MESSAGE_FIELDS
+    assert [f.path for f in definitions["MessageList"].fields] == SEED_LIST_FIELDS
+    assert [f.path for f in definitions["MessageListV2"].fields] == ["@odata.nextLink", "value"]
+
+
+def test_list_messages_is_deprecated_in_favour_of_v2() -> None:
+    """The old list action is marked deprecated and names its successor."""
+    action = default_connector().actions["list_messages"]
+    assert action.deprecated
+    assert action.superseded_by == "list_messages_v2"
+    assert "null" in action.notes
+
+
+def test_extra_actions_need_no_code() -> None:
+    """The actions beyond the seed are declared in YAML only."""
+    actions = default_connector().actions
+    for action_id in ("send_message", "update_message", "delete_message", "list_message_media"):
+        assert action_id in actions
+    assert actions["delete_message"].returns is None
+    assert actions["list_message_media"].paging is not None
+
+
+def test_minimal_third_party_manifest_loads(tmp_path: Path) -> None:
+    """A third party's manifest in the documented format loads."""
+    spec = load_manifest(write(tmp_path, MINIMAL))
+    assert spec.id == "demo"
+    assert spec.actions["get_thing"].parameter("ThingId").wire_name == "Id"
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "rule", "line"),
+    [
+        (
+            ("returns: Thing", "returns: Thingy"),
+            "actions.get_thing.returns",
+            "returns 'Thingy' names no definition",
+            17,
+        ),
+        (
+            ("in: path, name: Id}", "in: body, name: Id}"),
+            "actions.get_thing.parameters[0].in",
+            "'body' is not one of ['path', 'query', 'form']",
+            16,
+        ),
+        (
+            ("path: /things/{Id}.json", "path: /things/{Ident}.json"),
+            "actions.get_thing.path",
+            "path placeholder {Ident} matches no path parameter",
+            14,
+        ),
+        (
+            ("    method: GET\n", "    method: GET\n    colour: blue\n"),
+            "actions.get_thing.colour",
+            "unknown key 'colour'",
+            14,
+        ),
+        (
+            (
+                "required: true, in: path, name: Id}",
+                "required: true, in: path, name: Id}\n"
+                "      - {key: ThingId, title: T, type: string, in: query, name: T}",
+            ),
+            "actions.get_thing.parameters[1].key",
+            "duplicate key 'ThingId'",
+            17,
+        ),
+    ],
+)
+def test_errors_name_file_place_and_rule(
+    tmp_path: Path, change: tuple[str, str], where: str, rule: str, line: int
+) -> None:
+    """A broken manifest fails with the file, line, path inside it and the rule."""
+    path = write(tmp_path, MINIMAL.replace(*change))
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(path)
+    error = caught.value
+    assert error.file == str(path)
+    assert error.where == where
+    assert rule in error.rule
+    assert error.line == line
+    assert str(error).startswith(f"{path}:{line}:")
+
+
+def test_paging_fields_must_exist(tmp_path: Path) -> None:
+    """Paging that names a field the output lacks is refused."""
+    text = MINIMAL.replace(
+        "    returns: Thing", "    paging: {items: things, next_link: next}\n    returns: Thing"
+    )
+    with pytest.raises(ManifestError, match=r"paging\.items 'things' is not a field of Thing"):
+        load_manifest(write(tmp_path, text))
+
+
+def test_rules_must_name_known_inputs(tmp_path: Path) -> None:
+    """A cross-input rule naming an unknown key is refused."""
+    text = MINIMAL.replace(
+        "    returns: Thing", "    rules: [{at_least_one: [ThingId, Other]}]\n    returns: Thing"
+    )
+    with pytest.raises(ManifestError, match="rule names unknown input 'Other'"):
+        load_manifest(write(tmp_path, text))
+
+
+def test_invalid_yaml_reports_position(tmp_path: Path) -> None:
+    """YAML syntax errors carry a line and column."""
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(write(tmp_path, "format: 1\nconnector: [unclosed\n"))
+    assert caught.value.line is not None
+    assert "not valid YAML" in caught.value.rule
+
+
+def test_missing_file_is_a_manifest_error(tmp_path: Path) -> None:
+    """A manifest that cannot be read is reported as such."""
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "absent.yaml")

@@ -1,0 +1,134 @@
+"""
+The per-connection limit, proven on a controlled clock: the tests run on an event loop
+whose time jumps to the next timer whenever every task is waiting (tests/virtual_clock.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+
+import pytest
+from aiolimiter import AsyncLimiter
+from conftest import ACCOUNT_SID, AUTH_TOKEN
+from virtual_clock import run_virtual
+
+from connector import Connection, HttpRequest, HttpResponse, MockTransport, RetryPolicy
+from connector._ratelimit import sliding_window_limiter
+
+
+SID = "SM" + "2" * 32
+OK = HttpResponse(200, json.dumps({"sid": SID, "status": "sent"}).encode())
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    """The most events in any closed window of *window* seconds."""
+    times = sorted(times)
+    return max(bisect.bisect_right(times, t + window) - i for i, t in enumerate(times))
+
+
+async def flood(limiter: AsyncLimiter, count: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def one() -> None:
+        async with limiter:
+            times.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return times
+
+
+def test_aiolimiter_defaults_would_let_twice_the_limit_through() -> None:
+    """The naive AsyncLimiter(1200, 60) admits far more than 1200 in a minute (why we don't use it)."""
+    run_virtual(_test_aiolimiter_defaults_would_let_twice_the_limit_through())
+
+
+async def _test_aiolimiter_defaults_would_let_twice_the_limit_through() -> None:
+    times = await flood(AsyncLimiter(1200, 60), 2500)
+    assert busiest_window(times, 60) > 2300
+
+
+def test_sliding_window_bound_holds_under_a_flood() -> None:
+    """At most 1200 acquisitions in any 60 s window, at 19.5/s or more sustained."""
+    run_virtual(_test_sliding_window_bound_holds_under_a_flood())
+
+
+async def _test_sliding_window_bound_holds_under_a_flood() -> None:
+    times = await flood(sliding_window_limiter(1200, 60), 2500)
+    assert busiest_window(times, 60) <= 1200
+    rate = (len(times) - 1) / (max(times) - min(times))
+    assert rate >= 19.5
+
+
+@pytest.mark.parametrize(
+    ("calls", "period"), [(1, 10), (2, 10), (3, 1), (100, 60), (600, 6), (6000, 60)]
+)
+def test_the_bound_holds_for_other_limits(calls: int, period: float) -> None:
+    """Any (calls, period) is held as a sliding-window bound."""
+    run_virtual(_test_the_bound_holds_for_other_limits(calls, period))
+
+
+async def _test_the_bound_holds_for_other_limits(calls: int, period: float) -> None:
+    times = await flood(sliding_window_limiter(calls, period), calls * 3)
+    assert busiest_window(times, period - 1e-9) <= calls
+
+
+def test_limits_must_be_positive() -> None:
+    """A limit of zero calls or zero seconds is refused."""
+    with pytest.raises(ValueError, match="calls >= 1"):
+        sliding_window_limiter(0, 60)
+    with pytest.raises(ValueError, match="period > 0"):
+        sliding_window_limiter(5, 0)
+
+
+def test_a_connection_holds_the_limit_including_retries() -> None:
+    """Every HTTP request of a connection, retries included, counts against one limit."""
+    run_virtual(_test_a_connection_holds_the_limit_including_retries())
+
+
+async def _test_a_connection_holds_the_limit_including_retries() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        sent.append(loop.time())
+        # Every third request is throttled by the server and must be retried.
+        if len(sent) % 3 == 0:
+            return HttpResponse(429, b'{"code": 20429, "message": "Too Many Requests"}')
+        return OK
+
+    conn = Connection(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        transport=MockTransport(handler),
+        retry=RetryPolicy(attempts=10, backoff=0.0),
+        env={},
+    )
+    async with conn:
+        await asyncio.gather(*(conn.call("get_message", {"MessageId": SID}) for _ in range(1500)))
+    assert len(sent) > 2200
+    assert busiest_window(sent, 60) <= 1200
+
+
+def test_rate_limit_overrides_the_manifest() -> None:
+    """rate_limit=(calls, seconds) replaces the manifest's 1200/60 s."""
+    run_virtual(_test_rate_limit_overrides_the_manifest())
+
+
+async def _test_rate_limit_overrides_the_manifest() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        sent.append(loop.time())
+        return OK
+
+    conn = Connection(
+        ACCOUNT_SID, AUTH_TOKEN, transport=MockTransport(handler), rate_limit=(10, 1), env={}
+    )
+    async with conn:
+        await asyncio.gather(*(conn.call("get_message", {"MessageId": SID}) for _ in range(100)))
+    assert busiest_window(sent, 1 - 1e-9) <= 10
+    assert max(sent) - min(sent) >= 8.9
