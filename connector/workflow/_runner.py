@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -38,6 +38,7 @@ __all__ = [
     "RunError",
     "RunResult",
     "StepResult",
+    "find_sent_message",
     "new_run_id",
     "resolve_inputs",
     "run_workflow",
@@ -420,6 +421,52 @@ def _truthy(value: Any) -> bool:
     return value not in (None, False, "", [], {})
 
 
+async def find_sent_message(
+    connection: Connection,
+    inputs: Mapping[str, Any],
+    started: float,
+    *,
+    claim: Callable[[str], Awaitable[bool]],
+) -> Any:
+    """
+    Look for the message a send attempt may have sent, so that it is never sent twice.
+
+    A match has the same To, From and body as *inputs* and was created no earlier than
+    the attempt (less :data:`RECONCILE_SKEW` of clock skew). It is looked up with
+    ``list_messages_v2``: first filtered on the day the attempt started (``DateSent``,
+    UTC), then without a date, because a message still queued has no ``date_sent`` yet
+    and one sent just after midnight has the next day's.
+
+    Args:
+        connection: An open connection.
+        inputs: The send's validated inputs (``to``, ``from``, ``body``).
+        started: When the attempt started (a POSIX timestamp); for an attempt whose
+            start is unknown, any earlier moment (more messages are then looked at).
+        claim: Called with the SID of each candidate; it returns whether the message may
+            be credited to this send (``False`` when another send already took it, as
+            when a list names a number twice) and records the claim.
+
+    Returns:
+        The message as JSON, or ``None`` when no unclaimed match exists.
+    """
+    since = dt.datetime.fromtimestamp(started, dt.UTC) - RECONCILE_SKEW
+    query: dict[str, Any] = {"To": inputs["to"]}
+    if inputs.get("from"):
+        query["From"] = inputs["from"]
+    day = dt.datetime.fromtimestamp(started, dt.UTC).date().isoformat()
+    for filters in ({**query, "DateSent": day}, query):
+        async for message in connection.paginate(
+            "list_messages_v2", filters, max_items=RECONCILE_LIMIT
+        ):
+            created = field_value(message, "date_created")
+            if created is not None and created < since:
+                break  # newest first: everything further is older than the attempt
+            sid = field_value(message, "sid")
+            if field_value(message, "body") == inputs.get("body") and await claim(sid):
+                return to_json(message)
+    return None
+
+
 class _StepExecutor:
     """Runs the calls of one step: a bounded pool of workers over its items."""
 
@@ -609,29 +656,17 @@ class _StepExecutor:
 
     async def _reconcile(self, clean: Mapping[str, Any], started: float) -> Any:
         """
-        Look for the message an attempt may have sent: same To, From and body, created
-        no earlier than the attempt (less clock skew). Returns its JSON or ``None``.
+        Look for the message an attempt may have sent (see :func:`find_sent_message`),
+        never crediting one message to two items of this step.
         """
-        since = dt.datetime.fromtimestamp(started, dt.UTC) - RECONCILE_SKEW
-        query: dict[str, Any] = {"To": clean["to"]}
-        if clean.get("from"):
-            query["From"] = clean["from"]
-        # First the day the attempt started (DateSent, UTC), as Twilio's docs suggest;
-        # then without a date, because a message still queued has no date_sent yet and
-        # one sent just after midnight has the next day's.
-        day = dt.datetime.fromtimestamp(started, dt.UTC).date().isoformat()
-        for filters in ({**query, "DateSent": day}, query):
-            async for message in self.connection.paginate(
-                "list_messages_v2", filters, max_items=RECONCILE_LIMIT
-            ):
-                created = field_value(message, "date_created")
-                if created is not None and created < since:
-                    break  # newest first: everything further is older than the attempt
-                sid = field_value(message, "sid")
-                if field_value(message, "body") == clean.get("body") and sid not in self.claimed:
-                    self.claimed.add(sid)
-                    return to_json(message)
-        return None
+
+        async def claim(sid: str) -> bool:
+            if sid in self.claimed:
+                return False
+            self.claimed.add(sid)
+            return True
+
+        return await find_sent_message(self.connection, clean, started, claim=claim)
 
     def _failed(
         self, index: int, shown: Mapping[str, Any], error: str, code: int | None = None
