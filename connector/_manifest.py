@@ -35,6 +35,7 @@ __all__ = [
     "ParamSpec",
     "Rule",
     "Throttle",
+    "TriggerSpec",
     "load_manifest",
     "shipped_manifest_paths",
 ]
@@ -271,6 +272,24 @@ class DefinitionSpec:
 
 
 @attrs.frozen
+class TriggerSpec:
+    """
+    An event the connector receives (a webhook) that can start a workflow run.
+
+    Attributes:
+        id: The trigger id (``message_received``); workflows name it ``twilio/<id>``.
+        title: A human title.
+        description: What it is.
+        payload: The definition the event's payload follows (read as ``trigger``).
+    """
+
+    id: str
+    title: str
+    payload: str
+    description: str = ""
+
+
+@attrs.frozen
 class ConnectorSpec:
     """
     A whole connector, as its manifest describes it.
@@ -289,6 +308,7 @@ class ConnectorSpec:
         publisher: Who publishes it.
         website: Its website.
         source: The file it was loaded from.
+        triggers: Triggers (received events) by id.
     """
 
     id: str
@@ -303,6 +323,7 @@ class ConnectorSpec:
     publisher: str = ""
     website: str = ""
     source: str = "<string>"
+    triggers: Mapping[str, TriggerSpec] = attrs.field(factory=dict)
 
 
 @functools.cache
@@ -476,6 +497,19 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
                 f"superseded_by {action.superseded_by!r} names no action",
                 ["actions", action_id, "superseded_by"],
             )
+    triggers = {}
+    for trigger_id, body in doc.get("triggers", {}).items():
+        if body["payload"] not in definitions:
+            raise fail(
+                f"payload {body['payload']!r} names no definition",
+                ["triggers", trigger_id, "payload"],
+            )
+        triggers[trigger_id] = TriggerSpec(
+            id=trigger_id,
+            title=body["title"],
+            payload=body["payload"],
+            description=body.get("description", ""),
+        )
     return ConnectorSpec(
         id=conn["id"],
         title=conn["title"],
@@ -489,6 +523,7 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
         publisher=conn.get("publisher", ""),
         website=conn.get("website", ""),
         source=file,
+        triggers=triggers,
     )
 
 

@@ -17,6 +17,8 @@ from . import _convert as _c
 
 
 __all__ = [
+    "InboundMedia",
+    "InboundMessage",
     "Media",
     "MediaList",
     "Message",
@@ -24,6 +26,7 @@ __all__ = [
     "MessageList",
     "MessageListV2",
     "MessageStatus",
+    "MessageStatusEvent",
 ]
 
 _E = TypeVar("_E", bound=_c.OpenEnum)
@@ -356,11 +359,218 @@ class MediaList:
         }
 
 
+@attrs.frozen
+class InboundMedia:
+    """
+    A media file of an incoming message, built from the webhook's MediaUrlN and MediaContentTypeN parameters.
+    """
+
+    url: str | None = None
+    """Where to fetch the media (MediaUrlN); fetching it needs the account's credentials."""
+    content_type: str | None = None
+    """MIME type of the media (MediaContentTypeN)."""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> InboundMedia:
+        """Build from a decoded Twilio response."""
+        get = data.get
+        return cls(
+            url=_c.string(get("url")),
+            content_type=_c.string(get("content_type")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+        return {
+            "url": self.url,
+            "content_type": self.content_type,
+        }
+
+
+@attrs.frozen
+class InboundMessage:
+    """
+    The parameters of Twilio's incoming-message webhook, named as Twilio posts them. The payload of the message_received trigger.
+    """
+
+    message_sid: str | None = None
+    """SID of the message (SM... or MM...). (JSON: ``MessageSid``)"""
+    sms_sid: str | None = None
+    """Same as MessageSid (kept for older integrations). (JSON: ``SmsSid``)"""
+    sms_message_sid: str | None = None
+    """Same as MessageSid (kept for older integrations). (JSON: ``SmsMessageSid``)"""
+    account_sid: str | None = None
+    """The account that received the message. (JSON: ``AccountSid``)"""
+    messaging_service_sid: str | None = None
+    """The Messaging Service the receiving number belongs to, if any. (JSON: ``MessagingServiceSid``)"""
+    from_: str | None = None
+    """The sender. (JSON: ``From``)"""
+    to: str | None = None
+    """The account's number that received the message. (JSON: ``To``)"""
+    body: str | None = None
+    """The text of the message. (JSON: ``Body``)"""
+    num_media: int | None = None
+    """How many media files came with the message. (JSON: ``NumMedia``)"""
+    num_segments: int | None = None
+    """How many segments the message arrived in. (JSON: ``NumSegments``)"""
+    media: tuple[InboundMedia, ...] = ()
+    """The media files, in order (from MediaUrl0, MediaContentType0, ...)."""
+    sms_status: str | None = None
+    """Always received. (JSON: ``SmsStatus``)"""
+    api_version: str | None = None
+    """The API version (2010-04-01). (JSON: ``ApiVersion``)"""
+    from_city: str | None = None
+    """The sender's city, when Twilio knows it. (JSON: ``FromCity``)"""
+    from_state: str | None = None
+    """The sender's state or province, when Twilio knows it. (JSON: ``FromState``)"""
+    from_zip: str | None = None
+    """The sender's postal code, when Twilio knows it. (JSON: ``FromZip``)"""
+    from_country: str | None = None
+    """The sender's country, when Twilio knows it. (JSON: ``FromCountry``)"""
+    to_city: str | None = None
+    """The receiving number's city, when Twilio knows it. (JSON: ``ToCity``)"""
+    to_state: str | None = None
+    """The receiving number's state or province, when Twilio knows it. (JSON: ``ToState``)"""
+    to_zip: str | None = None
+    """The receiving number's postal code, when Twilio knows it. (JSON: ``ToZip``)"""
+    to_country: str | None = None
+    """The receiving number's country, when Twilio knows it. (JSON: ``ToCountry``)"""
+    opt_out_type: str | None = None
+    """STOP, START or HELP when the message is an opt-out keyword handled by Advanced Opt-Out. (JSON: ``OptOutType``)"""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> InboundMessage:
+        """Build from a decoded Twilio response."""
+        get = data.get
+        return cls(
+            message_sid=_c.string(get("MessageSid")),
+            sms_sid=_c.string(get("SmsSid")),
+            sms_message_sid=_c.string(get("SmsMessageSid")),
+            account_sid=_c.string(get("AccountSid")),
+            messaging_service_sid=_c.string(get("MessagingServiceSid")),
+            from_=_c.string(get("From")),
+            to=_c.string(get("To")),
+            body=_c.string(get("Body")),
+            num_media=_c.integer(get("NumMedia")),
+            num_segments=_c.integer(get("NumSegments")),
+            media=tuple(InboundMedia.from_wire(x) for x in get("media") or ()),
+            sms_status=_c.string(get("SmsStatus")),
+            api_version=_c.string(get("ApiVersion")),
+            from_city=_c.string(get("FromCity")),
+            from_state=_c.string(get("FromState")),
+            from_zip=_c.string(get("FromZip")),
+            from_country=_c.string(get("FromCountry")),
+            to_city=_c.string(get("ToCity")),
+            to_state=_c.string(get("ToState")),
+            to_zip=_c.string(get("ToZip")),
+            to_country=_c.string(get("ToCountry")),
+            opt_out_type=_c.string(get("OptOutType")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+        return {
+            "MessageSid": self.message_sid,
+            "SmsSid": self.sms_sid,
+            "SmsMessageSid": self.sms_message_sid,
+            "AccountSid": self.account_sid,
+            "MessagingServiceSid": self.messaging_service_sid,
+            "From": self.from_,
+            "To": self.to,
+            "Body": self.body,
+            "NumMedia": self.num_media,
+            "NumSegments": self.num_segments,
+            "media": [x.to_json() for x in self.media],
+            "SmsStatus": self.sms_status,
+            "ApiVersion": self.api_version,
+            "FromCity": self.from_city,
+            "FromState": self.from_state,
+            "FromZip": self.from_zip,
+            "FromCountry": self.from_country,
+            "ToCity": self.to_city,
+            "ToState": self.to_state,
+            "ToZip": self.to_zip,
+            "ToCountry": self.to_country,
+            "OptOutType": self.opt_out_type,
+        }
+
+
+@attrs.frozen
+class MessageStatusEvent:
+    """
+    The parameters of a message status callback, named as Twilio posts them. The payload of the message_status_changed trigger.
+    """
+
+    message_sid: str | None = None
+    """SID of the message. (JSON: ``MessageSid``)"""
+    sms_sid: str | None = None
+    """Same as MessageSid (kept for older integrations). (JSON: ``SmsSid``)"""
+    account_sid: str | None = None
+    """The account that sent the message. (JSON: ``AccountSid``)"""
+    messaging_service_sid: str | None = None
+    """The Messaging Service that sent it, if any. (JSON: ``MessagingServiceSid``)"""
+    from_: str | None = None
+    """The sender. (JSON: ``From``)"""
+    to: str | None = None
+    """The recipient. (JSON: ``To``)"""
+    message_status: MessageStatus | None = None
+    """The message's new status. (JSON: ``MessageStatus``)"""
+    sms_status: str | None = None
+    """Same as MessageStatus (kept for older integrations). (JSON: ``SmsStatus``)"""
+    error_code: int | None = None
+    """Twilio's error code, for failed and undelivered messages. (JSON: ``ErrorCode``)"""
+    error_message: str | None = None
+    """The error in words, when Twilio sends one. (JSON: ``ErrorMessage``)"""
+    raw_dlr_done_date: str | None = None
+    """When the carrier reported the final status (YYMMDDhhmm, UTC), for delivered and undelivered messages. (JSON: ``RawDlrDoneDate``)"""
+    api_version: str | None = None
+    """The API version (2010-04-01). (JSON: ``ApiVersion``)"""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> MessageStatusEvent:
+        """Build from a decoded Twilio response."""
+        get = data.get
+        return cls(
+            message_sid=_c.string(get("MessageSid")),
+            sms_sid=_c.string(get("SmsSid")),
+            account_sid=_c.string(get("AccountSid")),
+            messaging_service_sid=_c.string(get("MessagingServiceSid")),
+            from_=_c.string(get("From")),
+            to=_c.string(get("To")),
+            message_status=_enum(MessageStatus, get("MessageStatus")),
+            sms_status=_c.string(get("SmsStatus")),
+            error_code=_c.integer(get("ErrorCode")),
+            error_message=_c.string(get("ErrorMessage")),
+            raw_dlr_done_date=_c.string(get("RawDlrDoneDate")),
+            api_version=_c.string(get("ApiVersion")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+        return {
+            "MessageSid": self.message_sid,
+            "SmsSid": self.sms_sid,
+            "AccountSid": self.account_sid,
+            "MessagingServiceSid": self.messaging_service_sid,
+            "From": self.from_,
+            "To": self.to,
+            "MessageStatus": _c.enum_value(self.message_status),
+            "SmsStatus": self.sms_status,
+            "ErrorCode": self.error_code,
+            "ErrorMessage": self.error_message,
+            "RawDlrDoneDate": self.raw_dlr_done_date,
+            "ApiVersion": self.api_version,
+        }
+
+
 DEFINITIONS: Mapping[str, Any] = {
     "Message": Message,
     "MessageList": MessageList,
     "MessageListV2": MessageListV2,
     "Media": Media,
     "MediaList": MediaList,
+    "InboundMedia": InboundMedia,
+    "InboundMessage": InboundMessage,
+    "MessageStatusEvent": MessageStatusEvent,
 }
 """The generated class of each definition, by name."""
