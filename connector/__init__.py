@@ -9,8 +9,6 @@ default when no credentials are given.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._connection import Connection, Limiter, default_connector
 from ._convert import OpenEnum, Record, to_json
 from ._manifest import (
@@ -84,7 +82,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version
 

@@ -94,10 +94,10 @@ def map_aiohttp_errors(method: str, url: str) -> Iterator[None]:
             f"timed out connecting to {_origin(url)}", method=method, url=url
         ) from exc
     except aiohttp.ClientConnectorError as exc:
+        os_error = getattr(exc, "_os_error", None)
+        reason = (os_error.strerror or str(os_error)) if os_error else _describe(exc)
         raise ConnectError(
-            f"cannot connect to {_origin(url)}: {exc.os_error.strerror or exc.os_error}",
-            method=method,
-            url=url,
+            f"cannot connect to {_origin(url)}: {reason}", method=method, url=url
         ) from exc
     except aiohttp.ServerTimeoutError as exc:
         raise ReadError(f"timed out waiting for {_origin(url)}", method=method, url=url) from exc
@@ -106,9 +106,18 @@ def map_aiohttp_errors(method: str, url: str) -> Iterator[None]:
             f"{_origin(url)} closed the connection before answering", method=method, url=url
         ) from exc
     except aiohttp.ClientError as exc:
-        raise ReadError(f"{type(exc).__name__}: {exc}", method=method, url=url) from exc
+        raise ReadError(_describe(exc), method=method, url=url) from exc
     except TimeoutError as exc:
         raise ReadError(f"no answer from {_origin(url)} in time", method=method, url=url) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    # Some aiohttp exceptions cannot render themselves without their request context.
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _origin(url: str) -> str:

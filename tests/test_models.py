@@ -1,0 +1,104 @@
+"""Typed outputs: generated from the manifest, converted from the wire, written as JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import sys
+from pathlib import Path
+
+import pytest
+
+import connector.models
+from connector import default_connector, to_json
+from connector._codegen import generate
+from connector._convert import datetime as parse_datetime
+from connector.models import Message, MessageDirection, MessageStatus
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_generated_models_match_the_manifest() -> None:
+    """connector/models.py is what the codegen makes of today's manifest (run nox -s codegen)."""
+    expected = generate(default_connector())
+    assert Path(connector.models.__file__).read_text(encoding="utf-8") == expected
+
+
+def test_generated_docs_reference_matches_the_manifest() -> None:
+    """docs/actions.md is what docs/generate_reference.py makes of today's manifest."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from generate_reference import render
+    finally:
+        sys.path.pop(0)
+    assert (ROOT / "docs" / "actions.md").read_text(encoding="utf-8") == render(default_connector())
+
+
+def test_wire_values_become_python_types() -> None:
+    """Counts become ints, prices Decimals, dates aware UTC datetimes, enums enums."""
+    message = Message.from_wire(
+        {
+            "num_segments": "2",
+            "num_media": "0",
+            "error_code": 30003,
+            "price": "-0.00750",
+            "date_created": "Thu, 24 Aug 2023 05:01:45 +0000",
+            "date_sent": None,
+            "status": "undelivered",
+            "direction": "outbound-api",
+            "from": "+15005550006",
+        }
+    )
+    assert message.num_segments == 2 and message.num_media == 0 and message.error_code == 30003
+    assert message.price == decimal.Decimal("-0.00750")
+    assert message.date_created == dt.datetime(2023, 8, 24, 5, 1, 45, tzinfo=dt.UTC)
+    assert message.date_sent is None
+    assert message.status is MessageStatus.UNDELIVERED
+    assert message.direction is MessageDirection.OUTBOUND_API
+    assert message.from_ == "+15005550006"
+
+
+def test_unknown_enum_values_are_kept() -> None:
+    """A status Twilio adds later survives as a pseudo-member instead of failing."""
+    message = Message.from_wire({"status": "pending_review"})
+    assert message.status is not None
+    assert message.status.value == "pending_review"
+    assert message.status == "pending_review"
+    assert to_json(message)["status"] == "pending_review"
+
+
+def test_json_form_uses_seed_paths_and_iso_dates() -> None:
+    """to_json writes the seed's field paths, ISO 8601 UTC dates with milliseconds and exact prices."""
+    data = to_json(
+        Message.from_wire(
+            {"date_updated": "Mon, 01 Jan 2024 23:59:59 +0000", "price": "-0.0079", "from": "+1"}
+        )
+    )
+    assert list(data) == [f.path for f in default_connector().definitions["Message"].fields]
+    assert data["date_updated"] == "2024-01-01T23:59:59.000Z"
+    assert data["price"] == "-0.0079"
+    assert data["from"] == "+1"
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [
+        ("Thu, 24 Aug 2023 05:01:45 +0000", dt.datetime(2023, 8, 24, 5, 1, 45, tzinfo=dt.UTC)),
+        ("Thu, 24 Aug 2023 07:01:45 +0200", dt.datetime(2023, 8, 24, 5, 1, 45, tzinfo=dt.UTC)),
+        ("Thu, 4 Aug 2023 05:01:45 -0000", dt.datetime(2023, 8, 4, 5, 1, 45, tzinfo=dt.UTC)),
+        ("2023-08-24T05:01:45Z", dt.datetime(2023, 8, 24, 5, 1, 45, tzinfo=dt.UTC)),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_dates_parse_fast_and_slow_paths(wire: str | None, expected: dt.datetime | None) -> None:
+    """Twilio's RFC 2822 form takes the fast path; other forms still parse, to UTC."""
+    assert parse_datetime(wire) == expected
+
+
+def test_outputs_are_frozen() -> None:
+    """Outputs cannot be changed by a downstream step."""
+    message = Message.from_wire({"sid": "SM1"})
+    with pytest.raises(AttributeError):
+        message.sid = "SM2"  # type: ignore[misc]

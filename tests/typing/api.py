@@ -1,0 +1,39 @@
+"""
+The public API as users call it, for the type checker (``mypy tests/typing``).
+
+Not meant to be executed: it only has to type-check under mypy --strict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+from connector import Connection, InvalidInputError, MessageMayHaveBeenSentError, to_json
+from connector.models import Message, MessageListV2, MessageStatus
+
+
+async def send_and_read() -> None:
+    async with Connection("AC" + "0" * 32, "token") as conn:
+        result = await conn.call(
+            "send_text_message", {"from": "+15005550006", "to": "+1555", "body": "x"}
+        )
+        message: Message = result
+        created: dt.datetime | None = message.date_created
+        segments: int | None = message.num_segments
+        price: decimal.Decimal | None = message.price
+        status: MessageStatus | None = message.status
+        page: MessageListV2 = await conn.call("list_messages_v2", {"To": "+1555"})
+        link: str | None = page.odata_next_link
+        firsts: tuple[Message, ...] = page.value
+        async for item in conn.paginate("list_messages_v2", {}, max_items=10):
+            print(to_json(item))
+        print(created, segments, price, status, link, firsts)
+
+
+def handle(error: Exception) -> list[str]:
+    if isinstance(error, InvalidInputError):
+        return [f"{issue.key}: {issue.rule}" for issue in error.issues]
+    if isinstance(error, MessageMayHaveBeenSentError):
+        return [str(error.inputs)]
+    return []
