@@ -16,8 +16,12 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from connector.emulator._admin import STATE as STATE_KEY
+from connector.emulator._admin import add_admin_routes, admin_params
 from connector.emulator._config import EmulatorConfig
 from connector.emulator._errors import ApiError, error_response
+from connector.emulator._guard import host_guard
+from connector.emulator._inbox import add_inbox_routes
 from connector.emulator._listing import message_filter, page_envelope, page_size_of, select_page
 from connector.emulator._records import API_VERSION, MessageRecord
 from connector.emulator._state import EmulatorState
@@ -26,7 +30,6 @@ from connector.emulator._validation import validate_send
 
 __all__ = ["STATE_KEY", "create_app"]
 
-STATE_KEY = web.AppKey("emulator_state", EmulatorState)
 _API_PREFIX = f"/{API_VERSION}/"
 _ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
 _JSON = "application/json"
@@ -281,20 +284,8 @@ async def _stats(request: web.Request) -> web.Response:
     return _json(_state(request).snapshot())
 
 
-async def _reset(request: web.Request) -> web.Response:
-    await _state(request).reset()
-    return _json({"status": "reset"})
-
-
 async def _admin_params(request: web.Request) -> MultiMapping[str]:
-    if request.content_type == _JSON:
-        data = await request.json()
-        pairs: MultiDict[str] = MultiDict()
-        for key, value in data.items():
-            for item in value if isinstance(value, list) else [value]:
-                pairs.add(key, str(item))
-        return pairs
-    return await _form(request)
+    return await admin_params(request)
 
 
 async def _inbound(request: web.Request) -> web.Response:
@@ -342,8 +333,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         The application; its state is ``app[STATE_KEY]``.
     """
     state = EmulatorState(config or EmulatorConfig())
-    app = web.Application(middlewares=[_make_api_middleware(state)])
-    app[STATE_KEY] = state
+    app = web.Application(middlewares=[host_guard(state.config), _make_api_middleware(state)])
+    add_admin_routes(app, state)
+    add_inbox_routes(app)
 
     async def startup(_app: web.Application) -> None:
         await state.open()
@@ -356,7 +348,6 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     messages = f"{_ACCOUNT}/Messages"
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/emulator/stats", _stats)
-    app.router.add_post("/emulator/reset", _reset)
     app.router.add_post("/emulator/inbound", _inbound)
     app.router.add_post("/emulator/advance", _advance)
     app.router.add_post(f"{messages}.json", _create)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 import attrs
@@ -20,7 +21,7 @@ import attrs
 from connector.signature import compute_signature
 
 
-__all__ = ["CallbackDispatcher", "CallbackStats"]
+__all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]
 
 log = logging.getLogger("connector.emulator.callbacks")
 
@@ -42,6 +43,46 @@ class CallbackStats:
 
 
 @attrs.frozen
+class DeliveryAttempt:
+    """
+    One try at delivering a callback, as the inbox's delivery log shows it.
+
+    Attributes:
+        url: Receiver URL.
+        event: What was reported: the ``MessageStatus`` (or ``SmsStatus``) posted.
+        signature: The ``X-Twilio-Signature`` sent.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        at: When the try started (emulator clock, epoch seconds).
+        latency_ms: How long the receiver took (real time).
+        status: The receiver's HTTP status, or ``None`` when there was no answer.
+        error: The connection error's name when there was no answer.
+        delivered: Whether this try counted as delivered (2xx/3xx).
+    """
+
+    url: str
+    event: str
+    signature: str
+    attempt: int
+    at: float
+    latency_ms: float
+    status: int | None
+    error: str | None
+    delivered: bool
+
+    def to_json(self) -> dict[str, object]:
+        """
+        Render for the admin API.
+
+        Returns:
+            The attributes as a JSON object.
+        """
+        return attrs.asdict(self)
+
+
+Observer = Callable[[str, DeliveryAttempt], None]
+
+
+@attrs.frozen
 class _Callback:
     url: str
     params: tuple[tuple[str, str], ...]
@@ -58,8 +99,21 @@ class CallbackDispatcher:
         timeout: Seconds to wait for the receiver.
     """
 
-    def __init__(self, auth_token: str, *, attempts: int, backoff: float, timeout: float):
+    def __init__(
+        self,
+        auth_token: str,
+        *,
+        attempts: int,
+        backoff: float,
+        timeout: float,
+        now: Callable[[], float] = time.time,
+    ):
         self._auth_token = auth_token
+        self._now = now
+        self.log: dict[str, list[DeliveryAttempt]] = {}
+        """Every delivery attempt per key (message SID), oldest first; cleared by reset."""
+        self.on_attempt: Observer | None = None
+        """Called after every attempt with the key and the attempt (for live views)."""
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -118,13 +172,14 @@ class CallbackDispatcher:
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
+        self.log.clear()
         self.stats = CallbackStats()
 
     async def _work(self, key: str) -> None:
         queue = self._queues[key]
         try:
             while queue:
-                await self._deliver(queue[0])
+                await self._deliver(key, queue[0])
                 queue.popleft()
         finally:
             if self._workers.get(key) is asyncio.current_task():
@@ -132,28 +187,43 @@ class CallbackDispatcher:
                 if not queue:
                     self._queues.pop(key, None)
 
-    async def _deliver(self, callback: _Callback) -> None:
+    def _record(self, key: str, attempt: DeliveryAttempt) -> None:
+        self.log.setdefault(key, []).append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(key, attempt)
+
+    async def _deliver(self, key: str, callback: _Callback) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        headers = {
-            "X-Twilio-Signature": compute_signature(
-                callback.url, callback.params, self._auth_token
-            ),
-            "User-Agent": "TwilioProxy/1.1",
-        }
+        signature = compute_signature(callback.url, callback.params, self._auth_token)
+        headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
+        params = dict(callback.params)
+        event = params.get("MessageStatus") or params.get("SmsStatus", "")
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
+            at, started = self._now(), time.perf_counter()
+            status: int | None = None
+            error: str | None = None
             try:
                 async with self._session.post(
                     callback.url, data=list(callback.params), headers=headers
                 ) as response:
                     await response.read()
-                    if response.status < 400:
-                        self.stats.delivered += 1
-                        return
+                    status = response.status
                     reason = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = type(exc).__name__
+                error = reason = type(exc).__name__
+            delivered = status is not None and status < 400
+            latency = round((time.perf_counter() - started) * 1000, 1)
+            self._record(
+                key,
+                DeliveryAttempt(
+                    callback.url, event, signature, attempt, at, latency, status, error, delivered
+                ),
+            )
+            if delivered:
+                self.stats.delivered += 1
+                return
             self.stats.attempts_failed += 1
             log.info("callback to %s failed (%s), attempt %d", callback.url, reason, attempt)
             if attempt < self._attempts:

@@ -71,6 +71,19 @@ def _serve_parser() -> argparse.ArgumentParser:
         metavar="NUMBER=URL",
         help="owned number and the webhook its inbound messages go to (repeat)",
     )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="extra Host header the inbox and admin routes accept (repeat; '*' for any)",
+    )
+    parser.add_argument(
+        "--no-opt-out-keywords",
+        dest="opt_out_keywords",
+        action="store_false",
+        help="do not treat inbound STOP/START/HELP as opt-out keywords",
+    )
     faults = parser.add_argument_group("fault injection (deterministic per seed)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--fault-error-rate", type=float, default=0.0)
@@ -113,6 +126,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         else None,
         account_sid=args.account_sid or generated.account_sid,
         auth_token=args.auth_token or generated.auth_token,
+        allowed_hosts=tuple(args.allow_host),
+        opt_out_keywords=args.opt_out_keywords,
     )
 
 
@@ -130,6 +145,7 @@ async def _serve(config: EmulatorConfig) -> None:
         if config.api_key:
             lines.append(f"  TWILIO_API_KEY={config.api_key}")
         lines.append(f"  database: {config.db_path or 'in memory'}")
+        lines.append(f"  inbox: {server.base_url}/")
         print("\n".join(lines), flush=True)
         await stop.wait()
 

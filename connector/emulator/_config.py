@@ -64,6 +64,12 @@ class EmulatorConfig:
         callback_attempts: How many times a callback is tried before it counts failed.
         callback_backoff: First retry delay in seconds; doubles on each retry.
         clock: Time source; share a :class:`ManualClock` to control time in tests.
+        allowed_hosts: Extra ``Host`` header values (``name`` or ``name:port``) the inbox
+            and admin routes accept besides the loopback names; ``"*"`` accepts any
+            (only for a deliberately exposed emulator). Guards against DNS rebinding.
+        opt_out_keywords: Whether inbound STOP / START / HELP keywords change the
+            handset's opt-out and get Twilio's automatic reply, as Twilio's default
+            opt-out handling does.
     """
 
     host: str = "127.0.0.1"
@@ -87,6 +93,8 @@ class EmulatorConfig:
     callback_attempts: int = 5
     callback_backoff: float = 0.5
     clock: Clock = attrs.field(factory=Clock, eq=False, repr=False)
+    allowed_hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    opt_out_keywords: bool = True
 
     def __attrs_post_init__(self) -> None:
         if (self.api_key is None) != (self.api_secret is None):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from connector.emulator._clock import Clock
+from connector.emulator._handsets import FAULT_CODES
 from connector.emulator._records import MessageRecord
 from connector.emulator._segments import count_segments
 from connector.emulator._store import MessageStore
@@ -82,7 +83,7 @@ class Lifecycle:
 
     def _plan_next(self, record: MessageRecord) -> None:
         status, now = record.status, self._clock.now()
-        failure = FAILURE_NUMBERS.get(bare_number(record.to))
+        failure = _failure(record)
         if status == "scheduled" and record.send_at is not None:
             self._plan(record.send_at, record, "queued")
         elif status == "accepted":
@@ -158,12 +159,21 @@ class Lifecycle:
         if status == "sent":
             record.price = f"{-PRICE_PER_SEGMENT * max(1, record.num_segments):.5f}"
         if status in ("failed", "undelivered"):
-            failure = FAILURE_NUMBERS.get(bare_number(record.to))
+            failure = _failure(record)
             code, text = (failure[1], failure[2]) if failure else (30008, "Unknown error")
             record.error_code, record.error_message = code, text
         self._store.changed(record)
         self._on_transition(record, previous)
         self._plan_next(record)
+
+
+def _failure(record: MessageRecord) -> tuple[str, int, str] | None:
+    # An inbox failure switch (stored on the record when it was sent) wins over the
+    # failure destinations, so switching a magic number still does what the user chose.
+    if record.fault_code is not None and record.fault_code in FAULT_CODES:
+        status, text = FAULT_CODES[record.fault_code]
+        return status, record.fault_code, text
+    return FAILURE_NUMBERS.get(bare_number(record.to))
 
 
 def raw_dlr_done_date(timestamp: float) -> str:

@@ -128,6 +128,8 @@ class MessageRecord:
         status_callback: URL to notify of transitions.
         send_at: Epoch seconds of a scheduled send.
         media: Attached media.
+        timeline: Every status the message had, with the time it got it (oldest first).
+        fault_code: The error code an inbox failure switch assigned to this send, if any.
     """
 
     seq: int
@@ -149,6 +151,8 @@ class MessageRecord:
     status_callback: str | None = None
     send_at: float | None = None
     media: list[MediaRecord] = attrs.field(factory=list)
+    timeline: list[tuple[str, float]] = attrs.field(factory=list)
+    fault_code: int | None = None
 
     @property
     def uri(self) -> str:
@@ -207,4 +211,5 @@ class MessageRecord:
             The record.
         """
         media = [MediaRecord(**item) for item in row.pop("media", [])]
-        return cls(**row, media=media)
+        timeline = [(status, float(at)) for status, at in row.pop("timeline", [])]
+        return cls(**row, media=media, timeline=timeline)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 
-__all__ = ["Encoding", "count_segments", "encoding_for"]
+__all__ = ["Encoding", "count_segments", "encoding_for", "split_segments", "ucs2_forcing"]
 
 Encoding = Literal["GSM-7", "UCS-2"]
 
@@ -75,3 +75,48 @@ def count_segments(body: str) -> int:
             used = 0
         used += size
     return segments
+
+
+def ucs2_forcing(body: str) -> list[str]:
+    """
+    List the characters that keep *body* out of GSM-7, each once, in order of appearance.
+
+    Args:
+        body: The message text.
+
+    Returns:
+        The characters outside the GSM-7 basic and extension sets (empty for GSM-7 text).
+    """
+    seen: dict[str, None] = {}
+    for char in body:
+        if char not in _GSM_BASIC and char not in _GSM_EXTENDED:
+            seen.setdefault(char, None)
+    return list(seen)
+
+
+def split_segments(body: str) -> list[str]:
+    """
+    Split *body* into the parts a handset receives, by the rules of :func:`count_segments`.
+
+    Args:
+        body: The message text.
+
+    Returns:
+        One string per segment; ``[""]`` for an empty body.
+    """
+    encoding = encoding_for(body)
+    units = _units(body, encoding)
+    single, multi = (
+        (_GSM_SINGLE, _GSM_MULTI) if encoding == "GSM-7" else (_UCS2_SINGLE, _UCS2_MULTI)
+    )
+    if sum(units) <= single:
+        return [body]
+    parts: list[str] = []
+    start, used = 0, 0
+    for index, size in enumerate(units):
+        if used + size > multi:
+            parts.append(body[start:index])
+            start, used = index, 0
+        used += size
+    parts.append(body[start:])
+    return parts

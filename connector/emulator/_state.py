@@ -5,6 +5,7 @@ Everything one emulator instance knows: messages, clocks, throttle, faults and c
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from collections import Counter
 from collections.abc import Sequence
@@ -12,11 +13,22 @@ from typing import Any
 
 import attrs
 
-from connector.emulator._callbacks import CallbackDispatcher
+from connector.emulator._callbacks import CallbackDispatcher, DeliveryAttempt
 from connector.emulator._config import EmulatorConfig
+from connector.emulator._errors import ApiError
+from connector.emulator._events import EventHub
 from connector.emulator._faults import FaultInjector
+from connector.emulator._handsets import (
+    AUTO_REPLIES,
+    FAULT_CODES,
+    UNSUBSCRIBED_CODE,
+    UNSUBSCRIBED_MESSAGE,
+    HandsetRules,
+    keyword_of,
+)
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
+from connector.emulator._search import MessageQuery, thread_parties
 from connector.emulator._segments import count_segments
 from connector.emulator._store import MessageStore
 from connector.emulator._throttle import SlidingWindowThrottle
@@ -25,6 +37,7 @@ from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_
 
 __all__ = ["EmulatorState", "RequestStats"]
 
+_RULES_KEY = "handset_rules"
 _UNFINISHED = frozenset({"accepted", "scheduled", "queued", "sending", "receiving"})
 
 
@@ -70,7 +83,13 @@ class EmulatorState:
             attempts=config.callback_attempts,
             backoff=config.callback_backoff,
             timeout=config.callback_timeout,
+            now=config.clock.now,
         )
+        self.events = EventHub()
+        """Change notifications for the inbox's live view and long polls."""
+        self.callbacks.on_attempt = self._on_callback_attempt
+        self.rules = HandsetRules(on_change=self._on_rules_changed)
+        """Per-handset failure switches and STOP/START opt-outs."""
         self.throttle = (
             SlidingWindowThrottle(config.throttle[0], config.throttle[1], self.clock.now)
             if config.throttle
@@ -86,6 +105,9 @@ class EmulatorState:
     async def open(self) -> None:
         """Open the store and resume unfinished messages; call inside the event loop."""
         self.store.open()
+        stored_rules = self.store.load_meta(_RULES_KEY)
+        if stored_rules is not None:
+            self.rules.load(stored_rules)
         self.lifecycle = Lifecycle(
             self.store, self.clock, self.config.delivery_delay, self._on_transition
         )
@@ -100,8 +122,33 @@ class EmulatorState:
         await self.callbacks.close()
         self.store.close()
 
-    async def reset(self) -> None:
-        """Forget all messages, planned transitions, callbacks, windows and counters."""
+    async def reset(self, number: str | None = None) -> int:
+        """
+        Forget all messages, planned transitions, callbacks, windows, counters, failure
+        switches and opt-outs; or, given *number*, only the messages to or from it and
+        its switches and opt-outs.
+
+        Args:
+            number: A handset or account number; ``None`` resets everything.
+
+        Returns:
+            How many messages were forgotten.
+        """
+        if number is not None:
+            doomed = [
+                record
+                for record in self.store.all()
+                if number in thread_parties(record)
+                or bare_number(number) in (bare_number(record.to), bare_number(record.from_ or ""))
+            ]
+            for record in doomed:
+                # The lifecycle skips steps of messages it can no longer find.
+                self.store.delete(record.sid)
+                self.callbacks.log.pop(record.sid, None)
+            self.rules.forget(number)
+            self.events.publish("reset", number=number)
+            return len(doomed)
+        count = len(self.store)
         if self.lifecycle is not None:
             self.lifecycle.clear()
         await self.callbacks.reset()
@@ -110,6 +157,9 @@ class EmulatorState:
             self.throttle.reset()
         self.faults.reset()
         self.stats = RequestStats()
+        self.rules.forget()
+        self.events.publish("reset", number=None)
+        return count
 
     def _lifecycle(self) -> Lifecycle:
         if self.lifecycle is None:
@@ -120,12 +170,25 @@ class EmulatorState:
         """
         Store a new outbound message in its initial status (not yet committed).
 
+        A handset that texted STOP to the sender, or whose failure switch is set to
+        21610, refuses the send as Twilio does; another switched code is stored on the
+        record for the lifecycle to end with.
+
         Args:
             request: A validated send.
 
         Returns:
             The new record.
+
+        Raises:
+            ApiError: 400 / 21610 for an unsubscribed recipient.
         """
+        senders = [s for s in (request.from_, request.messaging_service_sid) if s]
+        if any(self.rules.is_opted_out(sender, request.to) for sender in senders):
+            raise ApiError(400, UNSUBSCRIBED_CODE, UNSUBSCRIBED_MESSAGE)
+        fault = self.rules.take_fault(request.to)
+        if fault is not None and FAULT_CODES[fault.code][0] == "rejected":
+            raise ApiError(400, fault.code, FAULT_CODES[fault.code][1])
         now = self.clock.now()
         if request.send_at is not None:
             status = "scheduled"
@@ -153,8 +216,11 @@ class EmulatorState:
                 MediaRecord(new_sid("ME"), _content_type(url), url, now)
                 for url in request.media_urls
             ],
+            timeline=[(status, now)],
+            fault_code=fault.code if fault is not None else None,
         )
         self.store.add(record)
+        self._published("message", record)
         return record
 
     def start(self, record: MessageRecord) -> None:
@@ -207,8 +273,10 @@ class EmulatorState:
             date_sent=now,
             price=f"{-0.0079 * count_segments(body):.5f}",
             media=[MediaRecord(new_sid("ME"), _content_type(u), u, now) for u in media_urls],
+            timeline=[("received", now)],
         )
         self.store.add(record)
+        self._published("message", record)
         url = webhook or self.config.incoming.get(bare_number(to))
         if url:
             params = [
@@ -231,7 +299,147 @@ class EmulatorState:
                 params.append((f"MediaUrl{index}", item.url))
                 params.append((f"MediaContentType{index}", item.content_type))
             self.callbacks.enqueue(record.sid, url, params)
+        self._opt_out_keywords(record)
         return record
+
+    def _opt_out_keywords(self, inbound: MessageRecord) -> None:
+        # Twilio's default opt-out handling: the keyword still reaches the webhook, the
+        # opt-out is recorded for the pair, and Twilio answers the handset itself.
+        keyword = keyword_of(inbound.body) if self.config.opt_out_keywords else None
+        if keyword is None or not inbound.from_:
+            return
+        ours, handset = thread_parties(inbound)
+        if keyword in ("stop", "start"):
+            self.rules.set_opted_out(ours, handset, keyword == "stop")
+        now = self.clock.now()
+        reply = MessageRecord(
+            seq=self.store.next_seq(),
+            sid=new_sid("SM"),
+            account_sid=self.config.account_sid,
+            to=inbound.from_,
+            from_=inbound.to,
+            body=AUTO_REPLIES[keyword],
+            status="delivered",
+            direction="outbound-reply",
+            num_segments=count_segments(AUTO_REPLIES[keyword]),
+            messaging_service_sid=inbound.messaging_service_sid,
+            date_created=now,
+            date_updated=now,
+            date_sent=now,
+            price=f"{-0.0079 * count_segments(AUTO_REPLIES[keyword]):.5f}",
+            timeline=[("delivered", now)],
+        )
+        self.store.add(reply)
+        self._published("message", reply)
+
+    def seed(self, items: Sequence[dict[str, Any]]) -> list[MessageRecord]:
+        """
+        Store ready-made messages as they are: no validation, lifecycle or callbacks.
+
+        Args:
+            items: Objects with ``to``, ``from``, ``body`` and optionally ``direction``
+                (default ``outbound-api``), ``status`` (default ``delivered`` or
+                ``received``), ``error_code``, ``error_message``, ``date_created``
+                (epoch seconds; default now) and ``messaging_service_sid``.
+
+        Returns:
+            The stored records, in the given order.
+
+        Raises:
+            ValueError: If an item lacks ``to`` or ``from`` or has a bad value.
+        """
+        created = []
+        for item in items:
+            to, sender = str(item.get("to") or ""), str(item.get("from") or "")
+            if not to or not sender:
+                raise ValueError("every seeded message needs 'to' and 'from'")
+            direction = str(item.get("direction") or "outbound-api")
+            if direction not in ("inbound", "outbound-api", "outbound-reply"):
+                raise ValueError(f"unknown direction {direction!r}")
+            default_status = "received" if direction == "inbound" else "delivered"
+            status = str(item.get("status") or default_status)
+            at = float(item.get("date_created") or self.clock.now())
+            body = str(item.get("body") or "")
+            code = item.get("error_code")
+            record = MessageRecord(
+                seq=self.store.next_seq(),
+                sid=new_sid("SM"),
+                account_sid=self.config.account_sid,
+                to=to,
+                from_=sender,
+                body=body,
+                status=status,
+                direction=direction,
+                num_segments=count_segments(body),
+                messaging_service_sid=item.get("messaging_service_sid") or None,
+                date_created=at,
+                date_updated=at,
+                date_sent=at,
+                price=f"{-0.0079 * count_segments(body):.5f}",
+                error_code=int(code) if code is not None else None,
+                error_message=item.get("error_message")
+                or (
+                    FAULT_CODES[int(code)][1]
+                    if code is not None and int(code) in FAULT_CODES
+                    else None
+                ),
+                timeline=[(status, at)],
+            )
+            self.store.add(record)
+            self._published("message", record)
+            created.append(record)
+        return created
+
+    def find(self, query: MessageQuery) -> list[MessageRecord]:
+        """
+        Messages matching *query*, newest first.
+
+        Args:
+            query: The filters.
+
+        Returns:
+            The matches.
+        """
+        return list(self.store.older_than(None, query.matches))
+
+    async def wait_for(self, query: MessageQuery, within: float) -> MessageRecord | None:
+        """
+        Return the oldest message matching *query*, waiting up to *within* seconds of
+        real time for one to arrive (a long poll; the emulator clock is not involved).
+
+        Args:
+            query: The filters; set ``after_seq`` to ignore earlier messages.
+            within: Seconds to wait at most.
+
+        Returns:
+            The message, or ``None`` if none matched in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            found = next(self.store.newer_than(query.after_seq, query.matches), None)
+            if found is not None:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self.events.wait_changed(remaining):
+                return None
+
+    def _published(self, kind: str, record: MessageRecord) -> None:
+        self.events.publish(
+            kind,
+            sid=record.sid,
+            to=record.to,
+            **{"from": record.from_},
+            status=record.status,
+            direction=record.direction,
+        )
+
+    def _on_callback_attempt(self, key: str, attempt: DeliveryAttempt) -> None:
+        self.events.publish("callback", sid=key, delivered=attempt.delivered)
+
+    def _on_rules_changed(self) -> None:
+        self.store.save_meta(_RULES_KEY, self.rules.to_data())
+        self.events.publish("rules")
 
     def cancel(self, record: MessageRecord) -> bool:
         """
@@ -261,6 +469,8 @@ class EmulatorState:
         return record.status not in _UNFINISHED
 
     def _on_transition(self, record: MessageRecord, previous: str) -> None:
+        record.timeline.append((record.status, record.date_updated))
+        self._published("status", record)
         url = record.status_callback
         if not url:
             return

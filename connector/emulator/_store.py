@@ -15,6 +15,7 @@ import bisect
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from connector.emulator._records import MessageRecord
 
@@ -25,6 +26,16 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     sid TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
+    data TEXT NOT NULL
+)
+"""
+
+
+# Small emulator-wide settings (the inbox's handset switches and opt-outs), one JSON value
+# per key, so they survive a restart along with the messages.
+_META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS emulator_meta (
+    key TEXT PRIMARY KEY,
     data TEXT NOT NULL
 )
 """
@@ -61,6 +72,7 @@ class MessageStore:
             # power loss can drop the last commits, which an emulator can live with.
             db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_SCHEMA)
+        db.execute(_META_SCHEMA)
         self._db = db
         for (data,) in db.execute("SELECT data FROM messages ORDER BY seq"):
             record = MessageRecord.from_row(json.loads(data))
@@ -75,6 +87,36 @@ class MessageStore:
             self._write()
             self._db.close()
             self._db = None
+
+    def load_meta(self, key: str) -> Any:
+        """
+        Read a stored setting.
+
+        Args:
+            key: Setting name.
+
+        Returns:
+            The decoded JSON value, or ``None`` if never saved (or the store is closed).
+        """
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT data FROM emulator_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_meta(self, key: str, value: Any) -> None:
+        """
+        Write a setting at once (settings change rarely, so no group commit).
+
+        Args:
+            key: Setting name.
+            value: JSON-compatible value.
+        """
+        if self._db is not None:
+            self._db.execute(
+                "INSERT INTO emulator_meta (key, data) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET data = excluded.data",
+                (key, json.dumps(value)),
+            )
 
     def next_seq(self) -> int:
         """
