@@ -1,0 +1,304 @@
+"""The inbox's HTTP side: admin API, opt-outs, failure switches, Host guard, pages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from connector.emulator import EmulatorServer
+from connector.emulator._segments import count_segments, split_segments, ucs2_forcing
+from connector.signature import validate_signature
+
+
+OK_FROM = "+15005550006"
+HANDSET = "+15551230001"
+
+
+class Receiver:
+    """A webhook receiver that records form posts."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], str]] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.requests.append((str(request.url), form, request.headers["X-Twilio-Signature"]))
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    recv.url = f"http://{host}:{port}"
+    yield recv
+    await runner.cleanup()
+
+
+async def send(emu: EmulatorServer, **params: Any) -> tuple[int, dict[str, Any]]:
+    form = {"To": HANDSET, "From": OK_FROM, "Body": "hi", **params}
+    auth = aiohttp.encode_basic_auth(emu.account_sid, emu.auth_token)
+    url = f"{emu.base_url}/2010-04-01/Accounts/{emu.account_sid}/Messages.json"
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": auth}) as session,
+        session.post(url, data=form) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def admin(
+    emu: EmulatorServer, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, emu.base_url + path, headers=headers, **kw) as response,
+    ):
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except json.JSONDecodeError:
+            return response.status, text
+
+
+async def test_openapi_document_is_valid_and_lists_the_routes(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """The published admin OpenAPI validates and covers every admin route."""
+    status, spec = await admin(twilio_emulator, "GET", "/emulator/openapi.json")
+    assert status == 200
+    validate(spec)
+    routes = {
+        resource.canonical
+        for resource in twilio_emulator.app.router.resources()
+        if resource.canonical.startswith("/emulator/")
+    }
+    assert routes <= set(spec["paths"])
+
+
+async def test_list_filter_latest_and_detail(twilio_emulator: EmulatorServer) -> None:
+    """Messages can be filtered by body, status and direction; detail has timeline and encoding."""
+    emu = twilio_emulator
+    await send(emu, Body="Your code is 1234")
+    await send(emu, Body="Café ✓ déjà vu", To="+15551230002")
+    status, listed = await admin(emu, "GET", "/emulator/messages", params={"body": "CODE"})
+    assert status == 200 and listed["total"] == 1
+    _, latest = await admin(emu, "GET", "/emulator/messages/latest")
+    assert latest["to"] == "+15551230002"
+    _, none = await admin(emu, "GET", "/emulator/messages", params={"status": "failed"})
+    assert none["total"] == 0
+    emu.advance(1)
+    _, detail = await admin(emu, "GET", f"/emulator/messages/{latest['sid']}")
+    assert [s["status"] for s in detail["timeline"]] == ["queued", "sending", "sent", "delivered"]
+    assert detail["encoding"]["encoding"] == "UCS-2"
+    assert detail["encoding"]["ucs2_characters"] == ["✓"]
+    status, _ = await admin(emu, "GET", "/emulator/messages", params={"error_code": "x"})
+    assert status == 400
+
+
+async def test_wait_long_polls_until_a_message_arrives(twilio_emulator: EmulatorServer) -> None:
+    """/emulator/messages/wait answers as soon as a matching message is stored, else 408."""
+    emu = twilio_emulator
+    status, body = await admin(
+        emu, "GET", "/emulator/messages/wait", params={"to": HANDSET, "timeout": "0"}
+    )
+    assert status == 408 and body["code"] == 20408
+    async with aiohttp.ClientSession() as session:
+        waiting = session.get(
+            emu.base_url + "/emulator/messages/wait",
+            params={"to": HANDSET, "body_matches": r"code \d+", "timeout": "5"},
+        )
+        task = asyncio.ensure_future(waiting)
+        await send(emu, Body="no match")
+        await send(emu, Body="code 42")
+        async with await task as response:
+            assert response.status == 200
+            assert (await response.json())["body"] == "code 42"
+
+
+async def test_stop_refuses_sends_until_start_and_help_replies(
+    twilio_emulator_factory: Any, receiver: Receiver
+) -> None:
+    """STOP -> 21610 for that sender only; START re-subscribes; HELP gets an auto-reply."""
+    emu = await twilio_emulator_factory(incoming={OK_FROM: receiver.url + "/sms"})
+    await emu.inbound(to=OK_FROM, from_=HANDSET, body=" stop ")
+    await emu.drain_callbacks()
+    assert receiver.requests[0][1]["Body"] == " stop "  # keywords still reach the webhook
+    status, error = await send(emu)
+    assert (status, error["code"]) == (400, 21610)
+    assert (await send(emu, From="Acme"))[0] == 201  # another sender is unaffected
+    _, handsets = await admin(emu, "GET", "/emulator/handsets")
+    assert handsets["handsets"][0]["opted_out_of"] == [OK_FROM]
+    await emu.inbound(to=OK_FROM, from_=HANDSET, body="START")
+    assert (await send(emu))[0] == 201
+    await emu.inbound(to=OK_FROM, from_=HANDSET, body="help")
+    replies = emu.messages(direction="outbound-reply")
+    assert len(replies) == 3 and "STOP" in replies[0]["body"]
+    assert replies[0]["from"] == OK_FROM and replies[0]["to"] == HANDSET
+
+
+async def test_failure_switch_next_and_always(twilio_emulator: EmulatorServer) -> None:
+    """A 'next' switch fails one send with its code; 'always' stays; 21610 is refused."""
+    emu = twilio_emulator
+    status, _ = await admin(
+        emu, "POST", "/emulator/faults", json={"handset": HANDSET, "code": 30007}
+    )
+    assert status == 200
+    _, first = await send(emu)
+    _, second = await send(emu)
+    emu.advance(1)
+    assert emu.messages(sid=first["sid"])[0]["status"] == "undelivered"
+    assert emu.messages(sid=first["sid"])[0]["error_code"] == 30007
+    assert emu.messages(sid=second["sid"])[0]["status"] == "delivered"
+    await admin(
+        emu,
+        "POST",
+        "/emulator/faults",
+        data={"handset": HANDSET, "code": "30008", "mode": "always"},
+    )
+    for _ in range(2):
+        _, sent = await send(emu)
+        emu.advance(1)
+        assert emu.messages(sid=sent["sid"])[0]["status"] == "failed"
+    await admin(emu, "POST", "/emulator/faults", json={"handset": HANDSET, "code": 21610})
+    assert (await send(emu))[1]["code"] == 21610
+    assert (await send(emu))[0] == 201
+    status, _ = await admin(emu, "POST", "/emulator/faults", json={"handset": HANDSET, "code": 1})
+    assert status == 400
+    status, _ = await admin(emu, "DELETE", "/emulator/faults", params={"handset": HANDSET})
+    assert status == 200
+
+
+async def test_opt_out_endpoint_and_reset_one_number(twilio_emulator: EmulatorServer) -> None:
+    """Opt-outs can be set directly; resetting a number forgets its messages and rules."""
+    emu = twilio_emulator
+    await send(emu)
+    await send(emu, To="+15551230002")
+    await admin(emu, "POST", "/emulator/opt-outs", json={"number": OK_FROM, "handset": HANDSET})
+    assert (await send(emu))[1]["code"] == 21610
+    status, body = await admin(emu, "POST", "/emulator/reset", params={"number": HANDSET})
+    assert (status, body["messages"]) == (200, 1)
+    assert [m["to"] for m in emu.messages()] == ["+15551230002"]
+    assert (await send(emu))[0] == 201
+    await admin(emu, "POST", "/emulator/reset")
+    assert emu.messages() == []
+
+
+async def test_seed_stores_messages_as_given(twilio_emulator: EmulatorServer) -> None:
+    """Seeded messages appear in the list with the given status and error."""
+    emu = twilio_emulator
+    items = [
+        {"to": OK_FROM, "from": HANDSET, "body": "hello", "direction": "inbound"},
+        {"to": HANDSET, "from": OK_FROM, "body": "x", "status": "undelivered", "error_code": 30003},
+    ]
+    status, body = await admin(emu, "POST", "/emulator/messages", json={"messages": items})
+    assert status == 201
+    assert [m["status"] for m in body["messages"]] == ["received", "undelivered"]
+    assert body["messages"][1]["error_message"] == "Unreachable destination handset"
+    status, _ = await admin(emu, "POST", "/emulator/messages", json={"messages": [{"to": "1"}]})
+    assert status == 400
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1:{port}", 200), ("localhost:{port}", 200), ("evil.example:{port}", 403),
+     ("127.0.0.1:1", 403), ("allowed.test", 200)],
+)  # fmt: skip
+async def test_host_header_guard(twilio_emulator_factory: Any, host: str, expected: int) -> None:
+    """Inbox and admin routes refuse foreign Host headers (DNS rebinding); the API does not."""
+    emu = await twilio_emulator_factory(allowed_hosts=("allowed.test",))
+    port = emu.base_url.rsplit(":", 1)[1]
+    headers = {"Host": host.format(port=port)}
+    for path in ("/", "/emulator/stats", "/emulator/messages"):
+        status, _ = await admin(emu, "GET", path, headers=headers)
+        assert status == expected, path
+    auth = aiohttp.encode_basic_auth(emu.account_sid, emu.auth_token)
+    status, _ = await admin(
+        emu,
+        "GET",
+        f"/2010-04-01/Accounts/{emu.account_sid}/Messages.json",
+        headers={**headers, "Authorization": auth},
+    )
+    assert status == 200
+
+
+async def test_foreign_origin_cannot_post(twilio_emulator: EmulatorServer) -> None:
+    """A cross-site form post (right Host, foreign Origin) is refused."""
+    status, _ = await admin(
+        twilio_emulator, "POST", "/emulator/reset", headers={"Origin": "https://evil.example"}
+    )
+    assert status == 403
+    origin = twilio_emulator.base_url
+    status, _ = await admin(twilio_emulator, "POST", "/emulator/reset", headers={"Origin": origin})
+    assert status == 200
+
+
+async def test_pages_render_threads_detail_and_search(
+    twilio_emulator_factory: Any, receiver: Receiver
+) -> None:
+    """The inbox renders threads, a searchable list, the detail page, and handles replies."""
+    emu = await twilio_emulator_factory(incoming={OK_FROM: receiver.url + "/sms"})
+    _, sent = await send(emu, Body="Hi <b>there</b> 😀", StatusCallback=receiver.url + "/cb")
+    emu.advance(1)
+    await emu.drain_callbacks()
+    status, page = await admin(emu, "GET", "/")
+    assert status == 200 and HANDSET in page and "&lt;b&gt;there&lt;/b&gt;" in page
+    thread = f"{OK_FROM}|{HANDSET}"
+    status, page = await admin(emu, "GET", "/", params={"thread": thread})
+    assert 'id="reply-form"' in page
+    status, page = await admin(emu, "GET", "/", params={"status": "delivered"})
+    assert "1 matching" in page
+    status, page = await admin(emu, "GET", f"/messages/{sent['sid']}")
+    assert "UCS-2" in page and "U+1F600" in page and "/cb" in page
+    status, _ = await admin(
+        emu, "POST", "/inbox/reply", data={"thread": thread, "body": "yes"}, allow_redirects=False
+    )
+    assert status == 303
+    await emu.drain_callbacks()
+    url, form, signature = receiver.requests[-1]
+    assert form["Body"] == "yes" and validate_signature(url, form, signature, emu.auth_token)
+    status, _ = await admin(
+        emu,
+        "POST",
+        "/inbox/switch",
+        data={"handset": HANDSET, "thread": thread, "code": "30005", "mode": "next"},
+        allow_redirects=False,
+    )
+    assert status == 303 and emu.state.rules.fault(HANDSET) is not None
+    for path in ("/inbox/static/inbox.js", "/inbox/static/inbox.css"):
+        assert (await admin(emu, "GET", path))[0] == 200
+
+
+async def test_events_stream_reports_changes(twilio_emulator: EmulatorServer) -> None:
+    """/emulator/events greets, then streams one event per change."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(twilio_emulator.base_url + "/emulator/events") as response,
+    ):
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert (await response.content.readline()).startswith(b"retry:")
+        assert await response.content.readline() == b"event: hello\n"
+        await response.content.readline()
+        await response.content.readline()
+        await send(twilio_emulator)
+        assert await response.content.readline() == b"event: message\n"
+
+
+def test_segments_split_like_they_count() -> None:
+    """The encoding view's split agrees with the billing count."""
+    for body in ("", "a" * 160, "a" * 161, "é😀" * 40, "{" * 100, "x" * 400):
+        assert len(split_segments(body)) == count_segments(body)
+        assert "".join(split_segments(body)) == body
+    assert ucs2_forcing("héllo 😀 ✓ 😀") == ["😀", "✓"]
