@@ -168,16 +168,44 @@ def run_main(argv: Sequence[str]) -> int:
         help="pace every call of the run (overrides the workflow's connection.rate_limit)",
     )
     _state_arg(parser)
+    engine = parser.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=("local", "temporal"),
+        default="local",
+        help="run here (default), or submit to Temporal workers and wait for the result",
+    )
+    engine.add_argument(
+        "--temporal",
+        default="localhost:7233",
+        metavar="HOST:PORT",
+        help="Temporal frontend, with --engine temporal (default localhost:7233)",
+    )
+    engine.add_argument(
+        "--task-queue",
+        default="twilio-connector",
+        help="the workers' task queue, with --engine temporal (default twilio-connector)",
+    )
+    engine.add_argument(
+        "--namespace", default="default", help="Temporal namespace, with --engine temporal"
+    )
     args = parser.parse_args(list(argv))
     try:
         given = _parse_inputs(args.input)
     except WorkflowError:
         parser.error("write --input KEY=VALUE")
+    if args.engine == "temporal" and (args.state or args.rate_limit is not None):
+        parser.error(
+            "--state and --rate-limit apply to local runs: on Temporal the history is the "
+            "journal and the workers pace the calls (twilio-connector worker --rate-limit)"
+        )
     try:
         workflow = _load_checked(args.workflow)
     except WorkflowError as exc:
         _print_problems(exc.problems, sys.stderr)
         return EXIT_INVALID
+    if args.engine == "temporal":
+        return _run_temporal(workflow, given, args)
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:
@@ -210,6 +238,50 @@ def run_main(argv: Sequence[str]) -> int:
     else:
         _print_summary(result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.Namespace) -> int:
+    # Imported here so that local runs never import temporalio (an optional extra).
+    try:
+        from ..temporal._cli import run_on_temporal
+    except ImportError as exc:
+        print(
+            f"twilio-connector run: --engine temporal needs the temporal extra "
+            f"(pip install 'twilio-workflow-connector[temporal]'): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        result = run_on_temporal(
+            workflow,
+            given,
+            address=args.temporal,
+            task_queue=args.task_queue,
+            namespace=args.namespace,
+            run_id=args.run_id,
+        )
+    except WorkflowError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return EXIT_INVALID
+    except RuntimeError as exc:  # temporalio's connection failures
+        print(f"twilio-connector run: Temporal at {args.temporal}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(
+            "twilio-connector run: stopped waiting; the run goes on in Temporal",
+            file=sys.stderr,
+        )
+        return 130
+    _print_result(result, args.json)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _print_result(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        json.dump(_result_json(result), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _print_summary(result)
 
 
 async def _run(

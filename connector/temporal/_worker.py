@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: MIT
+"""
+A Temporal worker for the connector: the generic workflow, the ``invoke_action``
+activity, and one connection per process built from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pkgutil
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from .._connection import Connection, Limiter, default_connector
+from ..workflow._cli import with_margin
+from ._activities import Claims, ConnectorActivities, RedisClaims
+from ._workflow import ConnectorWorkflow
+
+
+__all__ = ["DEFAULT_TASK_QUEUE", "WorkerConfigError", "create_worker", "run_worker"]
+
+#: The task queue workers poll and runs are submitted to unless told otherwise.
+DEFAULT_TASK_QUEUE = "twilio-connector"
+#: Calls one worker runs at once; the rate limit, not this, sets the pace.
+DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
+
+
+class WorkerConfigError(Exception):
+    """The worker cannot start: credentials or options are missing or wrong."""
+
+
+def _sandbox_runner() -> SandboxedWorkflowRunner:
+    """
+    The sandbox, passing through every connector module but the workflow's own.
+
+    The workflow module is re-imported (and so checked) for each run, as Temporal
+    intends; the rest of the package (the manifest, jsonschema, aiohttp, rich) is
+    deterministic or never called from the workflow, and importing it again per run
+    would be slow and trip the sandbox on import-time randomness in third-party code.
+    """
+    import connector
+    import connector.temporal
+
+    workflow_module = ConnectorWorkflow.__module__
+    names = {f"connector.{m.name}" for m in pkgutil.iter_modules(connector.__path__)}
+    names |= {
+        f"connector.temporal.{m.name}" for m in pkgutil.iter_modules(connector.temporal.__path__)
+    }
+    names -= {"connector.temporal", workflow_module}
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*sorted(names))
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def create_worker(
+    client: Client,
+    task_queue: str,
+    activities: ConnectorActivities,
+    *,
+    max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+) -> Worker:
+    """
+    Build a worker that runs the connector's workflow and activity.
+
+    Args:
+        client: A connected Temporal client.
+        task_queue: The task queue to poll.
+        activities: The activity object, holding the worker's open connection.
+        max_concurrent_activities: Calls run at once by this worker.
+
+    Returns:
+        The worker; run it with ``await worker.run()`` or ``async with worker:``.
+    """
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ConnectorWorkflow],
+        activities=[activities.invoke_action],
+        max_concurrent_activities=max_concurrent_activities,
+        workflow_runner=_sandbox_runner(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def worker_connection(
+    *,
+    redis_url: str | None = None,
+    redis_key: str | None = None,
+    rate_limit: tuple[int, float] | None = None,
+) -> AsyncIterator[tuple[Connection, Claims | None]]:
+    """
+    Open the worker's connection from ``TWILIO_*`` environment variables.
+
+    With *redis_url*, the rate limit is held in Redis (:class:`~connector.redis_limiter.RedisLimiter`)
+    and shared by every worker using the same key, and reconciled messages are claimed
+    there too; otherwise this process paces itself.
+
+    Args:
+        redis_url: ``redis://HOST:PORT/DB`` of the shared limit.
+        redis_key: The limit's key; the account's (:func:`~connector.redis_limiter.limit_key`)
+            unless given.
+        rate_limit: ``(calls, seconds)``; the manifest's limit (1200/60 s) unless given.
+
+    Raises:
+        WorkerConfigError: No Twilio account is configured.
+    """
+    if not (os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY")):
+        raise WorkerConfigError(
+            "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and "
+            "TWILIO_API_SECRET, and TWILIO_BASE_URL for an emulator): every worker must "
+            "talk to the same account"
+        )
+    if rate_limit is None:
+        throttle = default_connector().throttle
+        rate_limit = (throttle.calls, throttle.period) if throttle else None
+    paced = with_margin(rate_limit)
+    if redis_url is None:
+        async with Connection(rate_limit=paced if isinstance(paced, tuple) else False) as conn:
+            yield conn, None
+        return
+    if not isinstance(paced, tuple):
+        raise WorkerConfigError("--redis needs a rate limit to share")
+    import redis.asyncio
+
+    from ..redis_limiter import RedisLimiter, limit_key
+
+    account = os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY", "")
+    key = redis_key or limit_key(account)
+    calls, period = paced
+    limiter = RedisLimiter(redis_url, key, calls, period)
+    claims_client: Any = redis.asyncio.Redis.from_url(redis_url)
+    shared: Limiter = limiter
+    try:
+        async with Connection(limiter=shared) as conn:
+            yield conn, RedisClaims(claims_client, key)
+    finally:
+        await limiter.aclose()
+        await claims_client.aclose()
+
+
+async def run_worker(
+    *,
+    address: str,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    namespace: str = "default",
+    redis_url: str | None = None,
+    redis_key: str | None = None,
+    rate_limit: tuple[int, float] | None = None,
+    max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """
+    Connect to Temporal and run a worker until *stop* is set (or the task is cancelled).
+
+    Args:
+        address: Temporal's frontend, ``HOST:PORT``.
+        task_queue: The task queue to poll.
+        namespace: The Temporal namespace.
+        redis_url: Share the rate limit through this Redis (see :func:`worker_connection`).
+        redis_key: The shared limit's key.
+        rate_limit: ``(calls, seconds)`` for the whole account.
+        max_concurrent_activities: Calls run at once by this worker.
+        stop: Set it to shut the worker down gracefully.
+        ready: Called once the worker polls its task queue.
+
+    Raises:
+        WorkerConfigError: No Twilio account is configured.
+    """
+    client = await Client.connect(address, namespace=namespace)
+    async with worker_connection(
+        redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit
+    ) as (conn, claims):
+        activities = ConnectorActivities(conn, claims)
+        worker = create_worker(
+            client, task_queue, activities, max_concurrent_activities=max_concurrent_activities
+        )
+        async with worker:
+            if ready is not None:
+                ready()
+            await (stop or asyncio.Event()).wait()

