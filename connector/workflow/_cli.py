@@ -162,6 +162,12 @@ def run_main(argv: Sequence[str]) -> int:
     parser.add_argument("--run-id", help="resume this run (or start one with this id)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
+        "--trigger-json",
+        metavar="JSON",
+        help="for a workflow with on: run it once with this event (a JSON object, or "
+        "@FILE); `twilio-connector listen` runs it for each event received",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=_rate_limit,
         metavar="CALLS/SECONDS",
@@ -206,6 +212,13 @@ def run_main(argv: Sequence[str]) -> int:
         return EXIT_INVALID
     if args.engine == "temporal":
         return _run_temporal(workflow, given, args)
+    trigger = None
+    if args.trigger_json is not None:
+        try:
+            trigger = _trigger_json(args.trigger_json)
+        except (OSError, ValueError) as exc:
+            print(f"twilio-connector run: --trigger-json: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:
@@ -219,7 +232,7 @@ def run_main(argv: Sequence[str]) -> int:
                 f"journal {journal_path})",
                 file=sys.stderr,
             )
-            result = asyncio.run(_run(workflow, given, journal, run_id, args.rate_limit))
+            result = asyncio.run(_run(workflow, given, journal, run_id, args.rate_limit, trigger))
     except WorkflowError as exc:
         _print_problems(exc.problems, sys.stderr)
         return EXIT_INVALID
@@ -290,6 +303,7 @@ async def _run(
     journal: Journal,
     run_id: str,
     rate_limit: tuple[int, float] | bool | None,
+    trigger: Mapping[str, Any] | None = None,
 ) -> RunResult:
     spec = workflow.connection
     if rate_limit is None and spec is not None:
@@ -307,7 +321,16 @@ async def _run(
                 run_id=run_id,
                 progress=progress,
                 env=dict(os.environ),
+                trigger=trigger,
             )
+
+
+def _trigger_json(value: str) -> dict[str, Any]:
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    event = json.loads(text)
+    if not isinstance(event, dict):
+        raise ValueError("the event must be a JSON object")
+    return event
 
 
 @contextlib.asynccontextmanager
