@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from ._checks import check_workflow
 from ._expressions import ExpressionError, WorkflowFunctions
-from ._journal import ItemRecord, Journal, RunRecord, default_journal_path
+from ._journal import DeliveryRecord, ItemRecord, Journal, RunRecord, default_journal_path
 from ._model import (
     ConnectionSpec,
     InputSpec,
     Problem,
     StepSpec,
+    TriggerOn,
     WaitSpec,
     Workflow,
     WorkflowError,
@@ -30,12 +31,14 @@ from ._runner import (
     new_run_id,
     resolve_inputs,
     run_workflow,
+    trigger_payload,
 )
 from ._schema import workflow_schema
 
 
 __all__ = [
     "ConnectionSpec",
+    "DeliveryRecord",
     "ExpressionError",
     "InputSpec",
     "ItemRecord",
@@ -48,6 +51,7 @@ __all__ = [
     "RunResult",
     "StepResult",
     "StepSpec",
+    "TriggerOn",
     "WaitSpec",
     "Workflow",
     "WorkflowError",
@@ -58,5 +62,6 @@ __all__ = [
     "new_run_id",
     "resolve_inputs",
     "run_workflow",
+    "trigger_payload",
     "workflow_schema",
 ]

@@ -187,6 +187,9 @@ class _Checker:
             name: _INPUT_TYPES.get(spec.type, spec.type) for name, spec in workflow.inputs.items()
         }
         self.inputs_type = Obj(inputs, name="inputs")
+        # The static type of `trigger`: the trigger's payload definition. A workflow
+        # without `on:` has no `trigger` name at all.
+        self.trigger_type: StaticType = ...
 
     def add(self, message: str, path: DocPath) -> None:
         problem = self.workflow.problem(message, path)
@@ -199,6 +202,8 @@ class _Checker:
             "env": Obj({}, open=True),
             "steps": Obj(dict(self.step_types), name="steps"),
         }
+        if self.trigger_type is not ...:
+            fields["trigger"] = self.trigger_type
         if fan_out:
             fields["item"] = item
             fields["index"] = "integer"
@@ -385,6 +390,32 @@ class _Checker:
                         (*step.path, "with") if step.with_ else step.path,
                     )
 
+    def trigger(self) -> None:
+        trigger = self.workflow.trigger
+        if trigger is None:
+            return
+        if trigger.connector_id != self.connector.id:
+            self.trigger_type = None
+            self.add(
+                f"unknown connector {trigger.connector_id!r}; use {self.connector.id}/<trigger>",
+                trigger.path,
+            )
+            return
+        spec = self.connector.triggers.get(trigger.trigger_id)
+        if spec is None:
+            self.trigger_type = None
+            known = list(self.connector.triggers)
+            self.add(
+                f"unknown trigger {trigger.uses!r}"
+                f"{_suggest(trigger.trigger_id, known, f'{self.connector.id}/')} "
+                f"(triggers: {', '.join(f'{self.connector.id}/{t}' for t in known) or 'none'})",
+                trigger.path,
+            )
+            return
+        self.trigger_type = _definition_type(self.connector, spec.payload)
+        if isinstance(trigger.reply, Template):
+            self.expression(trigger.reply, (*trigger.path, "reply"), self.root())
+
     def outputs(self) -> None:
         root = self.root()
         self.value(self.workflow.outputs, ("outputs",), root)
@@ -411,6 +442,7 @@ def check_workflow(workflow: Workflow, connector: ConnectorSpec) -> list[Problem
         Every problem found, each with file, line and column; empty when it may run.
     """
     checker = _Checker(workflow, connector)
+    checker.trigger()
     for step in workflow.steps:
         checker.step(step)
     checker.outputs()

@@ -15,7 +15,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -24,7 +24,14 @@ import attrs
 import platformdirs
 
 
-__all__ = ["ItemRecord", "Journal", "RunRecord", "StepRecord", "default_journal_path"]
+__all__ = [
+    "DeliveryRecord",
+    "ItemRecord",
+    "Journal",
+    "RunRecord",
+    "StepRecord",
+    "default_journal_path",
+]
 
 RunState = Literal["running", "succeeded", "failed", "interrupted"]
 ItemState = Literal["started", "succeeded", "failed", "skipped"]
@@ -67,6 +74,27 @@ CREATE TABLE IF NOT EXISTS items (
     reconciled INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, step_id, idx)
 );
+CREATE TABLE IF NOT EXISTS events (
+    event_key TEXT PRIMARY KEY,
+    token TEXT UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    reply TEXT,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_key TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    run_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    UNIQUE (event_key, workflow)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, seq);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -94,6 +122,7 @@ class RunRecord:
         finished: When it ended.
         outputs: The workflow outputs, once finished.
         error: Why it failed.
+        trigger: The event payload that started it (JSON form), for triggered runs.
     """
 
     run_id: str
@@ -108,6 +137,7 @@ class RunRecord:
     finished: float | None
     outputs: Mapping[str, Any] | None
     error: str | None
+    trigger: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -147,6 +177,28 @@ class ItemRecord:
     reconciled: bool
 
 
+@attrs.frozen
+class DeliveryRecord:
+    """
+    A received event to be run by one workflow.
+
+    Attributes:
+        event_key: The event's deduplication key.
+        workflow: The workflow file that runs it.
+        run_id: The run id reserved for it (the run may not exist yet).
+        state: ``pending`` (not finished) or ``done``.
+        kind: The trigger (``twilio/message_received``).
+        payload: The event, JSON form.
+    """
+
+    event_key: str
+    workflow: str
+    run_id: str
+    state: str
+    kind: str
+    payload: Mapping[str, Any]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -180,6 +232,10 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Journals written before triggers existed lack the runs.trigger column.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "trigger" not in columns:
+            self._db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
         self._db.commit()
         self._host = socket.gethostname()
 
@@ -201,13 +257,19 @@ class Journal:
     # -- runs -----------------------------------------------------------------------
 
     def create_run(
-        self, run_id: str, workflow: str, name: str, fingerprint: str, inputs: Mapping[str, Any]
+        self,
+        run_id: str,
+        workflow: str,
+        name: str,
+        fingerprint: str,
+        inputs: Mapping[str, Any],
+        trigger: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a new run, owned by this process."""
+        """Record a new run, owned by this process (with the event that started it)."""
         with self._db:
             self._db.execute(
                 "INSERT INTO runs (run_id, workflow, name, fingerprint, inputs, state, pid, host,"
-                " started) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                " started, trigger) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (
                     run_id,
                     workflow,
@@ -217,6 +279,7 @@ class Journal:
                     os.getpid(),
                     self._host,
                     time.time(),
+                    None if trigger is None else _dumps(trigger),
                 ),
             )
 
@@ -275,6 +338,7 @@ class Journal:
             finished,
             outputs,
             error,
+            trigger,
         ) = row
         if state == "running" and host == self._host and pid is not None and not _alive(pid):
             state = "interrupted"
@@ -291,6 +355,7 @@ class Journal:
             finished=finished,
             outputs=None if outputs is None else json.loads(outputs),
             error=error,
+            trigger=None if trigger is None else json.loads(trigger),
         )
 
     # -- steps ----------------------------------------------------------------------
@@ -386,4 +451,98 @@ class Journal:
                     error_code,
                     int(reconciled),
                 ),
+            )
+
+    # -- received events ------------------------------------------------------------
+
+    def record_event(
+        self,
+        event_key: str,
+        token: str | None,
+        kind: str,
+        payload: Mapping[str, Any],
+        deliveries: Mapping[str, str],
+        reply: str | None = None,
+    ) -> tuple[bool, str | None]:
+        """
+        Record a received event and the runs it starts, durably, in one transaction.
+
+        Args:
+            event_key: The deduplication key (``inbound:SM...``, ``status:SM...:sent``).
+            token: Twilio's ``I-Twilio-Idempotency-Token``, when sent.
+            kind: The trigger (``twilio/message_received``).
+            payload: The event, JSON form.
+            deliveries: Workflow file -> the run id reserved for it.
+            reply: What was answered for it (the TwiML document), answered again to a
+                retried delivery.
+
+        Returns:
+            ``(True, reply)`` for a new event; ``(False, the first delivery's reply)``
+            when the key or the token was seen before (nothing is recorded).
+        """
+        with self._db:
+            row = self._db.execute(
+                "SELECT reply FROM events WHERE event_key = ? OR (token IS NOT NULL AND token = ?)",
+                (event_key, token),
+            ).fetchone()
+            if row is not None:
+                return False, row[0]
+            self._db.execute(
+                "INSERT INTO events (event_key, token, kind, payload, reply, received)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (event_key, token, kind, _dumps(payload), reply, time.time()),
+            )
+            self._db.executemany(
+                "INSERT INTO deliveries (event_key, workflow, run_id, state)"
+                " VALUES (?, ?, ?, 'pending')",
+                [(event_key, workflow, run_id) for workflow, run_id in deliveries.items()],
+            )
+        return True, reply
+
+    def pending_deliveries(
+        self, limit: int, *, workflows: Collection[str], exclude: Collection[str] = ()
+    ) -> list[DeliveryRecord]:
+        """
+        Return the oldest deliveries not yet done, for *workflows*, skipping the run ids
+        in *exclude*.
+
+        Args:
+            limit: At most this many.
+            workflows: Only deliveries to these workflow files.
+            exclude: Run ids already being run.
+        """
+        if limit <= 0 or not workflows:
+            return []
+        # Both lists are bound as parameters; only their placeholders are formatted in.
+        in_workflows = ",".join("?" * len(workflows))
+        not_in = ",".join("?" * len(exclude))
+        rows = self._db.execute(
+            "SELECT d.event_key, d.workflow, d.run_id, d.state, e.kind, e.payload"
+            " FROM deliveries d JOIN events e ON e.event_key = d.event_key"
+            f" WHERE d.state = 'pending' AND d.workflow IN ({in_workflows})"
+            f" AND d.run_id NOT IN ({not_in}) ORDER BY d.seq LIMIT ?",
+            (*workflows, *exclude, limit),
+        ).fetchall()
+        return [
+            DeliveryRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+            for row in rows
+        ]
+
+    def delivery_done(self, run_id: str) -> None:
+        """Mark the delivery whose run is *run_id* as done (its run ended)."""
+        with self._db:
+            self._db.execute("UPDATE deliveries SET state = 'done' WHERE run_id = ?", (run_id,))
+
+    def cursor(self, name: str) -> str | None:
+        """Return a poller's saved position, or ``None``."""
+        row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, name: str, value: str) -> None:
+        """Save a poller's position."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO cursors (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
             )

@@ -9,6 +9,7 @@ the connector's manifest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ __all__ = [
     "InputSpec",
     "Problem",
     "StepSpec",
+    "TriggerOn",
     "WaitSpec",
     "Workflow",
     "WorkflowError",
@@ -128,6 +130,47 @@ class WaitSpec:
 
 
 @attrs.frozen
+class TriggerOn:
+    """
+    The event that starts a workflow's runs (its ``on:`` section).
+
+    Attributes:
+        uses: ``connector/trigger``, e.g. ``twilio/message_received``.
+        to: The event's ``To`` must be one of these (any when empty).
+        from_: The event's ``From`` must be one of these (any when empty).
+        body_matches: A regular expression searched in the message body.
+        status: Message statuses that start a run (any when empty).
+        reply: Text answered to Twilio as a TwiML ``<Message>`` (a template reading
+            ``trigger``, ``inputs`` and ``env``), or ``None`` for an empty response.
+        poll_interval: Seconds between polls of ``list_messages_v2``, or ``None`` for
+            webhooks only.
+    """
+
+    uses: str
+    to: tuple[str, ...] = ()
+    from_: tuple[str, ...] = ()
+    body_matches: re.Pattern[str] | None = None
+    status: tuple[str, ...] = ()
+    reply: Template | str | None = None
+    poll_interval: float | None = None
+
+    @property
+    def connector_id(self) -> str:
+        """The connector part of ``uses``."""
+        return self.uses.partition("/")[0]
+
+    @property
+    def trigger_id(self) -> str:
+        """The trigger part of ``uses``."""
+        return self.uses.partition("/")[2]
+
+    @property
+    def path(self) -> DocPath:
+        """Where the trigger is in the document."""
+        return ("on", self.uses)
+
+
+@attrs.frozen
 class StepSpec:
     """
     One step.
@@ -191,6 +234,7 @@ class Workflow:
         file: The file it was loaded from.
         text: The file's text (for the journal's fingerprint).
         templates: Every compiled template by its place in the document.
+        trigger: The event that starts its runs (``on:``), if any.
     """
 
     name: str
@@ -203,6 +247,7 @@ class Workflow:
     text: str
     templates: Mapping[DocPath, Template]
     _node: yaml.Node | None = attrs.field(eq=False, repr=False, alias="node")
+    trigger: TriggerOn | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -268,6 +313,10 @@ def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
         line, column = locate(node, list(path))
         return Problem(file, line, column, dotted(list(path)), message)
 
+    if isinstance(document, dict) and True in document and "on" not in document:
+        # YAML 1.1 reads a bare `on` key as the boolean true (GitHub Actions has the same
+        # quirk); the workflow format means the key "on".
+        document["on"] = document.pop(True)
     errors = list(workflow_validator().iter_errors(document))
     if errors:
         problems = []
@@ -416,6 +465,9 @@ def _build(
         )
     outputs = document.get("outputs") or {}
     compile_all(outputs, ("outputs",))
+    trigger = None
+    for uses, body in (document.get("on") or {}).items():
+        trigger = _build_trigger(uses, body or {}, templates, compile_all, problems, problem)
     if problems:
         raise WorkflowError(problems)
     return Workflow(
@@ -429,4 +481,48 @@ def _build(
         text=text,
         templates=templates,
         node=node,
+        trigger=trigger,
+    )
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value.strip(),) if isinstance(value, str) else tuple(v.strip() for v in value)
+
+
+def _build_trigger(
+    uses: str,
+    body: Mapping[str, Any],
+    templates: Mapping[DocPath, Template],
+    compile_all: Any,
+    problems: list[Problem],
+    problem: Any,
+) -> TriggerOn:
+    path: DocPath = ("on", uses)
+    pattern = None
+    if "body_matches" in body:
+        try:
+            pattern = re.compile(body["body_matches"])
+        except re.error as exc:
+            problems.append(
+                problem(f"not a valid regular expression: {exc}", (*path, "body_matches"))
+            )
+    reply: Template | str | None = None
+    if "reply" in body:
+        compile_all(body["reply"], (*path, "reply"))
+        reply = templates.get((*path, "reply"), body["reply"])
+    interval = body.get("poll_interval")
+    if interval is not None and not body.get("to"):
+        problems.append(
+            problem("poll_interval needs to: the number to poll for", (*path, "poll_interval"))
+        )
+    return TriggerOn(
+        uses=uses,
+        to=_names(body.get("to")),
+        from_=_names(body.get("from")),
+        body_matches=pattern,
+        status=_names(body.get("status")),
+        reply=reply,
+        poll_interval=None if interval is None else float(interval),
     )

@@ -21,8 +21,8 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from .._connection import Connection
-from .._convert import field_value, to_json
-from .._manifest import ActionSpec
+from .._convert import build_record, field_value, to_json
+from .._manifest import ActionSpec, ConnectorSpec
 from .._validation import compile_action
 from ..errors import ConnectorError, MessageMayHaveBeenSentError, TwilioAPIError
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
@@ -42,6 +42,7 @@ __all__ = [
     "new_run_id",
     "resolve_inputs",
     "run_workflow",
+    "trigger_payload",
 ]
 
 StepStatus = Literal["succeeded", "failed", "skipped"]
@@ -219,6 +220,27 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
     return values
 
 
+def trigger_payload(connector: ConnectorSpec, uses: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Convert an event to the JSON form of its trigger's payload definition: every field
+    present (``null`` when absent), counts as integers, enums as their values.
+
+    Args:
+        connector: The connector that defines the trigger.
+        uses: ``connector/trigger``.
+        data: The event, with the definition's field paths (``From``, ``NumMedia``...).
+
+    Returns:
+        What a run reads as ``trigger``.
+
+    Raises:
+        KeyError: The connector has no such trigger.
+    """
+    spec = connector.triggers[uses.partition("/")[2]]
+    record = build_record(connector.definitions, spec.payload, data)
+    return dict(record.to_json())
+
+
 def _fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -243,6 +265,7 @@ async def run_workflow(
     run_id: str | None = None,
     progress: Progress | None = None,
     env: Mapping[str, str] | None = None,
+    trigger: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """
     Run a workflow, or resume a run.
@@ -260,6 +283,9 @@ async def run_workflow(
         run_id: Resume this run if the journal has it, else start a run with this id.
         progress: Receives progress reports.
         env: What ``env`` reads in expressions; empty unless given.
+        trigger: For a workflow with ``on:``, the event that starts the run, read as
+            ``trigger`` (converted to the trigger's payload definition). On resume, the
+            journaled event is used.
 
     Returns:
         The run's outcome.
@@ -271,6 +297,8 @@ async def run_workflow(
     problems = check_workflow(workflow, connection.connector)
     if problems:
         raise WorkflowError(problems)
+    if workflow.trigger is None and trigger is not None:
+        raise RunError(f"{workflow.file} has no trigger (on:), so a run cannot take one")
     fingerprint = _fingerprint(workflow.text)
     record = journal.run(run_id) if run_id is not None else None
     if record is not None:
@@ -292,13 +320,24 @@ async def run_workflow(
                 )
         journal.claim_run(record.run_id)
         run_id = record.run_id
+        event = record.trigger
     else:
         values = resolve_inputs(workflow, inputs)
+        event = None
+        if workflow.trigger is not None:
+            if trigger is None:
+                raise RunError(
+                    f"{workflow.file} starts on {workflow.trigger.uses}: run it with "
+                    "`twilio-connector listen`, or give the event with --trigger-json"
+                )
+            event = trigger_payload(connection.connector, workflow.trigger.uses, trigger)
         run_id = run_id or new_run_id()
-        journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values)
+        journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
     runner = _Runner(
         workflow, values, connection, journal, run_id, progress or _NoProgress(), env or {}
     )
+    if workflow.trigger is not None:
+        runner.context["trigger"] = dict(event or {})
     # If cancelled or killed, the run stays "running" in the journal: `runs` shows it as
     # interrupted once this process is gone, and a resume picks it up.
     return await runner.run()

@@ -1,0 +1,109 @@
+"""End-to-end: the emulator posts signed webhooks to a listener whose workflows act on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector import Connection
+from connector.emulator import EmulatorServer
+from connector.receiving import MESSAGES_PATH, Listener, MessagePoller
+from connector.testing import EmulatorFactory
+from connector.workflow import Journal, load_workflow
+
+
+TOKEN = "e2e-auth-token-0123456789abcdef"
+NUMBER = "+15005550006"
+SENDER = "+15551230001"
+
+REPLY_WORKFLOW = """
+name: auto-reply
+on:
+  twilio/message_received:
+    to: "+15005550006"
+    body_matches: "(?i)hello"
+    reply: "Got it: ${{ trigger.Body }}"
+steps:
+  - id: answer
+    uses: twilio/send_text_message
+    with:
+      from: ${{ trigger.To }}
+      to: ${{ trigger.From }}
+      body: "Hi ${{ trigger.From }}, you said ${{ trigger.Body }}"
+      StatusCallback: "${{ env.TWILIO_CONNECTOR_PUBLIC_URL }}/status"
+outputs:
+  reply_sid: ${{ steps.answer.outputs.sid }}
+"""
+
+STATUS_WORKFLOW = """
+name: track-delivery
+on:
+  twilio/message_status_changed:
+    status: [sent, delivered, undelivered, failed]
+steps:
+  - id: fetch
+    uses: twilio/get_message
+    with:
+      MessageId: ${{ trigger.MessageSid }}
+outputs:
+  sid: ${{ trigger.MessageSid }}
+  event_status: ${{ trigger.MessageStatus }}
+  fetched_status: ${{ steps.fetch.outputs.status }}
+"""
+
+Setup = Callable[..., Awaitable[tuple[Listener, EmulatorServer, Connection]]]
+
+
+@pytest.fixture
+async def setup(
+    tmp_path: Path, twilio_emulator_factory: EmulatorFactory
+) -> AsyncIterator[Setup]:
+    """Start a listener over the given workflows, an emulator wired to it, and a connection."""
+    started: list[tuple[Listener, Connection]] = []
+    journal = Journal(tmp_path / "runs.sqlite3")
+
+    async def start(*texts: str, **emulator: Any) -> tuple[Listener, EmulatorServer, Connection]:
+        workflows = []
+        for i, text in enumerate(texts):
+            path = tmp_path / f"workflow{i}.yaml"
+            path.write_text(text, encoding="utf-8")
+            workflows.append(load_workflow(path))
+        listener = Listener(workflows, journal, auth_token=TOKEN, max_runs=4)
+        await listener.start()
+        server = await twilio_emulator_factory(
+            auth_token=TOKEN, incoming={NUMBER: listener.public_url + MESSAGES_PATH}, **emulator
+        )
+        conn = Connection(
+            server.account_sid, server.auth_token, base_url=server.base_url, env={}
+        )
+        await conn.__aenter__()
+        started.append((listener, conn))
+        return listener, server, conn
+
+    try:
+        yield start
+    finally:
+        for listener, conn in started:
+            await listener.stop()
+            await conn.__aexit__(None, None, None)
+        journal.close()
+
+
+async def test_an_injected_message_runs_the_workflow_whose_reply_lands_in_the_emulator(
+    setup: Setup,
+) -> None:
+    """An inbound message starts the reply workflow, whose message appears in the emulator's store."""
+    listener, emulator, conn = await setup(REPLY_WORKFLOW)
+    await listener.begin(conn)
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="hello there")
+    await emulator.drain_callbacks()
+    await listener.drain()
+    assert [r.status for r in listener.results] == ["succeeded"]
+    replies = emulator.messages(to=SENDER, direction="outbound-api")
+    assert [m["body"] for m in replies] == [f"Hi {SENDER}, you said hello there"]
+    assert listener.results[0].outputs == {"reply_sid": replies[0]["sid"]}
+    assert emulator.stats()["callbacks"]["delivered"] >= 1
