@@ -42,6 +42,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "run": ("connector.workflow._cli:run_main", "run a workflow (resume one with --run-id)"),
     "validate": ("connector.workflow._cli:validate_main", "check a workflow without running it"),
     "runs": ("connector.workflow._cli:runs_main", "list recent workflow runs and their state"),
+    "worker": ("connector.temporal._cli:worker_main", "run a Temporal worker for workflows"),
     "listen": ("connector.receiving._cli:listen_main", "run workflows on signed webhooks"),
 }
 
