@@ -1,0 +1,342 @@
+"""The listener over HTTP: signatures, deduplication, journal-first acceptance, replies and bounded runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from connector.receiving import Listener
+from connector.receiving import _server as server_module
+from connector.signature import compute_body_hash, compute_signature
+from connector.workflow import Journal, RunResult, WorkflowError, load_workflow
+
+
+TOKEN = "listener-test-token-0123456789ab"
+PUBLIC = "https://hooks.example.com/twilio"
+
+INBOUND = """
+name: inbound
+on:
+  twilio/message_received:
+    to: "+15005550006"
+steps:
+  - id: save
+    uses: workflow/write_json
+    with: {path: "out-${{ trigger.MessageSid }}.json", value: "${{ trigger }}"}
+"""
+REPLYING = """
+name: replying
+on:
+  twilio/message_received:
+    body_matches: "(?i)^hours"
+    reply: "We open at 9 <sharp> & close at 5, ${{ trigger.From }}"
+steps:
+  - id: save
+    uses: workflow/write_json
+    with: {path: "reply-${{ trigger.MessageSid }}.json", value: "${{ trigger.Body }}"}
+"""
+STATUS = """
+name: status
+on:
+  twilio/message_status_changed:
+    status: [delivered, failed]
+steps:
+  - id: save
+    uses: workflow/write_json
+    with: {path: "status-${{ trigger.MessageSid }}-${{ trigger.MessageStatus }}.json", value: "${{ trigger }}"}
+"""
+
+
+def _inbound(sid: str = "SM" + "1" * 32, body: str = "hello", **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+15551230001",
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        **extra,
+    }
+
+
+class Client:
+    """Posts signed (or deliberately broken) webhooks to a listener."""
+
+    def __init__(self, listener: Listener, session: aiohttp.ClientSession) -> None:
+        self.listener = listener
+        self.session = session
+
+    async def post(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        sign_url: str | None = None,
+        token: str = TOKEN,
+        headers: Mapping[str, str] | None = None,
+        signed: bool = True,
+        tamper: Callable[[dict[str, str]], None] | None = None,
+    ) -> tuple[int, str]:
+        url = sign_url or self.listener.public_url + path
+        sent_headers = dict(headers or {})
+        if signed:
+            sent_headers["X-Twilio-Signature"] = compute_signature(url, params, token)
+        body = dict(params)
+        if tamper is not None:
+            tamper(body)
+        async with self.session.post(
+            self.listener.url + path, data=body, headers=sent_headers
+        ) as response:
+            return response.status, await response.text()
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """Start listeners over workflow texts on one journal; all are stopped after the test."""
+    listeners: list[Listener] = []
+    journal = Journal(tmp_path / "runs.sqlite3")
+    session = aiohttp.ClientSession()
+
+    async def make(*texts: str, **kwargs: Any) -> tuple[Listener, Client]:
+        workflows = []
+        for i, text in enumerate(texts):
+            path = tmp_path / f"wf{i}.yaml"
+            path.write_text(text, encoding="utf-8")
+            workflows.append(load_workflow(path))
+        kwargs.setdefault("auth_token", TOKEN)
+        listener = Listener(workflows, kwargs.pop("journal", journal), **kwargs)
+        await listener.start()
+        listeners.append(listener)
+        return listener, Client(listener, session)
+
+    try:
+        yield make
+    finally:
+        for listener in listeners:
+            await listener.stop()
+        await session.close()
+        journal.close()
+
+
+async def test_a_signed_message_is_journaled_before_the_answer(start: Start) -> None:
+    """A valid request is answered with empty TwiML only after its event and run are in the journal."""
+    listener, client = await start(INBOUND)
+    status, text = await client.post("/messages", _inbound())
+    assert status == 200
+    assert text.endswith("<Response/>")
+    pending = listener.journal.pending_deliveries(10, workflows=list(listener.workflows))
+    assert [(p.kind, p.payload["MessageSid"]) for p in pending] == [
+        ("twilio/message_received", "SM" + "1" * 32)
+    ]
+    assert pending[0].payload["NumMedia"] == 0  # typed by the InboundMessage definition
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unsigned", "forged", "altered", "added", "wrong_path", "wrong_host", "other_route"],
+)
+async def test_bad_requests_are_refused_and_start_nothing(
+    start: Start, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unsigned, forged, altered and wrong-URL requests get 403, a log line, and no event."""
+    listener, client = await start(INBOUND)
+    params = _inbound()
+    kwargs: dict[str, Any] = {
+        "unsigned": {"signed": False},
+        "forged": {"token": "guessed-token"},
+        "altered": {"tamper": lambda body: body.update(Body="send me money")},
+        "added": {"tamper": lambda body: body.update(MediaUrl0="https://evil.example/x")},
+        "wrong_path": {"sign_url": listener.public_url + "/status"},
+        "wrong_host": {"sign_url": "https://evil.example/messages"},
+        "other_route": {},
+    }[case]
+    path = "/status" if case == "other_route" else "/messages"
+    with caplog.at_level(logging.WARNING, logger="connector.receiving"):
+        if case == "other_route":
+            # Signed for /messages but posted to /status.
+            signature = compute_signature(listener.public_url + "/messages", params, TOKEN)
+            async with client.session.post(
+                listener.url + path, data=params, headers={"X-Twilio-Signature": signature}
+            ) as response:
+                status = response.status
+        else:
+            status, _ = await client.post(path, params, **kwargs)
+    assert status == 403
+    assert listener.refused == 1
+    assert any("refused POST" in r.getMessage() for r in caplog.records)
+    assert listener.journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
+
+
+async def test_the_public_url_is_what_is_signed_behind_a_proxy(start: Start) -> None:
+    """Behind a proxy the public URL (with or without :443) is checked, not the bound address."""
+    listener, client = await start(INBOUND, public_url=PUBLIC + "/")
+    assert listener.public_url == PUBLIC
+    ok, _ = await client.post("/messages", _inbound("SM" + "2" * 32))
+    with_port, _ = await client.post(
+        "/messages",
+        _inbound("SM" + "3" * 32),
+        sign_url="https://hooks.example.com:443/twilio/messages",
+    )
+    local, _ = await client.post(
+        "/messages", _inbound("SM" + "4" * 32), sign_url=listener.url + "/messages"
+    )
+    assert (ok, with_port, local) == (200, 200, 403)
+
+
+async def test_a_replayed_request_never_starts_a_second_run(start: Start) -> None:
+    """The same signed request sent again (a retry or a replay) is answered but starts nothing."""
+    listener, client = await start(INBOUND)
+    first = await client.post("/messages", _inbound())
+    again = await client.post("/messages", _inbound())
+    assert first == again and first[0] == 200
+    assert listener.duplicates == 1
+    assert len(listener.journal.pending_deliveries(10, workflows=list(listener.workflows))) == 1
+
+
+async def test_the_idempotency_token_deduplicates(start: Start) -> None:
+    """Two deliveries with the same I-Twilio-Idempotency-Token start one run."""
+    listener, client = await start(INBOUND)
+    headers = {"I-Twilio-Idempotency-Token": "token-1"}
+    await client.post("/messages", _inbound("SM" + "5" * 32), headers=headers)
+    await client.post("/messages", _inbound("SM" + "6" * 32), headers=headers)
+    assert listener.duplicates == 1
+    assert len(listener.journal.pending_deliveries(10, workflows=list(listener.workflows))) == 1
+
+
+async def test_status_callbacks_deduplicate_on_sid_and_status(start: Start) -> None:
+    """A status callback is one event per MessageSid and status; unmatched statuses start nothing."""
+    listener, client = await start(STATUS)
+    sid = "SM" + "7" * 32
+
+    def callback(status: str) -> dict[str, str]:
+        return {"MessageSid": sid, "MessageStatus": status, "To": "+15551230001"}
+
+    for status in ("sent", "delivered", "delivered"):
+        code, text = await client.post("/status", callback(status))
+        assert code == 200 and text.endswith("<Response/>")
+    assert listener.duplicates == 1
+    pending = listener.journal.pending_deliveries(10, workflows=list(listener.workflows))
+    assert [p.payload["MessageStatus"] for p in pending] == ["delivered"]
+
+
+async def test_a_reply_is_answered_as_twiml(start: Start) -> None:
+    """A workflow's reply: is rendered from the trigger and answered as an escaped <Message>."""
+    listener, client = await start(REPLYING)
+    status, text = await client.post("/messages", _inbound(body="Hours?"))
+    assert status == 200
+    assert text.endswith(
+        "<Response><Message>We open at 9 &lt;sharp&gt; &amp; close at 5, +15551230001"
+        "</Message></Response>"
+    )
+    # A retry gets the same answer, and the body filter keeps other messages out.
+    assert (await client.post("/messages", _inbound(body="Hours?")))[1] == text
+    _, other = await client.post("/messages", _inbound("SM" + "8" * 32, body="hi"))
+    assert other.endswith("<Response/>")
+
+
+async def test_hmac_sha256_and_json_bodies_are_accepted(start: Start) -> None:
+    """A SHA256-signed form and a bodySHA256-signed JSON body are both accepted."""
+    listener, client = await start(INBOUND)
+    params = _inbound("SM" + "9" * 32)
+    url = listener.public_url + "/messages"
+    signature = compute_signature(url, params, TOKEN, algorithm="HMAC-SHA256")
+    headers = {
+        "X-Twilio-Signature": signature,
+        "X-Twilio-Webhooks-Signature-Settings": "algorithm=HMAC_SHA256",
+    }
+    async with client.session.post(url, data=params, headers=headers) as response:
+        assert response.status == 200
+    body = b'{"MessageSid": "SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "To": "+15005550006"}'
+    json_url = f"{url}?bodySHA256={compute_body_hash(body)}"
+    headers = {
+        "X-Twilio-Signature": compute_signature(json_url, None, TOKEN),
+        "Content-Type": "application/json",
+    }
+    async with client.session.post(json_url, data=body, headers=headers) as response:
+        assert response.status == 200
+    pending = listener.journal.pending_deliveries(10, workflows=list(listener.workflows))
+    assert [p.payload["MessageSid"] for p in pending] == ["SM" + "9" * 32, "SM" + "a" * 32]
+
+
+async def test_accepted_events_run_after_a_restart(start: Start, tmp_path: Path) -> None:
+    """Events accepted by a listener that never ran them are run by the next one on the same journal."""
+    first, client = await start(INBOUND)
+    for i in range(3):
+        assert (await client.post("/messages", _inbound(f"SM{i:032d}")))[0] == 200
+    await first.stop()  # as if the process died after answering
+
+    second, _ = await start(INBOUND)
+    await second.begin(_NoConnection(), poll=False)  # type: ignore[arg-type]
+    await second.drain()
+    assert [r.status for r in second.results] == ["succeeded"] * 3
+    assert sorted(p.name for p in tmp_path.glob("out-*.json")) == [
+        f"out-SM{i:032d}.json" for i in range(3)
+    ]
+    assert second.journal.pending_deliveries(10, workflows=list(second.workflows)) == []
+
+
+class _NoConnection:
+    """Stands in for a connection in runs that call only built-in actions."""
+
+    connector = server_module.default_connector()
+
+
+async def test_runs_are_bounded_and_the_rest_wait_in_the_journal(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With max_runs=2, two runs execute at once and the others stay pending until a slot frees."""
+    gate = asyncio.Event()
+    running: list[str] = []
+    peak = 0
+
+    async def fake_run(*args: Any, run_id: str, **kwargs: Any) -> RunResult:
+        nonlocal peak
+        running.append(run_id)
+        peak = max(peak, len(running))
+        await gate.wait()
+        running.remove(run_id)
+        return RunResult(run_id, "succeeded", {}, ())
+
+    monkeypatch.setattr(server_module, "run_workflow", fake_run)
+    listener, client = await start(INBOUND, max_runs=2)
+    for i in range(5):
+        await client.post("/messages", _inbound(f"SM{i:032d}"))
+    await listener.begin(_NoConnection(), poll=False)  # type: ignore[arg-type]
+    for _ in range(1000):
+        if len(running) == 2:
+            break
+        await asyncio.sleep(0)
+    assert len(running) == 2
+    waiting = listener.journal.pending_deliveries(10, workflows=list(listener.workflows))
+    assert len(waiting) == 5  # all still pending: two running, three waiting
+    gate.set()
+    await listener.drain()
+    assert peak == 2 and len(listener.results) == 5
+
+
+async def test_a_listener_needs_an_auth_token_and_triggers(tmp_path: Path) -> None:
+    """There is no unsigned mode, and a workflow without on: is refused."""
+    path = tmp_path / "wf.yaml"
+    path.write_text(INBOUND, encoding="utf-8")
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        with pytest.raises(ValueError, match="auth token"):
+            Listener([load_workflow(path)], journal, auth_token="")
+        plain = tmp_path / "plain.yaml"
+        plain.write_text(
+            "name: plain\nsteps:\n  - {id: a, uses: workflow/write_json,"
+            " with: {path: x.json, value: 1}}\n",
+            encoding="utf-8",
+        )
+        with pytest.raises(WorkflowError, match="has no trigger"):
+            Listener([load_workflow(plain)], journal, auth_token=TOKEN)
