@@ -68,6 +68,9 @@ def _from_wire(field: FieldSpec) -> str:
         return f"tuple({_CONVERTERS[field.items_type or 'object']}(x) for x in {get} or ())"
     if field.enum_class:
         return f"_enum({field.enum_class}, {get})"
+    if field.type == "string":
+        # JSON strings need no conversion; skipping the call is measurable per page.
+        return get
     return f"{_CONVERTERS[field.type]}({get})"
 
 

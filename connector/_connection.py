@@ -19,7 +19,7 @@ import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Protocol, Self
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import attrs
 
@@ -370,10 +370,10 @@ class Connection:
         path = spec.path.format_map(_PathValues(path_values, self._values))
         url = self.base_url + path
         if query:
-            url += "?" + urlencode(query)
+            url += "?" + _urlencode(query)
         body = None
         if form:
-            body = urlencode(form).encode("ascii")
+            body = _urlencode(form).encode("ascii")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return HttpRequest(spec.method, url, body, headers)
 
@@ -416,6 +416,9 @@ class Connection:
         loop = asyncio.get_running_loop()
         # Time spent on attempts and backoff; waiting for the limiter does not count, so a
         # deep queue of calls sharing the connection does not exhaust anyone's deadline.
+        # The deadline is checked between attempts: an attempt in flight is bounded by
+        # the transport's own timeouts, since a timer per request cost more than the
+        # rest of the call's overhead together.
         spent = 0.0
         attempt = 0
         while True:
@@ -423,18 +426,12 @@ class Connection:
             if self._limiter is not None:
                 await self._limiter.acquire()
             started = loop.time()
-            remaining = policy.deadline - spent
             retry_after: float | None = None
             try:
-                async with asyncio.timeout(remaining):
-                    response = await self._transport.send(request)
+                response = await self._transport.send(request)
             except ConnectError as exc:
                 error: Exception = exc
-            except (TransportError, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError):
-                    exc = ReadError(
-                        "the call's deadline passed", method=request.method, url=request.url
-                    )
+            except TransportError as exc:
                 error = exc
                 if not spec.idempotent:
                     raise self._unknown_outcome(action, clean, exc) from exc
@@ -445,14 +442,12 @@ class Connection:
                     return response
                 api_error = self._api_error(request, response)
                 error = api_error
-                if response.status == 429:
-                    retry_after = getattr(api_error, "retry_after", None)
-                elif response.status >= 500 and spec.idempotent:
-                    pass
-                elif response.status >= 500:
+                if response.status >= 500 and not spec.idempotent:
                     raise self._unknown_outcome(action, clean, api_error) from api_error
-                else:
+                if response.status != 429 and response.status < 500:
                     raise api_error
+                # A server that says when to come back (429, or 503 in maintenance) is heeded.
+                retry_after = _retry_after(response.headers.get("retry-after"))
             spent += loop.time() - started
             wait = policy.wait(attempt, retry_after)
             if attempt >= policy.attempts or spent + wait > policy.deadline:
@@ -497,7 +492,7 @@ class Connection:
             raise ReadError(
                 f"the answer to {spec.id} is not JSON (HTTP {response.status})", method=spec.method
             ) from exc
-        if not isinstance(data, Mapping):
+        if type(data) is not dict:
             raise ReadError(f"the answer to {spec.id} is not a JSON object", method=spec.method)
         if spec.response:
             data = {**data, **{out: data.get(wire) for out, wire in spec.response.items()}}
@@ -516,6 +511,16 @@ class _PathValues(dict[str, str]):
 
     def __missing__(self, key: str) -> str:
         return self._connection[key]
+
+
+@functools.cache
+def _quote_key(key: str) -> str:
+    return quote_plus(key)
+
+
+def _urlencode(pairs: list[tuple[str, str]]) -> str:
+    """``urllib.parse.urlencode`` for str pairs, with wire names quoted once (hot path)."""
+    return "&".join(f"{_quote_key(k)}={quote_plus(v)}" for k, v in pairs)
 
 
 def _path_pattern(template: str, connection: Mapping[str, str]) -> re.Pattern[str]:

@@ -14,6 +14,7 @@ import datetime as dt
 import decimal
 import email.utils
 import enum
+import functools
 import keyword
 import re
 from collections.abc import Callable, Mapping
@@ -102,13 +103,18 @@ def datetime(value: Any) -> dt.datetime | None:
     Wire date to an aware UTC ``datetime``.
 
     Twilio's RFC 2822 form is parsed by slicing, which is many times faster than
-    ``email.utils``; anything else (other offsets, ISO 8601) takes the slow path.
+    ``email.utils``; anything else (other offsets, ISO 8601) takes the slow path. The
+    same second recurs across a page of messages, so parses are cached.
     """
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC)
-    text = str(value)
+    return _parse_datetime(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_datetime(text: str) -> dt.datetime:
     if len(text) == 31 and text.endswith(" +0000") and text[3:5] == ", ":
         month = _MONTHS.get(text[8:11])
         if month is not None:

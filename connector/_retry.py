@@ -30,7 +30,9 @@ class RetryPolicy:
 
     Attributes:
         attempts: Most attempts per call, the first included.
-        deadline: Most seconds from the first attempt to giving up, waits included.
+        deadline: Most seconds spent on attempts and waits before giving up; checked
+            between attempts (an attempt in flight is bounded by the transport's
+            connect and read timeouts). Time queued behind the rate limit is not counted.
         backoff: Base of the exponential backoff, in seconds.
         max_backoff: Cap of one wait, in seconds.
         random: Returns a float in [0, 1); replace it to make waits predictable.

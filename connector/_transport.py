@@ -30,6 +30,7 @@ __all__ = [
     "MockTransport",
     "Transport",
     "map_aiohttp_errors",
+    "translate_aiohttp_error",
 ]
 
 
@@ -59,7 +60,8 @@ class HttpResponse:
     Attributes:
         status: The HTTP status.
         body: The raw body.
-        headers: The response headers (lower-case names).
+        headers: The response headers; aiohttp's are case-insensitive, a plain mapping
+            should use lower-case names.
     """
 
     status: int
@@ -82,33 +84,40 @@ class Transport(Protocol):
 @contextlib.contextmanager
 def map_aiohttp_errors(method: str, url: str) -> Iterator[None]:
     """
-    Translate aiohttp's exceptions into the connector's, most specific first.
+    Translate aiohttp's exceptions raised inside the block into the connector's.
+
+    See :func:`translate_aiohttp_error`.
+    """
+    try:
+        yield
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise translate_aiohttp_error(exc, method, url) from exc
+
+
+def translate_aiohttp_error(
+    exc: aiohttp.ClientError | TimeoutError, method: str, url: str
+) -> ConnectError | ReadError:
+    """
+    The connector's error for an aiohttp failure, most specific match first.
 
     The split is by what a retry policy must know: a failure to connect means the
     request never left, anything later means the server may have acted on it.
     """
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise ConnectError(
-            f"timed out connecting to {_origin(url)}", method=method, url=url
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectError(f"timed out connecting to {_origin(url)}", method=method, url=url)
+    if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = getattr(exc, "_os_error", None)
         reason = (os_error.strerror or str(os_error)) if os_error else _describe(exc)
-        raise ConnectError(
-            f"cannot connect to {_origin(url)}: {reason}", method=method, url=url
-        ) from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise ReadError(f"timed out waiting for {_origin(url)}", method=method, url=url) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise ReadError(
+        return ConnectError(f"cannot connect to {_origin(url)}: {reason}", method=method, url=url)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return ReadError(f"timed out waiting for {_origin(url)}", method=method, url=url)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ReadError(
             f"{_origin(url)} closed the connection before answering", method=method, url=url
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise ReadError(_describe(exc), method=method, url=url) from exc
-    except TimeoutError as exc:
-        raise ReadError(f"no answer from {_origin(url)} in time", method=method, url=url) from exc
+        )
+    if isinstance(exc, aiohttp.ClientError):
+        return ReadError(_describe(exc), method=method, url=url)
+    return ReadError(f"no answer from {_origin(url)} in time", method=method, url=url)
 
 
 def _describe(exc: BaseException) -> str:
@@ -160,7 +169,7 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send *request* and read the whole answer."""
         session = self._get_session()
-        with map_aiohttp_errors(request.method, request.url):
+        try:
             async with session.request(
                 request.method,
                 request.url,
@@ -172,8 +181,11 @@ class AiohttpTransport:
                 return HttpResponse(
                     status=response.status,
                     body=body,
-                    headers={k.lower(): v for k, v in response.headers.items()},
+                    headers=response.headers,  # case-insensitive already
                 )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Inline rather than through map_aiohttp_errors: this is every call's path.
+            raise translate_aiohttp_error(exc, request.method, request.url) from exc
 
     async def aclose(self) -> None:
         """Close the session and its connections."""

@@ -115,13 +115,13 @@ class Message:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            body=_c.string(get("body")),
-            from_=_c.string(get("from")),
-            to=_c.string(get("to")),
+            body=get("body"),
+            from_=get("from"),
+            to=get("to"),
             status=_enum(MessageStatus, get("status")),
-            sid=_c.string(get("sid")),
-            account_sid=_c.string(get("account_sid")),
-            api_version=_c.string(get("api_version")),
+            sid=get("sid"),
+            account_sid=get("account_sid"),
+            api_version=get("api_version"),
             num_segments=_c.integer(get("num_segments")),
             num_media=_c.integer(get("num_media")),
             date_created=_c.datetime(get("date_created")),
@@ -129,12 +129,12 @@ class Message:
             date_updated=_c.datetime(get("date_updated")),
             direction=_enum(MessageDirection, get("direction")),
             error_code=_c.integer(get("error_code")),
-            error_message=_c.string(get("error_message")),
+            error_message=get("error_message"),
             price=_c.decimal_(get("price")),
-            price_unit=_c.string(get("price_unit")),
-            uri=_c.string(get("uri")),
+            price_unit=get("price_unit"),
+            uri=get("uri"),
             subresource_uris=_c.object_(get("subresource_uris")),
-            messaging_service_sid=_c.string(get("messaging_service_sid")),
+            messaging_service_sid=get("messaging_service_sid"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -203,11 +203,11 @@ class MessageList:
             num_pages=_c.integer(get("num_pages")),
             start=_c.integer(get("start")),
             end=_c.integer(get("end")),
-            uri=_c.string(get("uri")),
-            first_page_uri=_c.string(get("first_page_uri")),
-            next_page_uri=_c.string(get("next_page_uri")),
+            uri=get("uri"),
+            first_page_uri=get("first_page_uri"),
+            next_page_uri=get("next_page_uri"),
             total=_c.integer(get("total")),
-            previous_page_uri=_c.string(get("previous_page_uri")),
+            previous_page_uri=get("previous_page_uri"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -243,7 +243,7 @@ class MessageListV2:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            odata_next_link=_c.string(get("@odata.nextLink")),
+            odata_next_link=get("@odata.nextLink"),
             value=tuple(Message.from_wire(x) for x in get("value") or ()),
         )
 
@@ -281,13 +281,13 @@ class Media:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            sid=_c.string(get("sid")),
-            account_sid=_c.string(get("account_sid")),
-            parent_sid=_c.string(get("parent_sid")),
-            content_type=_c.string(get("content_type")),
+            sid=get("sid"),
+            account_sid=get("account_sid"),
+            parent_sid=get("parent_sid"),
+            content_type=get("content_type"),
             date_created=_c.datetime(get("date_created")),
             date_updated=_c.datetime(get("date_updated")),
-            uri=_c.string(get("uri")),
+            uri=get("uri"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -338,10 +338,10 @@ class MediaList:
             page_size=_c.integer(get("page_size")),
             start=_c.integer(get("start")),
             end=_c.integer(get("end")),
-            uri=_c.string(get("uri")),
-            first_page_uri=_c.string(get("first_page_uri")),
-            next_page_uri=_c.string(get("next_page_uri")),
-            previous_page_uri=_c.string(get("previous_page_uri")),
+            uri=get("uri"),
+            first_page_uri=get("first_page_uri"),
+            next_page_uri=get("next_page_uri"),
+            previous_page_uri=get("previous_page_uri"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -375,8 +375,8 @@ class InboundMedia:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            url=_c.string(get("url")),
-            content_type=_c.string(get("content_type")),
+            url=get("url"),
+            content_type=get("content_type"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -443,28 +443,28 @@ class InboundMessage:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            message_sid=_c.string(get("MessageSid")),
-            sms_sid=_c.string(get("SmsSid")),
-            sms_message_sid=_c.string(get("SmsMessageSid")),
-            account_sid=_c.string(get("AccountSid")),
-            messaging_service_sid=_c.string(get("MessagingServiceSid")),
-            from_=_c.string(get("From")),
-            to=_c.string(get("To")),
-            body=_c.string(get("Body")),
+            message_sid=get("MessageSid"),
+            sms_sid=get("SmsSid"),
+            sms_message_sid=get("SmsMessageSid"),
+            account_sid=get("AccountSid"),
+            messaging_service_sid=get("MessagingServiceSid"),
+            from_=get("From"),
+            to=get("To"),
+            body=get("Body"),
             num_media=_c.integer(get("NumMedia")),
             num_segments=_c.integer(get("NumSegments")),
             media=tuple(InboundMedia.from_wire(x) for x in get("media") or ()),
-            sms_status=_c.string(get("SmsStatus")),
-            api_version=_c.string(get("ApiVersion")),
-            from_city=_c.string(get("FromCity")),
-            from_state=_c.string(get("FromState")),
-            from_zip=_c.string(get("FromZip")),
-            from_country=_c.string(get("FromCountry")),
-            to_city=_c.string(get("ToCity")),
-            to_state=_c.string(get("ToState")),
-            to_zip=_c.string(get("ToZip")),
-            to_country=_c.string(get("ToCountry")),
-            opt_out_type=_c.string(get("OptOutType")),
+            sms_status=get("SmsStatus"),
+            api_version=get("ApiVersion"),
+            from_city=get("FromCity"),
+            from_state=get("FromState"),
+            from_zip=get("FromZip"),
+            from_country=get("FromCountry"),
+            to_city=get("ToCity"),
+            to_state=get("ToState"),
+            to_zip=get("ToZip"),
+            to_country=get("ToCountry"),
+            opt_out_type=get("OptOutType"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -531,18 +531,18 @@ class MessageStatusEvent:
         """Build from a decoded Twilio response."""
         get = data.get
         return cls(
-            message_sid=_c.string(get("MessageSid")),
-            sms_sid=_c.string(get("SmsSid")),
-            account_sid=_c.string(get("AccountSid")),
-            messaging_service_sid=_c.string(get("MessagingServiceSid")),
-            from_=_c.string(get("From")),
-            to=_c.string(get("To")),
+            message_sid=get("MessageSid"),
+            sms_sid=get("SmsSid"),
+            account_sid=get("AccountSid"),
+            messaging_service_sid=get("MessagingServiceSid"),
+            from_=get("From"),
+            to=get("To"),
             message_status=_enum(MessageStatus, get("MessageStatus")),
-            sms_status=_c.string(get("SmsStatus")),
+            sms_status=get("SmsStatus"),
             error_code=_c.integer(get("ErrorCode")),
-            error_message=_c.string(get("ErrorMessage")),
-            raw_dlr_done_date=_c.string(get("RawDlrDoneDate")),
-            api_version=_c.string(get("ApiVersion")),
+            error_message=get("ErrorMessage"),
+            raw_dlr_done_date=get("RawDlrDoneDate"),
+            api_version=get("ApiVersion"),
         )
 
     def to_json(self) -> dict[str, Any]:

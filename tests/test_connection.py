@@ -383,16 +383,21 @@ async def test_a_send_that_may_have_arrived_is_never_retried(failure: Any) -> No
     assert "may have been sent" in str(error)
 
 
-async def test_the_deadline_bounds_a_hanging_read() -> None:
-    """A GET that never answers fails with ReadError once the deadline passes."""
+def test_the_deadline_stops_retries() -> None:
+    """Retries stop once the next wait would pass the deadline, attempts left or not."""
+    run_virtual(_deadline())
 
-    async def hang(request: HttpRequest) -> HttpResponse:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
 
-    async with connect(MockTransport(hang), retry=RetryPolicy(attempts=1, deadline=0.01)) as conn:
-        with pytest.raises(ReadError, match="deadline"):
+async def _deadline() -> None:
+    busy = twilio_error(503, 20503)
+    transport = scripted(*[HttpResponse(503, busy.body, {"retry-after": "0.6"})] * 5)
+    loop = asyncio.get_running_loop()
+    async with connect(transport, retry=RetryPolicy(attempts=10, deadline=1.0)) as conn:
+        started = loop.time()
+        with pytest.raises(ServerError):
             await conn.call("get_message", {"MessageId": SID})
+        assert loop.time() - started < 1.0
+    assert len(transport.requests) == 2
 
 
 async def test_server_errors_on_reads_surface_after_the_attempts() -> None:
