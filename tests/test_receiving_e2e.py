@@ -59,9 +59,7 @@ Setup = Callable[..., Awaitable[tuple[Listener, EmulatorServer, Connection]]]
 
 
 @pytest.fixture
-async def setup(
-    tmp_path: Path, twilio_emulator_factory: EmulatorFactory
-) -> AsyncIterator[Setup]:
+async def setup(tmp_path: Path, twilio_emulator_factory: EmulatorFactory) -> AsyncIterator[Setup]:
     """Start a listener over the given workflows, an emulator wired to it, and a connection."""
     started: list[tuple[Listener, Connection]] = []
     journal = Journal(tmp_path / "runs.sqlite3")
@@ -74,12 +72,9 @@ async def setup(
             workflows.append(load_workflow(path))
         listener = Listener(workflows, journal, auth_token=TOKEN, max_runs=4)
         await listener.start()
-        server = await twilio_emulator_factory(
-            auth_token=TOKEN, incoming={NUMBER: listener.public_url + MESSAGES_PATH}, **emulator
-        )
-        conn = Connection(
-            server.account_sid, server.auth_token, base_url=server.base_url, env={}
-        )
+        emulator.setdefault("incoming", {NUMBER: listener.public_url + MESSAGES_PATH})
+        server = await twilio_emulator_factory(auth_token=TOKEN, **emulator)
+        conn = Connection(server.account_sid, server.auth_token, base_url=server.base_url, env={})
         await conn.__aenter__()
         started.append((listener, conn))
         return listener, server, conn
@@ -107,3 +102,65 @@ async def test_an_injected_message_runs_the_workflow_whose_reply_lands_in_the_em
     assert [m["body"] for m in replies] == [f"Hi {SENDER}, you said hello there"]
     assert listener.results[0].outputs == {"reply_sid": replies[0]["sid"]}
     assert emulator.stats()["callbacks"]["delivered"] >= 1
+
+
+async def test_a_status_workflow_sees_the_reply_go_from_queued_to_delivered(setup: Setup) -> None:
+    """The reply's status callbacks reach the listener and start the status workflow up to delivered."""
+    listener, emulator, conn = await setup(REPLY_WORKFLOW, STATUS_WORKFLOW)
+    await listener.begin(conn)
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="hello")
+    await emulator.drain_callbacks()
+    await listener.drain()
+    reply_sid = listener.results[0].outputs["reply_sid"]
+    # The send answered "queued"; each later transition is a signed callback.
+    assert listener.results[0].steps[0].outputs["status"] == "queued"
+    await emulator.drain_callbacks()
+    await listener.drain()
+    seen = [r.outputs for r in listener.results[1:]]
+    assert {o["sid"] for o in seen} == {reply_sid}
+    assert [o["event_status"] for o in seen] == ["sent", "delivered"]
+    assert seen[-1]["fetched_status"] == "delivered"
+    assert listener.refused == 0 and listener.duplicates == 0
+
+
+async def test_the_poller_delivers_each_message_once(setup: Setup) -> None:
+    """Polling finds an inbound message the webhook never delivered, once, and the cursor persists."""
+    text = REPLY_WORKFLOW.replace('to: "+15005550006"', 'to: "+15005550006"\n    poll_interval: 30')
+    listener, emulator, conn = await setup(text, incoming={})
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    await listener.begin(conn, poll=False)
+    poller = MessagePoller(
+        conn, listener.journal, listener_trigger(listener), listener.ingest, since=since
+    )
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="hello by poll")
+    assert await poller.poll_once() == 1
+    await listener.drain()
+    assert [r.status for r in listener.results] == ["succeeded"]
+    # Polling again (same day, so the same messages are listed) starts nothing new.
+    await poller.poll_once()
+    await listener.drain()
+    assert len(listener.results) == 1 and listener.duplicates == 1
+    assert listener.journal.cursor(f"poll:twilio/message_received:{NUMBER}") is not None
+    replies = emulator.messages(to=SENDER, direction="outbound-api")
+    assert [m["body"] for m in replies] == [f"Hi {SENDER}, you said hello by poll"]
+
+
+async def test_polling_and_the_webhook_together_still_deliver_once(setup: Setup) -> None:
+    """A message delivered by the webhook and then found by polling runs the workflow once."""
+    listener, emulator, conn = await setup(REPLY_WORKFLOW)
+    await listener.begin(conn, poll=False)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    poller = MessagePoller(
+        conn, listener.journal, listener_trigger(listener), listener.ingest, since=since
+    )
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="hello twice")
+    await emulator.drain_callbacks()
+    await poller.poll_once()
+    await listener.drain()
+    assert len(listener.results) == 1 and listener.duplicates == 1
+
+
+def listener_trigger(listener: Listener) -> Any:
+    """The trigger of the listener's only workflow."""
+    (workflow,) = listener.workflows.values()
+    return workflow.trigger

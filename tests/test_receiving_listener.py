@@ -232,7 +232,7 @@ async def test_status_callbacks_deduplicate_on_sid_and_status(start: Start) -> N
 
 async def test_a_reply_is_answered_as_twiml(start: Start) -> None:
     """A workflow's reply: is rendered from the trigger and answered as an escaped <Message>."""
-    listener, client = await start(REPLYING)
+    _, client = await start(REPLYING)
     status, text = await client.post("/messages", _inbound(body="Hours?"))
     assert status == 200
     assert text.endswith(
@@ -269,7 +269,7 @@ async def test_hmac_sha256_and_json_bodies_are_accepted(start: Start) -> None:
     assert [p.payload["MessageSid"] for p in pending] == ["SM" + "9" * 32, "SM" + "a" * 32]
 
 
-async def test_accepted_events_run_after_a_restart(start: Start, tmp_path: Path) -> None:
+async def test_accepted_events_run_after_a_restart(start: Start) -> None:
     """Events accepted by a listener that never ran them are run by the next one on the same journal."""
     first, client = await start(INBOUND)
     for i in range(3):
@@ -280,7 +280,7 @@ async def test_accepted_events_run_after_a_restart(start: Start, tmp_path: Path)
     await second.begin(_NoConnection(), poll=False)  # type: ignore[arg-type]
     await second.drain()
     assert [r.status for r in second.results] == ["succeeded"] * 3
-    assert sorted(p.name for p in tmp_path.glob("out-*.json")) == [
+    assert sorted(Path(r.steps[0].outputs["path"]).name for r in second.results) == [
         f"out-SM{i:032d}.json" for i in range(3)
     ]
     assert second.journal.pending_deliveries(10, workflows=list(second.workflows)) == []
