@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -446,3 +450,146 @@ def test_local_runs_never_import_temporalio(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- end to end: two worker processes, one shared limit, one killed --------------------
+
+#: 100 calls a second on both sides, so 1000 sends take about ten seconds.
+E2E_LIMIT = "6000/60"
+E2E_RECIPIENTS = 1000
+
+
+@contextlib.contextmanager
+def service(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
+    """Run a subprocess, logging to *log*; SIGKILL it (if still alive) on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def wait_for_text(log: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll *log* until it holds *text*; fail if *process* exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            pytest.fail(f"{process.args} exited with {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.05)
+    pytest.fail(f"{log.name} did not show {text!r} within {timeout:g}s:\n{log.read_text()}")
+
+
+async def emulator_stats(base_url: str) -> dict[str, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/emulator/stats") as r:
+        stats: dict[str, Any] = await r.json()
+        return stats
+
+
+async def test_two_workers_share_the_limit_and_survive_a_sigkill(
+    client: Client, temporal_address: str, tmp_path: Path
+) -> None:
+    """1000 sends over two worker processes: zero 429s, one message each, one worker killed mid-run."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.fail("redis-server is missing: apt-get install -y redis-server")
+    account_sid, auth_token = "AC" + "e2e0" * 8, "e2e-token"
+    redis_port, emulator_port = free_port(), free_port()
+    base_url = f"http://127.0.0.1:{emulator_port}"
+    env = {
+        **os.environ,
+        "TWILIO_ACCOUNT_SID": account_sid,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_BASE_URL": base_url,
+    }
+    path, phones = write_broadcast(tmp_path, E2E_RECIPIENTS)
+    path.write_text(BROADCAST.replace("concurrency: 5", "concurrency: 100"))
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    worker_args = [
+        *(sys.executable, "-m", "connector", "worker", "--temporal", temporal_address),
+        *("--task-queue", queue, "--redis", f"redis://127.0.0.1:{redis_port}/0"),
+        *("--rate-limit", E2E_LIMIT),
+    ]
+    ready = "polling task queue"
+    with contextlib.ExitStack() as stack:
+        redis = stack.enter_context(
+            service(
+                [
+                    redis_server,
+                    *("--bind", "127.0.0.1", "--port", str(redis_port)),
+                    *("--save", "", "--appendonly", "no"),
+                ],
+                tmp_path / "redis.log",
+            )
+        )
+        emulator = stack.enter_context(
+            service(
+                [
+                    *(sys.executable, "-m", "connector.emulator", "--port", str(emulator_port)),
+                    *("--throttle", E2E_LIMIT, "--delivery-delay", "0"),
+                    *("--account-sid", account_sid, "--auth-token", auth_token),
+                ],
+                tmp_path / "emulator.log",
+            )
+        )
+        wait_for_port(redis_port, redis, "redis-server", 20)
+        wait_for_port(emulator_port, emulator, "the emulator", 30)
+        logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+        workers = [stack.enter_context(service(worker_args, log, env)) for log in logs]
+        for worker, log in zip(workers, logs, strict=True):
+            wait_for_text(log, ready, worker, 30)
+
+        began = time.monotonic()
+        handle = await submit_workflow(client, load_workflow(path), {}, task_queue=queue)
+        # Kill worker A once some, but far from all, messages are stored.
+        stored = 0
+        for _ in range(1200):  # bounded: at most ~60 s
+            stored = (await emulator_stats(base_url))["messages"]["total"]
+            if stored >= 300:
+                break
+            await asyncio.sleep(0.05)
+        assert 300 <= stored < E2E_RECIPIENTS, f"{stored} messages when the kill was due"
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait()
+        killed_at = time.monotonic() - began
+
+        result = result_from_json(await asyncio.wait_for(handle.result(), 150))
+        seconds = time.monotonic() - began
+        stats = await emulator_stats(base_url)
+
+        # The emulator's store is the witness: one message per recipient, none twice.
+        async with Connection(
+            account_sid, auth_token, base_url=base_url, rate_limit=False, env={}
+        ) as conn:
+            messages = [
+                m
+                async for m in conn.paginate(
+                    "list_messages_v2", {"PageSize": 1000}, max_items=5 * E2E_RECIPIENTS
+                )
+            ]
+        assert workers[1].poll() is None, "worker B died"
+
+    (step,) = result.steps
+    reconciled = sum(item.reconciled for item in step.items)
+    print(
+        f"\n{E2E_RECIPIENTS} sends in {seconds:.1f}s; worker A killed at {killed_at:.1f}s "
+        f"with {stored} stored; {stats['throttled']} 429s; {reconciled} found by lookup; "
+        f"{stats['requests']} requests"
+    )
+    assert result.ok, step.error
+    assert result.outputs["sent"] == E2E_RECIPIENTS
+    assert stats["throttled"] == 0
+    per_recipient = Counter(str(m.to) for m in messages)
+    assert sorted(per_recipient) == phones
+    assert set(per_recipient.values()) == {1}
+    assert sorted(result.outputs["sids"]) == sorted(str(m.sid) for m in messages)
