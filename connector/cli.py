@@ -44,6 +44,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "runs": ("connector.workflow._cli:runs_main", "list recent workflow runs and their state"),
     "worker": ("connector.temporal._cli:worker_main", "run a Temporal worker for workflows"),
     "listen": ("connector.receiving._cli:listen_main", "run workflows on signed webhooks"),
+    "plugins": ("connector.plugin:plugins_main", "list installed connector plugins"),
 }
 
 _CREDENTIAL_ENV = ("TWILIO_ACCOUNT_SID", "TWILIO_API_KEY")
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _connector() -> ConnectorSpec:
-    from ._connection import default_connector
+    from ._manifest import default_connector
 
     return default_connector()
 

@@ -16,7 +16,8 @@ The hierarchy::
     ├── TransportError (OSError)       no usable HTTP answer
     │   ├── ConnectError               the request surely never reached Twilio
     │   └── ReadError                  the request may have been processed
-    └── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+    ├── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+    └── PluginLoadError                an installed connector plugin failed to load
 
 aiohttp's exceptions are translated into these in one place (``connector._transport``);
 nothing above the transport sees an ``aiohttp`` exception.
@@ -40,6 +41,7 @@ __all__ = [
     "ManifestError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
+    "PluginLoadError",
     "RateLimitError",
     "ReadError",
     "ServerError",
@@ -254,6 +256,29 @@ class MessageMayHaveBeenSentError(ConnectorError):
         super().__init__(
             f"{action}: the message may have been sent ({cause}); it was not retried, "
             "so look it up before sending again"
+        )
+
+
+class PluginLoadError(ConnectorError):
+    """
+    An installed connector plugin could not be loaded.
+
+    The error names the distribution that installed the entry point, so a broken
+    third-party package is blamed, not the host or the other plugins.
+
+    Attributes:
+        distribution: The distribution (``name version``) that registered the entry point.
+        entry_point: The entry point (``name = module:attr``).
+        cause: What went wrong: the import error, a bad manifest, a wrong type ...
+    """
+
+    def __init__(self, distribution: str, entry_point: str, cause: BaseException) -> None:
+        self.distribution = distribution
+        self.entry_point = entry_point
+        self.cause = cause
+        super().__init__(
+            f"plugin {entry_point!r} from {distribution} failed to load: "
+            f"{type(cause).__name__}: {cause}"
         )
 
 
