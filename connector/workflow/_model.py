@@ -327,6 +327,8 @@ def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "maxProperties" and list(error.absolute_path) == ["on"]:
+        return "a workflow has one trigger; write one workflow per trigger"
     if error.validator == "additionalProperties":
         return f"unknown key ({error.message})"
     schema = error.schema if isinstance(error.schema, Mapping) else {}
