@@ -204,8 +204,8 @@ def _switches(state: EmulatorState, thread: _Thread) -> str:
         f'<select name="code" aria-label="Error code">{codes}</select>'
         '<select name="mode" aria-label="When"><option value="next">next message</option>'
         '<option value="always">every message</option></select>'
-        '<button type="submit" name="action" value="set">Fail</button>'
-        '<button type="submit" name="action" value="clear">Clear</button></form>'
+        '<button type="submit" name="op" value="set">Fail</button>'
+        '<button type="submit" name="op" value="clear">Clear</button></form>'
         '<form method="post" action="/inbox/reply" class="inline">'
         f'<input type="hidden" name="thread" value="{_e(thread.key)}">'
         '<button type="submit" name="body" value="STOP" title="The handset texts STOP">STOP</button>'
@@ -392,7 +392,7 @@ async def _switch(request: web.Request) -> web.Response:
     handset, key = str(form.get("handset", "")), str(form.get("thread", ""))
     if not handset:
         raise web.HTTPBadRequest(text="handset is required")
-    if form.get("action") == "clear":
+    if form.get("op") == "clear":
         state.rules.set_fault(handset, None)
     else:
         mode: FaultMode = "always" if form.get("mode") == "always" else "next"

@@ -67,7 +67,8 @@
     if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== "post") return;
     event.preventDefault();
     const data = new URLSearchParams(new FormData(form, event.submitter));
-    const response = await fetch(form.action, { method: "POST", body: data, redirect: "manual" });
+    // getAttribute: a control named "action" would shadow form.action.
+    const response = await fetch(form.getAttribute("action"), { method: "POST", body: data, redirect: "manual" });
     if (response.type === "opaqueredirect" || response.ok) {
       const box = form.querySelector("textarea");
       if (box) box.value = "";
