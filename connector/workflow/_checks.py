@@ -4,9 +4,10 @@ Static checks: everything about a workflow that can be known before it runs.
 
 Each step's action must exist; literal inputs must pass the action's own validator;
 required inputs must be given; every expression may read only ``inputs``, ``env``,
-``steps.<earlier step>`` and (in fan-out steps) ``item`` and ``index``, and only output
-fields that the action's ``returns`` definition declares; values whose type is known
-must fit the input they feed.
+``steps.<earlier step>``, (in fan-out steps) ``item`` and ``index``, and (in workflows
+with ``on:``) ``trigger``, and only output fields that the action's ``returns`` (or the
+trigger's payload) definition declares; values whose type is known must fit the input
+they feed.
 """
 
 from __future__ import annotations
