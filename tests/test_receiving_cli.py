@@ -1,0 +1,68 @@
+"""`twilio-connector listen` as a process: the embedded emulator, a triggered run, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import aiohttp
+
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+async def _line_matching(stream: asyncio.StreamReader, pattern: str, seen: list[str]) -> str:
+    """Read stderr lines until one matches *pattern* (each read bounded by a timeout)."""
+    while True:
+        raw = await asyncio.wait_for(stream.readline(), timeout=20)
+        assert raw, "listen exited early:\n" + "".join(seen)
+        line = raw.decode()
+        seen.append(line)
+        if re.search(pattern, line):
+            return line
+
+
+async def test_listen_with_the_embedded_emulator_runs_a_triggered_workflow(tmp_path: Path) -> None:
+    """Without credentials, listen wires an emulator to itself, runs the example on an injected message, and stops on SIGTERM."""
+    state = tmp_path / "runs.sqlite3"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "connector",
+        "listen",
+        str(EXAMPLES / "auto-reply.yaml"),
+        "--port",
+        "0",
+        "--state",
+        str(state),
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")},
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    try:
+        hint = await _line_matching(process.stderr, r"inbound --emulator-url", seen)
+        emulator_url = re.search(r"--emulator-url (\S+)", hint)
+        assert emulator_url is not None
+        await _line_matching(process.stderr, r"listening on http://127\.0\.0\.1:\d+", seen)
+        form = {"To": "+15005550006", "From": "+15551230000", "Body": "Your hours?"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(emulator_url.group(1) + "/emulator/inbound", data=form) as response,
+        ):
+            assert response.status == 201
+        await _line_matching(process.stderr, r"run \S+ of auto-reply succeeded", seen)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=20)
+    assert code == 0, "".join(seen)
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT name, state FROM runs").fetchall()
+        events = db.execute("SELECT kind FROM events ORDER BY received").fetchall()
+    assert rows == [("auto-reply", "succeeded")]
+    assert events[0] == ("twilio/message_received",)
