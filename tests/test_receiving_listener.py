@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from connector._connection import default_connector
 from connector.receiving import Listener
 from connector.receiving import _server as server_module
 from connector.signature import compute_body_hash, compute_signature
@@ -152,7 +153,7 @@ async def test_bad_requests_are_refused_and_start_nothing(
     """Unsigned, forged, altered and wrong-URL requests get 403, a log line, and no event."""
     listener, client = await start(INBOUND)
     params = _inbound()
-    kwargs: dict[str, Any] = {
+    cases: dict[str, dict[str, Any]] = {
         "unsigned": {"signed": False},
         "forged": {"token": "guessed-token"},
         "altered": {"tamper": lambda body: body.update(Body="send me money")},
@@ -160,7 +161,8 @@ async def test_bad_requests_are_refused_and_start_nothing(
         "wrong_path": {"sign_url": listener.public_url + "/status"},
         "wrong_host": {"sign_url": "https://evil.example/messages"},
         "other_route": {},
-    }[case]
+    }
+    kwargs = cases[case]
     path = "/status" if case == "other_route" else "/messages"
     with caplog.at_level(logging.WARNING, logger="connector.receiving"):
         if case == "other_route":
@@ -277,7 +279,7 @@ async def test_accepted_events_run_after_a_restart(start: Start) -> None:
     await first.stop()  # as if the process died after answering
 
     second, _ = await start(INBOUND)
-    await second.begin(_NoConnection(), poll=False)  # type: ignore[arg-type]
+    await second.begin(_NoConnection(), poll=False)
     await second.drain()
     assert [r.status for r in second.results] == ["succeeded"] * 3
     assert sorted(Path(r.steps[0].outputs["path"]).name for r in second.results) == [
@@ -289,7 +291,7 @@ async def test_accepted_events_run_after_a_restart(start: Start) -> None:
 class _NoConnection:
     """Stands in for a connection in runs that call only built-in actions."""
 
-    connector = server_module.default_connector()
+    connector = default_connector()
 
 
 async def test_runs_are_bounded_and_the_rest_wait_in_the_journal(
@@ -312,7 +314,7 @@ async def test_runs_are_bounded_and_the_rest_wait_in_the_journal(
     listener, client = await start(INBOUND, max_runs=2)
     for i in range(5):
         await client.post("/messages", _inbound(f"SM{i:032d}"))
-    await listener.begin(_NoConnection(), poll=False)  # type: ignore[arg-type]
+    await listener.begin(_NoConnection(), poll=False)
     for _ in range(1000):
         if len(running) == 2:
             break
