@@ -342,3 +342,12 @@ async def test_a_listener_needs_an_auth_token_and_triggers(tmp_path: Path) -> No
         )
         with pytest.raises(WorkflowError, match="has no trigger"):
             Listener([load_workflow(plain)], journal, auth_token=TOKEN)
+
+
+async def test_signed_but_malformed_requests_get_400(start: Start) -> None:
+    """A signed request without MessageSid, or with a count that is not a number, is a 400."""
+    listener, client = await start(INBOUND)
+    no_sid = {k: v for k, v in _inbound().items() if k != "MessageSid"}
+    assert (await client.post("/messages", no_sid))[0] == 400
+    assert (await client.post("/messages", _inbound(NumMedia="many")))[0] == 400
+    assert listener.journal.pending_deliveries(10, workflows=list(listener.workflows)) == []

@@ -263,6 +263,11 @@ class Listener:
         if not self._tasks:
             raise RuntimeError("runs have not begun; call begin() first")
         while True:
+            dispatcher = self._tasks[0]
+            if dispatcher.done():
+                # It never ends by itself; surface why it stopped instead of waiting forever.
+                dispatcher.result()
+                raise RuntimeError("the listener has stopped")
             if self._running:
                 await asyncio.gather(*list(self._running.values()), return_exceptions=True)
                 continue
@@ -350,7 +355,13 @@ class Listener:
         event = inbound_event(fields) if kind == MESSAGE_RECEIVED else status_event(fields)
         if not event.get("MessageSid"):
             return web.Response(status=400, text="MessageSid is required\n")
-        result = self.ingest(kind, event, request.headers.get(IDEMPOTENCY_HEADER))
+        try:
+            result = self.ingest(kind, event, request.headers.get(IDEMPOTENCY_HEADER))
+        except (TypeError, ValueError) as exc:
+            # Signed but malformed (a count that is not a number): a 5xx would only make
+            # Twilio retry the same bytes.
+            log.warning("malformed %s %s: %s", kind, event.get("MessageSid"), exc)
+            return web.Response(status=400, text=f"malformed parameters: {exc}\n")
         return web.Response(text=result.response, content_type="application/xml")
 
     # -- running ----------------------------------------------------------------------
