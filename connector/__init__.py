@@ -9,38 +9,42 @@ default when no credentials are given.
 
 from __future__ import annotations
 
-from ._connection import Connection, Limiter, default_connector
-from ._convert import OpenEnum, Record, to_json
-from ._manifest import (
-    ActionSpec,
-    ConnectorSpec,
-    DefinitionSpec,
-    FieldSpec,
-    ParamSpec,
-    load_manifest,
-)
-from ._ratelimit import sliding_window_limiter
-from ._retry import RetryPolicy
-from ._schemas import input_schema, output_schema
-from ._transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport, Transport
-from .errors import (
-    AuthenticationError,
-    BadRequestError,
-    ConnectError,
-    ConnectorError,
-    InputIssue,
-    InvalidInputError,
-    ManifestError,
-    MessageMayHaveBeenSentError,
-    NotFoundError,
-    PluginLoadError,
-    RateLimitError,
-    ReadError,
-    ServerError,
-    TransportError,
-    TwilioAPIError,
-    UnsafeLinkError,
-)
+import typing as _typing
+
+
+if _typing.TYPE_CHECKING:
+    from ._connection import Connection, Limiter, default_connector
+    from ._convert import OpenEnum, Record, to_json
+    from ._manifest import (
+        ActionSpec,
+        ConnectorSpec,
+        DefinitionSpec,
+        FieldSpec,
+        ParamSpec,
+        load_manifest,
+    )
+    from ._ratelimit import sliding_window_limiter
+    from ._retry import RetryPolicy
+    from ._schemas import input_schema, output_schema
+    from ._transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport, Transport
+    from .errors import (
+        AuthenticationError,
+        BadRequestError,
+        ConnectError,
+        ConnectorError,
+        InputIssue,
+        InvalidInputError,
+        ManifestError,
+        MessageMayHaveBeenSentError,
+        NotFoundError,
+        PluginLoadError,
+        RateLimitError,
+        ReadError,
+        ServerError,
+        TransportError,
+        TwilioAPIError,
+        UnsafeLinkError,
+    )
 
 
 __all__ = [
@@ -84,9 +88,63 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+# Names resolve on first use, so that `twilio-connector actions` or a host that only
+# reads manifests does not pay for importing aiohttp.
+_LAZY = {
+    "ActionSpec": "._manifest",
+    "AiohttpTransport": "._transport",
+    "AuthenticationError": ".errors",
+    "BadRequestError": ".errors",
+    "ConnectError": ".errors",
+    "Connection": "._connection",
+    "ConnectorError": ".errors",
+    "ConnectorSpec": "._manifest",
+    "default_connector": "._connection",
+    "DefinitionSpec": "._manifest",
+    "FieldSpec": "._manifest",
+    "HttpRequest": "._transport",
+    "HttpResponse": "._transport",
+    "input_schema": "._schemas",
+    "InputIssue": ".errors",
+    "InvalidInputError": ".errors",
+    "Limiter": "._connection",
+    "load_manifest": "._manifest",
+    "ManifestError": ".errors",
+    "MessageMayHaveBeenSentError": ".errors",
+    "MockTransport": "._transport",
+    "NotFoundError": ".errors",
+    "OpenEnum": "._convert",
+    "output_schema": "._schemas",
+    "ParamSpec": "._manifest",
+    "PluginLoadError": ".errors",
+    "RateLimitError": ".errors",
+    "ReadError": ".errors",
+    "Record": "._convert",
+    "RetryPolicy": "._retry",
+    "ServerError": ".errors",
+    "sliding_window_limiter": "._ratelimit",
+    "to_json": "._convert",
+    "Transport": "._transport",
+    "TransportError": ".errors",
+    "TwilioAPIError": ".errors",
+    "UnsafeLinkError": ".errors",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        from importlib import import_module
+
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value
+        return value
     if name == "__version__":
         from importlib.metadata import version
 
         return version("twilio-workflow-connector")
     raise AttributeError(f"module 'connector' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -24,7 +24,7 @@ from urllib.parse import quote_plus, urlsplit
 import attrs
 
 from . import _convert
-from ._manifest import ActionSpec, ConnectorSpec, load_manifest, shipped_manifest_paths
+from ._manifest import ActionSpec, ConnectorSpec, default_connector
 from ._ratelimit import sliding_window_limiter
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
@@ -45,15 +45,6 @@ from .errors import (
 __all__ = ["Connection", "Limiter", "default_connector"]
 
 log = logging.getLogger("connector")
-
-
-@functools.cache
-def default_connector() -> ConnectorSpec:
-    """The Twilio connector, loaded (once) from the shipped manifest."""
-    for path in shipped_manifest_paths():
-        if path.stem == "twilio":
-            return load_manifest(path)
-    raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
 
 
 class Limiter(Protocol):

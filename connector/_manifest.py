@@ -15,13 +15,16 @@ import string
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-import jsonschema
 import yaml
 
 from .errors import ManifestError
+
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 __all__ = [
@@ -326,8 +329,14 @@ class ConnectorSpec:
     triggers: Mapping[str, TriggerSpec] = attrs.field(factory=dict)
 
 
+# libyaml's C loader when PyYAML was built with it: several times faster at start-up.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     text = resources.files(__package__).joinpath("schemas/manifest.schema.json").read_text()
     schema = json.loads(text)
     return jsonschema.Draft202012Validator(
@@ -347,6 +356,15 @@ def shipped_manifest_paths() -> list[Path]:
         if candidate.is_dir():
             return sorted(candidate.glob("*.yaml"))
     return []
+
+
+@functools.cache
+def default_connector() -> ConnectorSpec:
+    """The Twilio connector, loaded (once) from the shipped manifest."""
+    for path in shipped_manifest_paths():
+        if path.stem == "twilio":
+            return load_manifest(path)
+    raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
 
 
 def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSpec:
@@ -388,7 +406,9 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
         key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]),
     )
     if errors:
-        error = jsonschema.exceptions.best_match(errors)
+        from jsonschema.exceptions import best_match
+
+        error = best_match(errors)
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
             # Point at the unknown key itself rather than at the mapping holding it.
@@ -400,10 +420,12 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    from jsonschema.exceptions import best_match
+
     if error.validator == "additionalProperties":
         return f"unknown key ({error.message})"
     if error.validator in ("oneOf", "anyOf") and error.context:
-        return str(jsonschema.exceptions.best_match(error.context).message)
+        return str(best_match(error.context).message)
     return str(error.message)
 
 

@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _connector() -> ConnectorSpec:
-    from ._connection import default_connector
+    from ._manifest import default_connector
 
     return default_connector()
 

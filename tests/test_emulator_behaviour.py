@@ -190,7 +190,7 @@ async def test_inbound_message_is_stored_and_webhook_signed(
         form = [
             ("To", "+15005550010"),
             ("From", "+15551239999"),
-            ("Body", "STOP"),
+            ("Body", "hello"),
             ("MediaUrl", "https://e.com/p.jpg"),
         ]
         async with session.post(emu.base_url + "/emulator/inbound", data=form) as response:
@@ -205,7 +205,7 @@ async def test_inbound_message_is_stored_and_webhook_signed(
     assert (params["From"], params["To"], params["Body"]) == (
         "+15551239999",
         "+15005550010",
-        "STOP",
+        "hello",
     )
     assert (params["NumMedia"], params["NumSegments"], params["SmsStatus"]) == (
         "1",
