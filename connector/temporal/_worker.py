@@ -29,6 +29,12 @@ __all__ = ["DEFAULT_TASK_QUEUE", "WorkerConfigError", "create_worker", "run_work
 DEFAULT_TASK_QUEUE = "twilio-connector"
 #: Calls one worker runs at once; the rate limit, not this, sets the pace.
 DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
+#: Seconds added to the period of a limit shared through Redis. Redis admits a call a
+#: little before Twilio sees it, and that delay varies (a busy event loop, another
+#: machine's network): a call admitted early in a window can arrive late while one
+#: admitted a period later arrives at once, putting one call too many in Twilio's
+#: window. The slack absorbs up to this much variation; at 1200/60 s it costs 1.6%.
+SHARED_LIMIT_SLACK = 1.0
 
 
 class WorkerConfigError(Exception):
@@ -132,7 +138,7 @@ async def worker_connection(
     account = os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY", "")
     key = redis_key or limit_key(account)
     calls, period = paced
-    limiter = RedisLimiter(redis_url, key, calls, period)
+    limiter = RedisLimiter(redis_url, key, calls, period + SHARED_LIMIT_SLACK)
     claims_client: Any = redis.asyncio.Redis.from_url(redis_url)
     shared: Limiter = limiter
     try:
