@@ -629,3 +629,11 @@ async def test_wait_until_gives_up_after_its_timeout_in_workflow_time(
     assert [s.status for s in result.steps] == ["succeeded", "failed"]
     assert result.steps[1].error is not None
     assert "still false after 300s" in result.steps[1].error
+
+
+def test_a_worker_without_credentials_refuses_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker needs TWILIO_* credentials: it never falls back to an emulator of its own."""
+    from connector.temporal._cli import worker_main
+
+    assert worker_main(["--temporal", "127.0.0.1:1"]) == 2
+    assert "set TWILIO_ACCOUNT_SID" in capsys.readouterr().err

@@ -92,6 +92,17 @@ def create_worker(
     )
 
 
+def _check_credentials() -> None:
+    # A worker never falls back to an embedded emulator as `run` does: each worker
+    # would then send to its own, and the shared limit would mean nothing.
+    if not (os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY")):
+        raise WorkerConfigError(
+            "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and "
+            "TWILIO_API_SECRET, and TWILIO_BASE_URL for an emulator): every worker must "
+            "talk to the same account"
+        )
+
+
 @contextlib.asynccontextmanager
 async def worker_connection(
     *,
@@ -115,12 +126,7 @@ async def worker_connection(
     Raises:
         WorkerConfigError: No Twilio account is configured.
     """
-    if not (os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY")):
-        raise WorkerConfigError(
-            "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and "
-            "TWILIO_API_SECRET, and TWILIO_BASE_URL for an emulator): every worker must "
-            "talk to the same account"
-        )
+    _check_credentials()
     if rate_limit is None:
         throttle = default_connector().throttle
         rate_limit = (throttle.calls, throttle.period) if throttle else None
@@ -178,6 +184,7 @@ async def run_worker(
     Raises:
         WorkerConfigError: No Twilio account is configured.
     """
+    _check_credentials()
     client = await Client.connect(address, namespace=namespace)
     async with worker_connection(
         redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit
