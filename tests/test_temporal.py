@@ -428,12 +428,15 @@ async def test_run_engine_temporal_prints_the_local_runs_json(
 def test_run_engine_temporal_refuses_local_only_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--rate-limit belongs to the workers, so `run --engine temporal` rejects it."""
+    """--rate-limit (the workers') and --trigger-json (local only) are refused with --engine temporal."""
     path, _ = write_broadcast(tmp_path, 1)
     with pytest.raises(SystemExit) as exit_info:
         run_main([str(path), "--engine", "temporal", "--rate-limit", "10/1"])
     assert exit_info.value.code == 2
     assert "the workers pace the calls" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_main([str(path), "--engine", "temporal", "--trigger-json", "{}"])
+    assert "cannot be combined with --engine temporal" in capsys.readouterr().err
 
 
 def test_local_runs_never_import_temporalio(tmp_path: Path) -> None:

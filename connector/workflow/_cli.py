@@ -205,6 +205,10 @@ def run_main(argv: Sequence[str]) -> int:
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
             "journal and the workers pace the calls (twilio-connector worker --rate-limit)"
         )
+    if args.engine == "temporal" and args.trigger_json is not None:
+        parser.error(
+            "--trigger-json runs a workflow here; it cannot be combined with --engine temporal"
+        )
     try:
         workflow = _load_checked(args.workflow)
     except WorkflowError as exc:
