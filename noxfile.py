@@ -71,7 +71,7 @@ def build(session: nox.Session) -> None:
             session.error(f"{wheel.name} lacks {required}")
     session.log(f"{wheel.name}: {len(names)} files, manifests included")
     # A clean venv outside the source tree, so nothing is imported from the checkout.
-    venv = Path(session.create_tmp()) / "wheel-venv"
+    venv = Path(session.create_tmp()).resolve() / "wheel-venv"
     shutil.rmtree(venv, ignore_errors=True)
     session.run(sys.executable, "-m", "venv", str(venv), external=True)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
@@ -89,6 +89,16 @@ def build(session: nox.Session) -> None:
             "to=+15551234567",
             "-i",
             "body=Hello from the wheel",
+            external=True,
+            env={"TWILIO_ACCOUNT_SID": "", "TWILIO_API_KEY": ""},
+        )
+        # The README's main job, from the installed wheel.
+        session.run(
+            str(bindir / "twilio-connector"),
+            "run",
+            str(ROOT / "examples" / "broadcast.yaml"),
+            "--state",
+            str(Path(session.create_tmp()).resolve() / "runs.sqlite3"),
             external=True,
             env={"TWILIO_ACCOUNT_SID": "", "TWILIO_API_KEY": ""},
         )

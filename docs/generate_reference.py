@@ -67,7 +67,10 @@ def _action(connector: ConnectorSpec, action: ActionSpec) -> list[str]:
         lines += ["Nothing.", ""]
     else:
         definition = connector.definitions[action.returns]
-        lines += [f"{_cell(definition.description)} [{definition.name}](#{definition.name.lower()})", ""]
+        lines += [
+            f"{_cell(definition.description)} [{definition.name}](#{definition.name.lower()})",
+            "",
+        ]
     return lines
 
 
@@ -87,7 +90,9 @@ def render(connector: ConnectorSpec) -> str:
     ]
     for c in connector.connection:
         secret = "True" if c.secret else ""
-        lines.append(f"| {_cell(c.title)} | `{c.key}` | {secret} | `{c.env}` | {_cell(c.description)} |")
+        lines.append(
+            f"| {_cell(c.title)} | `{c.key}` | {secret} | `{c.env}` | {_cell(c.description)} |"
+        )
     if connector.throttle:
         lines += [
             "",
@@ -98,6 +103,22 @@ def render(connector: ConnectorSpec) -> str:
     lines += ["## Actions", ""]
     for action in connector.actions.values():
         lines += _action(connector, action)
+    if connector.triggers:
+        lines += [
+            "## Triggers",
+            "",
+            "Events that start workflow runs (`on:` in a workflow; see the triggers guide).",
+            "",
+        ]
+        for trigger in connector.triggers.values():
+            lines += [
+                f"### {trigger.title}",
+                "",
+                f"`{connector.id}/{trigger.id}` — {_cell(trigger.description)}",
+                "",
+                f"Payload: [{trigger.payload}](#{trigger.payload.lower()})",
+                "",
+            ]
     lines += ["## Definitions", ""]
     for definition in connector.definitions.values():
         lines += [
@@ -109,7 +130,11 @@ def render(connector: ConnectorSpec) -> str:
             "|---|---|---|---|",
         ]
         for f in definition.fields:
-            kind = f"array of {f.items_ref or f.items_type}" if f.type == "array" else (f.format or f.type)
+            kind = (
+                f"array of {f.items_ref or f.items_type}"
+                if f.type == "array"
+                else (f.format or f.type)
+            )
             lines.append(f"| {_cell(f.title)} | `{f.path}` | {kind} | {_cell(f.description)} |")
         lines.append("")
     return "\n".join(lines)
