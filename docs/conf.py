@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 project = "twilio-workflow-connector"
 author = "twilio-workflow-connector contributors"
-copyright = "2026, twilio-workflow-connector contributors"  # noqa: A001
+copyright = "2026, twilio-workflow-connector contributors"
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 source_suffix = {".md": "markdown"}

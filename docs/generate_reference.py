@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connector import ActionSpec, ConnectorSpec, default_connector  # noqa: E402
+from connector import ActionSpec, ConnectorSpec, default_connector
 
 
 def _cell(text: str) -> str:
