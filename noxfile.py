@@ -109,8 +109,9 @@ def docs(session: nox.Session) -> None:
     """Build the documentation (the action reference is generated from the manifests)."""
     session.install("-e", ".", "sphinx", "myst-parser", "furo")
     session.run("python", "docs/generate_reference.py")
+    # -E: a fresh build every time, so warnings from unchanged pages are not hidden.
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", "docs/_build/html"
+        "sphinx-build", "-E", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"
     )
 
 
