@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Mapping
 
 from connector import Connection, InvalidInputError, MessageMayHaveBeenSentError, to_json
 from connector.models import Message, MessageListV2, MessageStatus
@@ -37,3 +38,21 @@ def handle(error: Exception) -> list[str]:
     if isinstance(error, MessageMayHaveBeenSentError):
         return [str(error.inputs)]
     return []
+
+
+async def host(values: dict[str, str]) -> None:
+    from connector.plugin import Plugin, find_plugins, load_plugin
+    from connector.redis_limiter import RedisLimiter
+
+    plugins: list[Plugin] = [load_plugin(info) for info in find_plugins()]
+    for plugin in plugins:
+        schema: dict[str, object] = plugin.connection_schema()
+        for action in plugin.actions():
+            inputs: Mapping[str, object] = action.input
+            print(schema, action.id, inputs)
+    limiter = RedisLimiter.for_account("redis://127.0.0.1:6379/0", "AC" + "0" * 32)
+    async with limiter:
+        output = await plugins[0].invoke(
+            "get_message", {"MessageId": "SM" + "0" * 32}, values, limiter=limiter
+        )
+        print(output)
