@@ -135,7 +135,7 @@ def _type_label(param: Any) -> str:
 def _actions(ns: argparse.Namespace) -> int:
     connector = _connector()
     if ns.json:
-        from ._schemas import input_schema
+        from ._schemas import input_schema, output_schema
 
         out = []
         for action in connector.actions.values():
@@ -163,6 +163,7 @@ def _actions(ns: argparse.Namespace) -> int:
                     "returns": action.returns,
                     "pages": action.paging is not None,
                     "input_schema": input_schema(action),
+                    "output_schema": output_schema(connector, action),
                 }
             )
         _print_json(out)

@@ -56,6 +56,8 @@ async def test_actions_json_lists_every_action_with_inputs_and_returns() -> None
     inputs = {i["key"]: i for i in send["inputs"]}
     assert inputs["to"]["required"] is True and inputs["to"]["type"] == "string"
     assert inputs["media_url"]["type"] == "array"
+    assert send["input_schema"]["required"] == ["from", "to", "body"]
+    assert send["output_schema"]["$ref"] == "#/$defs/Message"
 
 
 async def test_actions_table_and_describe() -> None:

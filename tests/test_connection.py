@@ -274,6 +274,22 @@ async def test_paginate_follows_next_links_and_stops_at_max_items() -> None:
     assert len(transport.requests) == 5
 
 
+async def test_paginate_refuses_a_next_link_from_the_server_to_another_host() -> None:
+    """A response whose next link leaves the connection's host stops paging with an error."""
+    transport = scripted(
+        answer(
+            200, {"messages": [message()], "next_page_uri": f"https://evil.example.com{MESSAGES}"}
+        )
+    )
+    async with connect(transport) as conn:
+        seen = []
+        with pytest.raises(UnsafeLinkError):
+            async for item in conn.paginate("list_messages_v2", {}):
+                seen.append(item.sid)
+    assert seen == [SID]
+    assert len(transport.requests) == 1
+
+
 @pytest.mark.parametrize(
     ("status", "code", "error"),
     [
