@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import AsyncIterator
@@ -338,3 +339,23 @@ async def test_scheduled_send_cancel_and_delete_rules(api: Api) -> None:
     api.emu.advance(7200)
     assert api.emu.messages(sid=sent["sid"])[0]["status"] == "canceled"
     assert (await api.call("DELETE", path))[0] == 204
+
+
+async def test_malformed_and_oversized_bodies_get_twilio_errors(api: Api) -> None:
+    """An undecodable form is 400 / 20001 and an over-size body 413, both in the JSON error shape."""
+    status, body = await api.call(
+        "POST",
+        "/Messages.json",
+        b"To=%2B15551230001&Body=\xff\xfe",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (status, set(body), body["code"]) == (400, ERROR_KEYS, 20001)
+    huge = io.BytesIO(b"To=%2B15551230001&From=%2B15005550006&Body=" + b"x" * 2_000_000)
+    status, body = await api.call(
+        "POST",
+        "/Messages.json",
+        huge,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (status, set(body), body["status"]) == (413, ERROR_KEYS, 413)
+    assert api.emu.messages() == []

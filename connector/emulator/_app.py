@@ -10,6 +10,7 @@ import base64
 import binascii
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ _API_PREFIX = f"/{API_VERSION}/"
 _ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("connector.emulator")
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -53,7 +55,10 @@ def _not_found(request: web.Request) -> ApiError:
 
 
 async def _form(request: web.Request) -> MultiMapping[str]:
-    raw = await request.post()
+    try:
+        raw = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, 20001, "The request body is not a valid form") from None
     return MultiDict((key, value) for key, value in raw.items() if isinstance(value, str))
 
 
@@ -109,6 +114,13 @@ def _make_api_middleware(state: EmulatorState) -> Any:
             response = _not_found(request).response()
         except web.HTTPMethodNotAllowed as exc:
             response = error_response(405, 20004, f"Method not allowed: {exc.method}")
+        except web.HTTPException as exc:
+            # aiohttp's own refusals (e.g. 413 for a body over client_max_size) would be
+            # text/plain; clients expect Twilio's JSON error shape on every API answer.
+            response = error_response(exc.status, 20000 + exc.status, exc.reason)
+        except Exception:
+            log.exception("emulator API handler failed: %s %s", request.method, request.path)
+            response = error_response(500, 20500, "Internal Server Error")
         if decision.drop:
             stats.faults_dropped += 1
             # Processed but never answered: the client sees the connection close.
