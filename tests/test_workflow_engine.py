@@ -13,6 +13,7 @@ import pytest
 
 from connector import AiohttpTransport, Connection, HttpRequest, HttpResponse, RetryPolicy
 from connector.emulator import Clock, EmulatorServer, FaultConfig
+from connector.errors import ConnectError
 from connector.testing import EmulatorFactory
 from connector.workflow import (
     Journal,
@@ -429,3 +430,42 @@ def test_bar_progress_draws_each_step() -> None:
     assert "send (succeeded)" in text
     assert "4/4" in text
     assert "skipped (skipped)" in text
+
+
+class ListFailsTransport:
+    """An aiohttp transport on which every message lookup (GET of the list) cannot connect."""
+
+    def __init__(self) -> None:
+        self.inner = AiohttpTransport()
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "GET" and request.url.split("?")[0].endswith("/Messages.json"):
+            raise ConnectError("lookup refused", method=request.method, url=request.url)
+        return await self.inner.send(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_failed_lookup_fails_the_item_and_keeps_it_for_the_next_resume(
+    conn: Connection, journal: Journal, emulator: EmulatorServer
+) -> None:
+    """When reconciliation cannot look messages up, the run ends failed (no crash, no resend) and a later resume reconciles."""
+    wf = workflow(BROADCAST)
+    first = await run_workflow(wf, {}, conn, journal, run_id="r4")
+    assert first.ok
+    _forget_outcomes(journal, "r4")
+    async with connect(
+        emulator, transport=ListFailsTransport(), retry=RetryPolicy.never()
+    ) as broken:
+        again = await run_workflow(wf, {}, broken, journal, run_id="r4")
+    assert again.status == "failed"
+    items = again.steps[0].items
+    assert [i.status for i in items] == ["failed"] * 3
+    assert all("lookup refused" in (i.error or "") for i in items)
+    assert len(emulator.messages()) == 3  # nothing was resent
+    assert {r.state for r in journal.items("r4", "send").values()} == {"started"}
+    third = await run_workflow(wf, {}, conn, journal, run_id="r4")
+    assert third.ok
+    assert [i.reconciled for i in third.steps[0].items] == [True, True, True]
+    assert len(emulator.messages()) == 3

@@ -651,7 +651,10 @@ class _StepExecutor:
                 return self._failed(
                     index, shown, "this item's inputs changed since its send started; not resent"
                 )
-            found = await self._reconcile(clean, prior.started or time.time())
+            try:
+                found = await self._reconcile(clean, prior.started or time.time())
+            except ConnectorError as exc:
+                return _lookup_failed(index, exc)
             if found is not None:
                 journal.item_finished(
                     run_id, step_id, index, "succeeded", inputs=shown, output=found, reconciled=True
@@ -663,7 +666,10 @@ class _StepExecutor:
             try:
                 output = to_json(await self.connection.call(self.step.uses, clean))
             except MessageMayHaveBeenSentError:
-                found = await self._reconcile(clean, started)
+                try:
+                    found = await self._reconcile(clean, started)
+                except ConnectorError as exc:
+                    return _lookup_failed(index, exc)
                 if found is None:
                     continue  # not sent: trying again cannot duplicate it
                 journal.item_finished(
@@ -720,6 +726,17 @@ class _StepExecutor:
             error_code=code,
         )
         return ItemResult(index, "failed", error=error, error_code=code)
+
+
+def _lookup_failed(index: int, exc: ConnectorError) -> ItemResult:
+    # The item stays "started" in the journal, so a resume looks the message up again
+    # before any resend; nothing is sent while its outcome is unknown.
+    return ItemResult(
+        index,
+        "failed",
+        error=f"the outcome of the send is unknown and looking it up failed: {exc}",
+        error_code=_code(exc),
+    )
 
 
 def _code(exc: BaseException) -> int | None:
