@@ -359,3 +359,19 @@ async def test_malformed_and_oversized_bodies_get_twilio_errors(api: Api) -> Non
     )
     assert (status, set(body), body["status"]) == (413, ERROR_KEYS, 413)
     assert api.emu.messages() == []
+
+
+async def test_basic_scheme_is_case_insensitive_and_own_account_path_is_not_401(
+    api: Api,
+) -> None:
+    """'basic' authenticates like 'Basic'; the own account's .json path is 404, not 401."""
+    lower = aiohttp.encode_basic_auth(api.emu.account_sid, api.emu.auth_token).replace(
+        "Basic ", "basic "
+    )
+    status, page = await api.call("GET", "/Messages.json", headers={"Authorization": lower})
+    assert status == 200 and page["messages"] == []
+    status, body = await api.call("GET", f"{api.base}.json")
+    assert (status, body["code"]) == (404, 20404)
+    other = f"{api.emu.base_url}/2010-04-01/Accounts/AC{'0' * 32}.json"
+    status, body = await api.call("GET", other)
+    assert (status, body["code"]) == (401, 20003)

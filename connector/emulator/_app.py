@@ -73,14 +73,19 @@ def _make_api_middleware(state: EmulatorState) -> Any:
         header = request.headers.get("Authorization")
         if not header:
             raise ApiError(401, 20003, "Authentication Error - No credentials provided")
-        encoded = header.encode()
+        # The scheme name is case-insensitive (RFC 7617); the credentials are not.
+        scheme, _, credentials = header.strip().partition(" ")
+        encoded = f"Basic {credentials.strip()}".encode() if scheme.lower() == "basic" else b""
         # compare_digest on every candidate: no early exit that leaks which one matched.
         matched = [hmac.compare_digest(encoded, candidate) for candidate in accepted_bytes]
         if not any(matched):
             raise ApiError(401, 20003, _auth_failure(header, config))
         parts = request.path.split("/", 4)
-        if len(parts) > 3 and parts[2] == "Accounts" and parts[3] != config.account_sid:
-            raise ApiError(401, 20003, "Authenticate")
+        # The account is the path segment after Accounts, also as Accounts/AC....json.
+        if len(parts) > 3 and parts[2] == "Accounts":
+            account = parts[3].removesuffix(".json")
+            if account != config.account_sid:
+                raise ApiError(401, 20003, "Authenticate")
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
