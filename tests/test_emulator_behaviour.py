@@ -229,10 +229,20 @@ async def test_throttle_answers_429(twilio_emulator_factory: Any) -> None:
     status, body = await send(emu)
     assert (status, body["code"], body["message"]) == (429, 20429, "Too Many Requests")
     assert set(body) == {"code", "message", "more_info", "status"}
+    auth = aiohttp.encode_basic_auth(emu.account_sid, emu.auth_token)
+    async with aiohttp.ClientSession() as session:
+        api = f"{emu.base_url}/2010-04-01/Accounts/{emu.account_sid}/Messages.json"
+        async with session.get(api, headers={"Authorization": auth}) as response:
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+        # While the API is throttled, the admin endpoints still answer.
+        for path in ("/emulator/stats", "/emulator/messages", "/healthz"):
+            async with session.get(emu.base_url + path) as response:
+                assert response.status == 200, path
     emu.advance(61)
     assert (await send(emu))[0] == 201
     stats = emu.stats()
-    assert (stats["requests"], stats["throttled"]) == (6, 2)
+    assert (stats["requests"], stats["throttled"]) == (7, 3)
 
 
 def test_sliding_window_is_exact() -> None:
