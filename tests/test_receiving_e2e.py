@@ -116,7 +116,7 @@ async def test_a_status_workflow_sees_the_reply_go_from_queued_to_delivered(setu
     assert listener.results[0].steps[0].outputs["status"] == "queued"
     await emulator.drain_callbacks()
     await listener.drain()
-    seen = [r.outputs for r in listener.results[1:]]
+    seen = [r.outputs for r in list(listener.results)[1:]]
     assert {o["sid"] for o in seen} == {reply_sid}
     assert [o["event_status"] for o in seen] == ["sent", "delivered"]
     assert seen[-1]["fetched_status"] == "delivered"

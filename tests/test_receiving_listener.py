@@ -351,3 +351,20 @@ async def test_signed_but_malformed_requests_get_400(start: Start) -> None:
     assert (await client.post("/messages", no_sid))[0] == 400
     assert (await client.post("/messages", _inbound(NumMedia="many")))[0] == 400
     assert listener.journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
+
+
+async def test_results_keep_only_the_most_recent_runs(start: Start) -> None:
+    """A long-running listener keeps at most keep_results finished runs in memory, the newest ones."""
+    listener, client = await start(INBOUND, keep_results=2, max_runs=1)
+    sids = [f"SM{i:032d}" for i in range(4)]
+    for sid in sids:
+        assert (await client.post("/messages", _inbound(sid)))[0] == 200
+    await listener.begin(_NoConnection(), poll=False)
+    await listener.drain()
+    assert len(listener.results) == 2
+    kept = sorted(Path(r.steps[0].outputs["path"]).name for r in listener.results)
+    assert kept == [f"out-{sid}.json" for sid in sids[2:]]
+    journal = listener.journal
+    assert journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
+    with pytest.raises(ValueError, match="keep_results"):
+        Listener(list(listener.workflows.values()), journal, auth_token=TOKEN, keep_results=0)

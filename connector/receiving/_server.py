@@ -14,6 +14,7 @@ events beyond that wait in the journal, not in memory.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import secrets
@@ -102,9 +103,12 @@ class Listener:
         max_runs: How many runs execute at once.
         env: What ``env`` reads in the workflows' expressions; the listener adds
             ``TWILIO_CONNECTOR_PUBLIC_URL`` (its public URL, for ``StatusCallback``).
+        keep_results: How many finished runs :attr:`results` keeps (the most recent),
+            so a long-running listener's memory stays bounded; the journal has them all.
 
     Raises:
-        ValueError: No auth token, a bad public URL, or *max_runs* below 1.
+        ValueError: No auth token, a bad public URL, or *max_runs* or *keep_results*
+            below 1.
         WorkflowError: A workflow has no trigger, fails its static checks, or has a
             required input without a default.
     """
@@ -120,9 +124,12 @@ class Listener:
         connector: ConnectorSpec | None = None,
         max_runs: int = 10,
         env: Mapping[str, str] | None = None,
+        keep_results: int = 100,
     ) -> None:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
+        if keep_results < 1:
+            raise ValueError("keep_results must be at least 1")
         self.connector = connector or default_connector()
         self.journal = journal
         # Checked now, so a listener without a key never binds a socket.
@@ -157,7 +164,8 @@ class Listener:
         self.app = web.Application()
         self.app.router.add_post(MESSAGES_PATH, self._on_message)
         self.app.router.add_post(STATUS_PATH, self._on_status)
-        self.results: list[RunResult] = []
+        #: The most recent finished runs, oldest first (at most *keep_results*).
+        self.results: collections.deque[RunResult] = collections.deque(maxlen=keep_results)
         self.refused = 0
         self.duplicates = 0
         self._runner: web.AppRunner | None = None
