@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import attrs
@@ -97,6 +97,8 @@ class CallbackDispatcher:
         attempts: Tries per callback before it counts as failed.
         backoff: First retry delay in seconds; doubles each retry.
         timeout: Seconds to wait for the receiver.
+        now: Clock for the delivery log's timestamps.
+        sleep: How to wait between retries (tests pass a recorder instead of waiting).
     """
 
     def __init__(
@@ -107,9 +109,11 @@ class CallbackDispatcher:
         backoff: float,
         timeout: float,
         now: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self._auth_token = auth_token
         self._now = now
+        self._sleep = sleep
         self.log: dict[str, list[DeliveryAttempt]] = {}
         """Every delivery attempt per key (message SID), oldest first; cleared by reset."""
         self.on_attempt: Observer | None = None
@@ -227,6 +231,6 @@ class CallbackDispatcher:
             self.stats.attempts_failed += 1
             log.info("callback to %s failed (%s), attempt %d", callback.url, reason, attempt)
             if attempt < self._attempts:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 delay *= 2
         self.stats.failed += 1
