@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -44,3 +45,20 @@ async def test_retries_back_off_doubling_from_the_configured_delay(failing_url: 
     assert [attempt.attempt for attempt in dispatcher.log["SM1"]] == [1, 2, 3, 4]
     assert all(attempt.status == 500 for attempt in dispatcher.log["SM1"])
     assert (dispatcher.stats.failed, dispatcher.stats.attempts_failed) == (1, 4)
+
+
+async def test_failure_log_hides_the_webhook_password(
+    failing_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback URL with Basic-auth credentials is logged with its password masked."""
+    url = failing_url.replace("http://", "http://hook-user:s3cr3t-pw@")
+    dispatcher = CallbackDispatcher("token", attempts=1, backoff=0.0, timeout=5.0)
+    try:
+        with caplog.at_level(logging.INFO, logger="connector.emulator.callbacks"):
+            dispatcher.enqueue("SM1", url, [("MessageStatus", "sent")])
+            await dispatcher.drain()
+    finally:
+        await dispatcher.close()
+    assert dispatcher.log["SM1"][0].status == 500
+    assert "callback to http://hook-user:***@127.0.0.1" in caplog.text
+    assert "s3cr3t-pw" not in caplog.text

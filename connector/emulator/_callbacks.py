@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import attrs
@@ -80,6 +81,20 @@ class DeliveryAttempt:
 
 
 Observer = Callable[[str, DeliveryAttempt], None]
+
+
+def _loggable(url: str) -> str:
+    # Webhook URLs may carry Basic-auth credentials (https://user:pass@host/...), which
+    # Twilio supports; keep the password out of logs.
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return "<unparseable URL>"
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @attrs.frozen
@@ -229,7 +244,9 @@ class CallbackDispatcher:
                 self.stats.delivered += 1
                 return
             self.stats.attempts_failed += 1
-            log.info("callback to %s failed (%s), attempt %d", callback.url, reason, attempt)
+            log.info(
+                "callback to %s failed (%s), attempt %d", _loggable(callback.url), reason, attempt
+            )
             if attempt < self._attempts:
                 await self._sleep(delay)
                 delay *= 2
