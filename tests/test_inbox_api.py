@@ -302,3 +302,28 @@ def test_segments_split_like_they_count() -> None:
         assert len(split_segments(body)) == count_segments(body)
         assert "".join(split_segments(body)) == body
     assert ucs2_forcing("héllo 😀 ✓ 😀") == ["😀", "✓"]
+
+
+async def test_date_filters_since_and_until(twilio_emulator: EmulatorServer) -> None:
+    """since/until filter by creation time; a bare until date covers that whole day."""
+    emu = twilio_emulator
+    day = 86400.0
+    base = 1_700_000_000.0 - 1_700_000_000.0 % day  # midnight UTC, 2023-11-14
+    items = [
+        {"to": HANDSET, "from": OK_FROM, "body": "old", "date_created": base - day + 60},
+        {"to": HANDSET, "from": OK_FROM, "body": "evening", "date_created": base + 82800},
+        {"to": HANDSET, "from": OK_FROM, "body": "next", "date_created": base + day + 60},
+    ]
+    assert (await admin(emu, "POST", "/emulator/messages", json={"messages": items}))[0] == 201
+
+    async def bodies(**params: str) -> list[str]:
+        status, listed = await admin(emu, "GET", "/emulator/messages", params=params)
+        assert status == 200, listed
+        return [m["body"] for m in listed["messages"]]
+
+    assert await bodies(since="2023-11-14", until="2023-11-14") == ["evening"]
+    assert await bodies(since="2023-11-14") == ["next", "evening"]
+    assert await bodies(until="2023-11-14T00:00:00Z") == ["old"]
+    assert await bodies(since=str(base + day)) == ["next"]
+    status, _ = await admin(emu, "GET", "/emulator/messages", params={"since": "someday"})
+    assert status == 400
