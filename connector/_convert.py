@@ -70,11 +70,9 @@ def string(value: Any) -> str | None:
 
 def integer(value: Any) -> int | None:
     """Wire value (``"3"`` or ``3``) to ``int``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int):
+    if value.__class__ is int or value is None:
         return value
-    return int(value)
+    return int(value) if value != "" else None
 
 
 def number(value: Any) -> float | None:
