@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -80,10 +81,12 @@ async def _generate(opts: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _run_generator(url: str, sid: str, token: str, **options: Any) -> dict[str, Any]:
-    args = [sys.executable, __file__, "--generate", "--url", url, "--sid", sid, "--token", token]
+    args = [sys.executable, __file__, "--generate", "--url", url, "--sid", sid]
     for key, value in options.items():
         args += [f"--{key}", str(value)]
-    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+    # The token goes through the environment: a command line is visible to `ps`.
+    env = {**os.environ, "EMULATOR_BENCH_TOKEN": token}
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, env=env)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=options["seconds"] + 60)
     return dict(json.loads(out))
 
@@ -116,8 +119,8 @@ def main() -> None:
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--sid", help=argparse.SUPPRESS)
-    parser.add_argument("--token", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    opts.token = os.environ.get("EMULATOR_BENCH_TOKEN", "")
     if opts.generate:
         print(json.dumps(asyncio.run(_generate(opts))))
     else:

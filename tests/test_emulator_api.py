@@ -242,6 +242,14 @@ async def test_unknown_resources_are_404(api: Api) -> None:
     assert (status, body["code"]) == (404, 20404)
 
 
+async def test_unsupported_methods_on_known_resources_are_405(api: Api) -> None:
+    """PUT on Messages.json or PATCH on a message is 405/20004, not 404."""
+    status, body = await api.call("PUT", "/Messages.json")
+    assert (status, body["code"], set(body)) == (405, 20004, ERROR_KEYS)
+    status, body = await api.call("PATCH", "/Messages/SM" + "0" * 32 + ".json")
+    assert (status, body["code"]) == (405, 20004)
+
+
 async def test_paging_newest_first_with_tokens(api: Api) -> None:
     """Pages run newest first; next/previous URIs carry PA/PB tokens and keep filters."""
     sids = [(await api.send(Body=f"m{i}"))["sid"] for i in range(5)]

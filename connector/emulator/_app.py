@@ -287,7 +287,22 @@ async def _media_delete(request: web.Request) -> web.Response:
 
 
 async def _api_not_found(request: web.Request) -> web.Response:
+    # The catch-all route also receives known paths with an unsupported method (PUT on
+    # Messages.json): those are 405, as Twilio answers, not 404.
+    for resource in request.app.router.resources():
+        if resource is request.match_info.route.resource:
+            continue
+        info = resource.get_info()
+        pattern = info.get("pattern")
+        if (pattern is not None and pattern.fullmatch(request.path)) or info.get(
+            "path"
+        ) == request.path:
+            raise web.HTTPMethodNotAllowed(request.method, _allowed(resource))
     raise _not_found(request)
+
+
+def _allowed(resource: web.AbstractResource) -> list[str]:
+    return sorted({route.method for route in resource if route.method != "*"})
 
 
 # Admin endpoints: loopback-only by default, so neither authenticated nor throttled.
