@@ -9,7 +9,6 @@ import asyncio
 import base64
 import enum
 import functools
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from typing import Any, Protocol, Self
 from urllib.parse import quote_plus, urlsplit
 
 import attrs
+import orjson
 
 from . import _convert
 from ._manifest import ActionSpec, ConnectorSpec, default_connector
@@ -469,8 +469,8 @@ class Connection:
 
     def _api_error(self, request: HttpRequest, response: HttpResponse) -> TwilioAPIError:
         try:
-            body = json.loads(response.body) if response.body else None
-        except ValueError:
+            body = orjson.loads(response.body) if response.body else None
+        except orjson.JSONDecodeError:
             body = None
         return error_from_response(
             response.status,
@@ -484,8 +484,8 @@ class Connection:
         if spec.returns is None:
             return None
         try:
-            data = json.loads(response.body)
-        except ValueError as exc:
+            data = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
             raise ReadError(
                 f"the answer to {spec.id} is not JSON (HTTP {response.status})", method=spec.method
             ) from exc

@@ -207,44 +207,54 @@ def _encode(type_: str) -> Encoder:
 def _scalar_coercer(spec: ParamSpec | ItemSpec) -> Coercer:
     """Chain the base coercion with the spec's constraints into one function."""
     base = _to_json_text if spec.format == "json" else _BASE[spec.type]
-    checks: list[Callable[[Any], None]] = []
+    checks: list[tuple[Callable[[Any], bool], str]] = []
     if spec.format == "phone":
-        checks.append(_check(_is_phone, _PHONE_RULE))
+        checks.append((_is_phone, _PHONE_RULE))
     elif spec.format == "sender":
-        checks.append(_check(_is_sender, _SENDER_RULE))
+        checks.append((_is_sender, _SENDER_RULE))
     elif spec.format == "uri":
-        checks.append(_check(_is_uri, _URI_RULE))
+        checks.append((_is_uri, _URI_RULE))
     if spec.pattern is not None:
         compiled = re.compile(spec.pattern)
-        checks.append(
-            _check(lambda v: compiled.fullmatch(v) is not None, f"must match {spec.pattern}")
-        )
+        checks.append((lambda v: compiled.fullmatch(v) is not None, f"must match {spec.pattern}"))
     if spec.min_length is not None:
         low = spec.min_length
         rule = f"must be at least {low} character{'s' if low != 1 else ''}"
-        checks.append(_check(lambda v: len(v) >= low, rule))
+        checks.append((lambda v: len(v) >= low, rule))
     if spec.max_length is not None:
         high = spec.max_length
-        checks.append(_check(lambda v: len(v) <= high, f"must be at most {high} characters"))
+        checks.append((lambda v: len(v) <= high, f"must be at most {high} characters"))
     if spec.minimum is not None or spec.maximum is not None:
         low_n, high_n = spec.minimum, spec.maximum
-        rule = _range_rule(low_n, high_n)
         checks.append(
-            _check(
-                lambda v: (low_n is None or v >= low_n) and (high_n is None or v <= high_n), rule
+            (
+                lambda v: (low_n is None or v >= low_n) and (high_n is None or v <= high_n),
+                _range_rule(low_n, high_n),
             )
         )
     if spec.enum is not None:
         allowed = frozenset(spec.enum)
         listed = ", ".join(map(str, spec.enum))
-        checks.append(_check(lambda v: v in allowed, f"must be one of: {listed}"))
+        checks.append((lambda v: v in allowed, f"must be one of: {listed}"))
     if not checks:
         return base
+    if len(checks) == 1:
+        # The common case (a format or a length) without the loop: this runs per input.
+        ((predicate, rule),) = checks
+
+        def coerce_one(value: Any) -> Any:
+            value = base(value)
+            if not predicate(value):
+                raise _Invalid(rule)
+            return value
+
+        return coerce_one
 
     def coerce(value: Any) -> Any:
         value = base(value)
-        for check in checks:
-            check(value)
+        for predicate, rule in checks:
+            if not predicate(value):
+                raise _Invalid(rule)
         return value
 
     return coerce
@@ -260,14 +270,6 @@ def _range_rule(low: float | None, high: float | None) -> str:
         return f"must be at least {show(low)}"
     assert high is not None
     return f"must be at most {show(high)}"
-
-
-def _check(predicate: Callable[[Any], bool], rule: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not predicate(value):
-            raise _Invalid(rule)
-
-    return check
 
 
 @attrs.frozen
