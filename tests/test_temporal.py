@@ -1,4 +1,4 @@
-"""Workflows on Temporal: the generic workflow, the invoke_action activity, submit and run."""
+"""Workflows on Temporal: the generic workflow, the action activities, submit and run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -183,13 +184,15 @@ async def test_broadcast_fans_out_one_activity_per_recipient(
     assert sorted(m["to"] for m in messages) == phones
     assert {m["body"] for m in messages if m["to"] == phones[3]} == {"Hi R3, doors open"}
     assert sorted(result.outputs["sids"]) == sorted(m["sid"] for m in messages)
-    # The workflow id is the run id, and the activities are visible in its history.
+    # The workflow id is the run id, and each call is visible in its history as an
+    # activity named after the action.
     history = await handle.fetch_history()
     scheduled = [
         e
         for e in history.events
         if e.HasField("activity_task_scheduled_event_attributes")
-        and e.activity_task_scheduled_event_attributes.activity_type.name == "invoke_action"
+        and e.activity_task_scheduled_event_attributes.activity_type.name
+        == "twilio/send_text_message"
     ]
     assert len(scheduled) == 25
 
@@ -332,6 +335,24 @@ async def activities(emulator: EmulatorServer) -> AsyncIterator[ConnectorActivit
         env={},
     ) as conn:
         yield ConnectorActivities(conn)
+
+
+async def test_every_manifest_action_is_an_activity(emulator: EmulatorServer) -> None:
+    """The worker registers one activity per action, named as workflows name it, plus invoke_action."""
+    from connector import default_connector
+
+    async with activities(emulator) as acts:
+        registered = acts.activities()
+        names = {activity._Definition.must_from_callable(fn).name for fn in registered}
+        assert names == {"invoke_action"} | {
+            f"twilio/{action_id}" for action_id in default_connector().actions
+        }
+        by_name = {activity._Definition.must_from_callable(fn).name: fn for fn in registered}
+        call = send_call("+15005550115", 0)
+        call = dataclasses.replace(call, uses="ignored/by_the_named_activity")
+        outcome = await on_attempt(1).run(by_name["twilio/send_text_message"], call)
+    assert outcome["status"] == "succeeded"
+    assert [m["to"] for m in emulator.messages()] == ["+15005550115"]
 
 
 async def test_a_retried_send_finds_the_message_instead_of_resending(

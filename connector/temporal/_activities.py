@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
 """
-The connector's actions as one Temporal activity.
+The connector's actions as Temporal activities.
 
-There is a single generic activity, ``invoke_action``, rather than one per action
-generated from the manifest: the workflow interprets YAML that names actions as data
-(``uses: twilio/send_text_message``), so a generic entry point is what it needs, and a
-manifest that gains an action needs no new registration. Its input
-(:class:`ActionCall`) and output (a JSON object) are plain JSON, validated against the
-action's compiled schema inside the activity, exactly as a local run validates them.
+Every action of the connection's manifest is an activity named as workflows name it
+(``twilio/send_text_message``), registered from the manifest when the worker starts, so
+a manifest that gains an action needs no new code. They all run through one generic
+implementation, also registered as ``invoke_action`` for callers that pick the action
+at run time. Input (:class:`ActionCall`) and output (a JSON object) are plain JSON,
+validated against the action's compiled schema inside the activity, exactly as a local
+run validates them.
 
 Sends are made idempotent across Temporal's retries: each call carries a deterministic
 identity (workflow id, step id, item index); a retried attempt, or an attempt whose
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -233,6 +235,27 @@ class ConnectorActivities:
                 return _result("succeeded", to_json(await self.connection.call(call.uses, clean)))
             except ConnectorError as exc:
                 return _result("failed", error=str(exc), error_code=_code(exc))
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """
+        Every activity to register: one per action of the connection's manifest, named
+        ``<connector>/<action>``, and the generic ``invoke_action``.
+        """
+        connector = self.connection.connector
+        return [
+            self.invoke_action,
+            *(
+                self._action_activity(f"{connector.id}/{action_id}")
+                for action_id in connector.actions
+            ),
+        ]
+
+    def _action_activity(self, uses: str) -> Callable[[ActionCall], Awaitable[dict[str, Any]]]:
+        async def run(call: ActionCall) -> dict[str, Any]:
+            return await self.invoke_action(dataclasses.replace(call, uses=uses))
+
+        run.__name__ = run.__qualname__ = uses.replace("/", "__")
+        return activity.defn(name=uses)(run)
 
     def _builtin(self, action_id: str, call: ActionCall) -> dict[str, Any]:
         builtin = BUILTINS.get(action_id)

@@ -86,7 +86,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[ConnectorWorkflow],
-        activities=[activities.invoke_action],
+        activities=activities.activities(),
         max_concurrent_activities=max_concurrent_activities,
         workflow_runner=_sandbox_runner(),
     )

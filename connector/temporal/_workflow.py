@@ -36,6 +36,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     import jmespath.functions
 
+    from ..workflow._builtins import BUILTIN_CONNECTOR
     from ..workflow._expressions import ExpressionError, Template, WorkflowFunctions
     from ..workflow._model import StepSpec, Workflow, load_workflow
     from ._activities import ACTIVITY_NAME, ActionCall
@@ -290,8 +291,10 @@ class ConnectorWorkflow:
             max_items=step.max_items,
             base_dir=self._run.base_dir,
         )
+        # Actions run as the activity of the same name; built-ins through the generic one.
+        name = ACTIVITY_NAME if step.connector_id == BUILTIN_CONNECTOR else step.uses
         outcome: dict[str, Any] = await workflow.execute_activity(
-            ACTIVITY_NAME,
+            name,
             call,
             result_type=dict,
             start_to_close_timeout=CALL_TIMEOUT,
