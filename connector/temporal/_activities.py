@@ -279,7 +279,10 @@ class ConnectorActivities:
             # An earlier attempt may have sent it and died before reporting (a killed
             # worker, a lost answer): look before sending. The call was scheduled no
             # later than that attempt started, so nothing it sent is missed.
-            found = await find_sent_message(self.connection, clean, call.scheduled_at, claim=claim)
+            # The earlier attempt ended a heartbeat timeout ago: no need to let it settle.
+            found = await find_sent_message(
+                self.connection, clean, call.scheduled_at, claim=claim, settle=0.0
+            )
             if found is not None:
                 activity.logger.info("%s: found the message an earlier attempt sent", identity)
                 return _result("succeeded", found, reconciled=True)

@@ -55,6 +55,10 @@ MAX_UNKNOWN_ATTEMPTS = 3
 RECONCILE_SKEW = dt.timedelta(minutes=5)
 #: How many recent messages to a recipient reconciliation looks through.
 RECONCILE_LIMIT = 200
+#: Seconds to wait before a second look when the first finds nothing right after a send
+#: of unknown outcome: a request Twilio was still processing, or a list not yet showing
+#: a new message, must not lead to a resend.
+RECONCILE_SETTLE = 2.0
 
 
 class RunError(ConnectorError):
@@ -466,6 +470,7 @@ async def find_sent_message(
     started: float,
     *,
     claim: Callable[[str], Awaitable[bool]],
+    settle: float = RECONCILE_SETTLE,
 ) -> Any:
     """
     Look for the message a send attempt may have sent, so that it is never sent twice.
@@ -484,6 +489,8 @@ async def find_sent_message(
         claim: Called with the SID of each candidate; it returns whether the message may
             be credited to this send (``False`` when another send already took it, as
             when a list names a number twice) and records the claim.
+        settle: When nothing is found, wait this long and look once more (0: look once,
+            for an attempt that ended long ago).
 
     Returns:
         The message as JSON, or ``None`` when no unclaimed match exists.
@@ -493,16 +500,19 @@ async def find_sent_message(
     if inputs.get("from"):
         query["From"] = inputs["from"]
     day = dt.datetime.fromtimestamp(started, dt.UTC).date().isoformat()
-    for filters in ({**query, "DateSent": day}, query):
-        async for message in connection.paginate(
-            "list_messages_v2", filters, max_items=RECONCILE_LIMIT
-        ):
-            created = field_value(message, "date_created")
-            if created is not None and created < since:
-                break  # newest first: everything further is older than the attempt
-            sid = field_value(message, "sid")
-            if field_value(message, "body") == inputs.get("body") and await claim(sid):
-                return to_json(message)
+    for look in range(2 if settle > 0 else 1):
+        if look:
+            await asyncio.sleep(settle)
+        for filters in ({**query, "DateSent": day}, query):
+            async for message in connection.paginate(
+                "list_messages_v2", filters, max_items=RECONCILE_LIMIT
+            ):
+                created = field_value(message, "date_created")
+                if created is not None and created < since:
+                    break  # newest first: everything further is older than the attempt
+                sid = field_value(message, "sid")
+                if field_value(message, "body") == inputs.get("body") and await claim(sid):
+                    return to_json(message)
     return None
 
 
@@ -652,7 +662,7 @@ class _StepExecutor:
                     index, shown, "this item's inputs changed since its send started; not resent"
                 )
             try:
-                found = await self._reconcile(clean, prior.started or time.time())
+                found = await self._reconcile(clean, prior.started or time.time(), settle=0.0)
             except ConnectorError as exc:
                 return _lookup_failed(index, exc)
             if found is not None:
@@ -699,7 +709,9 @@ class _StepExecutor:
             error=f"the outcome of the send stayed unknown after {MAX_UNKNOWN_ATTEMPTS} attempts",
         )
 
-    async def _reconcile(self, clean: Mapping[str, Any], started: float) -> Any:
+    async def _reconcile(
+        self, clean: Mapping[str, Any], started: float, *, settle: float = RECONCILE_SETTLE
+    ) -> Any:
         """
         Look for the message an attempt may have sent (see :func:`find_sent_message`),
         never crediting one message to two items of this step.
@@ -711,7 +723,7 @@ class _StepExecutor:
             self.claimed.add(sid)
             return True
 
-        return await find_sent_message(self.connection, clean, started, claim=claim)
+        return await find_sent_message(self.connection, clean, started, claim=claim, settle=settle)
 
     def _failed(
         self, index: int, shown: Mapping[str, Any], error: str, code: int | None = None
