@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from unittest.mock import Mock
 
@@ -8,6 +8,7 @@ import aiohttp
 import aiolimiter
 import attrs
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 
@@ -67,3 +68,36 @@ def _no_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_REGION",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+class Receiver:
+    """A local webhook receiver that records signed form posts and can fail the first N."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], str]] = []
+        self.fail_first = 0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record the request, answering 500 while failures remain."""
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return web.Response(status=500)
+        self.requests.append((str(request.url), form, request.headers["X-Twilio-Signature"]))
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, stopped after the test."""
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    recv.url = f"http://{host}:{port}"
+    yield recv
+    await runner.cleanup()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from conftest import Receiver
 
 from connector.emulator import FAILURE_NUMBERS, EmulatorServer, FaultConfig, ManualClock
 from connector.emulator._throttle import SlidingWindowThrottle
@@ -16,40 +15,6 @@ from connector.signature import validate_signature
 
 
 OK_FROM = "+15005550006"
-
-
-class Receiver:
-    """A local webhook receiver that records requests and can fail the first N."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], str]] = []
-        self.fail_first = 0
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Record the request, answering 500 while failures remain."""
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return web.Response(status=500)
-        self.requests.append((str(request.url), form, request.headers["X-Twilio-Signature"]))
-        return web.Response(text="<Response/>", content_type="text/xml")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A webhook receiver on 127.0.0.1."""
-    recv = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", recv.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    recv.url = f"http://{host}:{port}"
-    yield recv
-    await runner.cleanup()
 
 
 async def send(emu: EmulatorServer, **params: Any) -> tuple[int, dict[str, Any]]:

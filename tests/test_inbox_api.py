@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from conftest import Receiver
 from openapi_spec_validator import validate
 
 from connector.emulator import EmulatorServer
@@ -19,33 +18,6 @@ from connector.signature import validate_signature
 
 OK_FROM = "+15005550006"
 HANDSET = "+15551230001"
-
-
-class Receiver:
-    """A webhook receiver that records form posts."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], str]] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        self.requests.append((str(request.url), form, request.headers["X-Twilio-Signature"]))
-        return web.Response(text="<Response/>", content_type="text/xml")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recv = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", recv.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    recv.url = f"http://{host}:{port}"
-    yield recv
-    await runner.cleanup()
 
 
 async def send(emu: EmulatorServer, **params: Any) -> tuple[int, dict[str, Any]]:
