@@ -135,9 +135,17 @@ asyncio.run(main())
         )
         for _ in range(4)
     ]
-    outputs = await asyncio.wait_for(
-        asyncio.gather(*(p.communicate() for p in processes)), timeout=30
-    )
+    try:
+        # Each runs for 6 s; the rest is start-up, generous for a loaded 2-core machine.
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(p.communicate() for p in processes)), timeout=90
+        )
+    except TimeoutError:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+        errors = [(await p.communicate())[1].decode(errors="replace") for p in processes]
+        pytest.fail(f"the flooding processes did not finish in 90 s: {errors}")
     times: list[float] = []
     for process, (out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err.decode()
