@@ -266,16 +266,7 @@ class Connection:
         compiled = self._compiled.get(action_id)
         if compiled is not None:
             return compiled
-        bare = action_id
-        prefix = f"{self.connector.id}/"
-        if bare.startswith(prefix):
-            bare = bare[len(prefix) :]
-        spec = self.connector.actions.get(bare)
-        if spec is None:
-            known = ", ".join(self.connector.actions)
-            raise InvalidInputError(
-                action_id, [InputIssue("action", f"no such action; known: {known}", action_id)]
-            )
+        spec = self.connector.action(action_id)
         compiled = self._compiled[action_id] = compile_action(spec)
         return compiled
 

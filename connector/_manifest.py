@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import yaml
 
-from .errors import ManifestError
+from .errors import ManifestError, UnknownActionError
 
 
 if TYPE_CHECKING:
@@ -327,6 +327,19 @@ class ConnectorSpec:
     website: str = ""
     source: str = "<string>"
     triggers: Mapping[str, TriggerSpec] = attrs.field(factory=dict)
+
+    def action(self, action_id: str) -> ActionSpec:
+        """
+        The action called *action_id*, bare (``send_text_message``) or with this
+        connector's id (``twilio/send_text_message``).
+
+        Raises:
+            UnknownActionError: There is no such action (with a did-you-mean).
+        """
+        spec = self.actions.get(action_id.removeprefix(f"{self.id}/"))
+        if spec is None:
+            raise UnknownActionError.among(action_id, [f"{self.id}/{a}" for a in self.actions])
+        return spec
 
 
 # libyaml's C loader when PyYAML was built with it: several times faster at start-up.

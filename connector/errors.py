@@ -4,8 +4,14 @@ Every exception the connector raises.
 The hierarchy::
 
     ConnectorError
-    ├── ManifestError                  a manifest (or workflow) file breaks the format
+    ├── ManifestError                  a manifest file breaks the format
+    ├── WorkflowError                  a workflow (or a run's inputs) is invalid; nothing ran
+    ├── ExpressionError                a ${{ }} expression cannot be compiled or evaluated
+    ├── RunError                       a run cannot start or resume
+    ├── ConfigurationError             a command or host cannot start: settings are missing
     ├── InvalidInputError (ValueError) call inputs break the action's rules; nothing was sent
+    │   ├── UnknownActionError (KeyError)     the connector has no such action
+    │   ├── UnknownConnectorError (KeyError)  no connector has that id
     │   └── UnsafeLinkError            a next link points away from the connection
     ├── TwilioAPIError                 Twilio answered with an error body
     │   ├── BadRequestError            400
@@ -34,20 +40,27 @@ import attrs
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ConfigurationError",
     "ConnectError",
     "ConnectorError",
+    "ExpressionError",
     "InputIssue",
     "InvalidInputError",
     "ManifestError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
     "PluginLoadError",
+    "Problem",
     "RateLimitError",
     "ReadError",
+    "RunError",
     "ServerError",
     "TransportError",
     "TwilioAPIError",
+    "UnknownActionError",
+    "UnknownConnectorError",
     "UnsafeLinkError",
+    "WorkflowError",
 ]
 
 
@@ -89,6 +102,72 @@ class ManifestError(ConnectorError):
             if column is not None:
                 location += f":{column}"
         super().__init__(f"{location}: {where or '<root>'}: {rule}")
+
+
+@attrs.frozen
+class Problem:
+    """
+    One problem found in a document (a workflow, a manifest, an inputs file), located.
+
+    Attributes:
+        file: The file.
+        line: 1-based line, when known.
+        column: 1-based column, when known.
+        where: The place in the document (``steps[0].with.body``).
+        message: What is wrong, with a suggestion when there is one.
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        location = self.file
+        if self.line is not None:
+            location += f":{self.line}:{self.column or 1}"
+        where = f"{self.where}: " if self.where else ""
+        return f"{location}: {where}{self.message}"
+
+
+class WorkflowError(ConnectorError):
+    """
+    A workflow is invalid, or a run's inputs are; nothing was run.
+
+    Attributes:
+        problems: Every problem found, in document order.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ExpressionError(ConnectorError):
+    """
+    A ``${{ }}`` expression cannot be compiled or evaluated.
+
+    Attributes:
+        expression: The expression's text.
+        reason: What went wrong.
+    """
+
+    def __init__(self, expression: str, reason: str) -> None:
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"${{{{ {expression} }}}}: {reason}")
+
+
+class RunError(ConnectorError):
+    """A run cannot start or resume (it is running elsewhere, or its workflow changed)."""
+
+
+class ConfigurationError(ConnectorError):
+    """
+    A command or a host cannot start: credentials or settings are missing, incomplete
+    or contradictory. The message names what to set.
+    """
 
 
 @attrs.frozen
@@ -134,6 +213,67 @@ class InvalidInputError(ConnectorError, ValueError):
         count = len(self.issues)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"invalid inputs for {action!r} ({count} {noun}):\n{lines}")
+
+
+class UnknownActionError(InvalidInputError, KeyError):
+    """
+    No action by that name: the one error of every action lookup (the CLI, a
+    :class:`~connector.Connection`, a plugin, a workflow step), with a suggestion when a
+    known action is close.
+
+    It is a :class:`KeyError` too, since it is a failed lookup.
+
+    Attributes:
+        action: The name asked for.
+        known: The actions that exist, as ``connector/action``.
+        suggestion: The closest known action, if one is close.
+    """
+
+    def __init__(
+        self, action: str, known: Sequence[str] = (), suggestion: str | None = None
+    ) -> None:
+        self.known = tuple(known)
+        self.suggestion = suggestion
+        hint = f"did you mean {suggestion!r}?" if suggestion else "see `twilio-connector actions`"
+        super().__init__(action, [InputIssue("action", f"no action {action!r}; {hint}")])
+        self.args = (f"no action {action!r}; {hint}",)
+
+    @classmethod
+    def among(cls, action: str, known: Sequence[str]) -> UnknownActionError:
+        """
+        The error for *action*, suggesting the closest of *known* (``connector/action``
+        names). A bare *action* gets a bare suggestion.
+        """
+        import difflib
+
+        choices = list(known) if "/" in action else [name.rpartition("/")[2] for name in known]
+        close = difflib.get_close_matches(action, choices, n=1, cutoff=0.6)
+        return cls(action, known, close[0] if close else None)
+
+    def __str__(self) -> str:
+        # KeyError would show the repr of the first argument instead of the message.
+        return str(self.args[0])
+
+
+class UnknownConnectorError(InvalidInputError, KeyError):
+    """
+    No installed connector has that id (the ``acme`` of ``acme/send``).
+
+    Attributes:
+        connector: The id asked for.
+        known: The ids of the loaded connectors.
+    """
+
+    def __init__(self, connector: str, known: Sequence[str] = ()) -> None:
+        self.connector = connector
+        self.known = tuple(known)
+        loaded = ", ".join(sorted(known)) or "none"
+        text = f"no connector {connector!r}; loaded: {loaded}"
+        super().__init__(connector, [InputIssue("connector", text)])
+        self.args = (text,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class UnsafeLinkError(InvalidInputError):

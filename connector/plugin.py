@@ -44,7 +44,7 @@ from ._connection import Connection, Limiter, default_connector
 from ._convert import to_json
 from ._manifest import ActionSpec, ConnectionParamSpec, ConnectorSpec, load_manifest
 from ._schemas import input_schema, output_schema
-from .errors import InputIssue, InvalidInputError, PluginLoadError
+from .errors import InputIssue, InvalidInputError, PluginLoadError, UnknownConnectorError
 
 
 __all__ = [
@@ -232,16 +232,12 @@ class Plugin:
             action_id: ``send_text_message`` or ``twilio/send_text_message``.
 
         Raises:
-            KeyError: The connector has no such action.
+            UnknownActionError: The connector has no such action (a ``KeyError``).
         """
         return self._schema(self._action(action_id))
 
     def _action(self, action_id: str) -> ActionSpec:
-        action = self.spec.actions.get(action_id.removeprefix(f"{self.id}/"))
-        if action is None:
-            known = ", ".join(self.spec.actions)
-            raise KeyError(f"{self.id} has no action {action_id!r}; known: {known}")
-        return action
+        return self.spec.action(action_id)
 
     def _schema(self, action: ActionSpec) -> ActionSchema:
         return ActionSchema(
@@ -588,13 +584,12 @@ class Registry:
         The plugin of a connector.
 
         Raises:
-            KeyError: No loaded plugin has that id.
+            UnknownConnectorError: No loaded plugin has that id (a ``KeyError``).
         """
         try:
             return self.plugins[connector_id]
         except KeyError:
-            known = ", ".join(sorted(self.plugins)) or "none"
-            raise KeyError(f"no connector {connector_id!r}; loaded: {known}") from None
+            raise UnknownConnectorError(connector_id, list(self.plugins)) from None
 
     def __iter__(self) -> Iterator[Plugin]:
         return iter(self.plugins.values())

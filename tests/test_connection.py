@@ -460,7 +460,7 @@ async def test_a_connection_is_used_inside_its_context_only() -> None:
 async def test_unknown_actions_are_invalid_input() -> None:
     """An unknown action id is an input error naming the known ones."""
     async with connect(scripted()) as conn:
-        with pytest.raises(InvalidInputError, match="no such action"):
+        with pytest.raises(InvalidInputError, match="no action"):
             await conn.call("send_fax", {})
 
 

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from .._connection import Connection, Limiter, default_connector
+from ..errors import ConfigurationError
 from ..workflow._cli import with_margin
 from ._activities import Claims, ConnectorActivities, RedisClaims
 from ._workflow import ConnectorWorkflow
@@ -37,8 +38,8 @@ DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
 SHARED_LIMIT_SLACK = 1.0
 
 
-class WorkerConfigError(Exception):
-    """The worker cannot start: credentials or options are missing or wrong."""
+#: The worker cannot start: credentials or options are missing or wrong.
+WorkerConfigError = ConfigurationError
 
 
 def _sandbox_runner() -> SandboxedWorkflowRunner:

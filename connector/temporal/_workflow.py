@@ -36,8 +36,9 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     import jmespath.functions
 
+    from ..errors import ExpressionError
     from ..workflow._builtins import BUILTIN_CONNECTOR
-    from ..workflow._expressions import ExpressionError, Template, WorkflowFunctions
+    from ..workflow._expressions import Template, WorkflowFunctions
     from ..workflow._model import StepSpec, Workflow, load_workflow
     from ._activities import ACTIVITY_NAME, ActionCall
 

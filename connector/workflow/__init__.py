@@ -8,24 +8,22 @@ See ``docs/workflows.md`` for the format.
 
 from __future__ import annotations
 
+from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._checks import check_workflow
-from ._expressions import ExpressionError, WorkflowFunctions
+from ._expressions import WorkflowFunctions
 from ._journal import DeliveryRecord, ItemRecord, Journal, RunRecord, default_journal_path
 from ._model import (
     ConnectionSpec,
     InputSpec,
-    Problem,
     StepSpec,
     TriggerOn,
     WaitSpec,
     Workflow,
-    WorkflowError,
     load_workflow,
 )
 from ._runner import (
     ItemResult,
     Progress,
-    RunError,
     RunResult,
     StepResult,
     new_run_id,

@@ -22,6 +22,8 @@ import jmespath
 import jmespath.exceptions
 import jmespath.functions
 
+from ..errors import ExpressionError
+
 
 __all__ = [
     "ExpressionError",
@@ -33,21 +35,6 @@ __all__ = [
 ]
 
 _EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-
-
-class ExpressionError(Exception):
-    """
-    An expression cannot be compiled or evaluated.
-
-    Attributes:
-        expression: The expression's text.
-        reason: What went wrong.
-    """
-
-    def __init__(self, expression: str, reason: str) -> None:
-        self.expression = expression
-        self.reason = reason
-        super().__init__(f"${{{{ {expression} }}}}: {reason}")
 
 
 class WorkflowFunctions(jmespath.functions.Functions):

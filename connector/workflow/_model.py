@@ -19,7 +19,8 @@ import jsonschema
 import yaml
 
 from .._manifest import dotted, locate
-from ._expressions import ExpressionError, Template, compile_template, has_expression
+from ..errors import ExpressionError, Problem, WorkflowError
+from ._expressions import Template, compile_template, has_expression
 from ._schema import workflow_validator
 
 
@@ -37,46 +38,6 @@ __all__ = [
 
 DocPath = tuple[str | int, ...]
 InputType = Literal["string", "integer", "number", "boolean", "array", "object"]
-
-
-@attrs.frozen
-class Problem:
-    """
-    One problem found in a workflow file.
-
-    Attributes:
-        file: The workflow file.
-        line: 1-based line, when known.
-        column: 1-based column, when known.
-        where: The place in the document (``steps[0].with.body``).
-        message: What is wrong, with a suggestion when there is one.
-    """
-
-    file: str
-    line: int | None
-    column: int | None
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        location = self.file
-        if self.line is not None:
-            location += f":{self.line}:{self.column or 1}"
-        where = f"{self.where}: " if self.where else ""
-        return f"{location}: {where}{self.message}"
-
-
-class WorkflowError(Exception):
-    """
-    A workflow is invalid; nothing was run.
-
-    Attributes:
-        problems: Every problem found, in document order.
-    """
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @attrs.frozen

@@ -24,12 +24,20 @@ from .._connection import Connection
 from .._convert import build_record, field_value, to_json
 from .._manifest import ActionSpec, ConnectorSpec
 from .._validation import compile_action
-from ..errors import ConnectorError, MessageMayHaveBeenSentError, TwilioAPIError
+from ..errors import (
+    ConnectorError,
+    ExpressionError,
+    MessageMayHaveBeenSentError,
+    Problem,
+    RunError,
+    TwilioAPIError,
+    WorkflowError,
+)
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
 from ._checks import check_workflow
-from ._expressions import ExpressionError, Template, WorkflowFunctions
+from ._expressions import Template, WorkflowFunctions
 from ._journal import ItemRecord, Journal
-from ._model import Problem, StepSpec, Workflow, WorkflowError, input_type_ok
+from ._model import StepSpec, Workflow, input_type_ok
 
 
 __all__ = [
@@ -59,10 +67,6 @@ RECONCILE_LIMIT = 200
 #: of unknown outcome: a request Twilio was still processing, or a list not yet showing
 #: a new message, must not lead to a resend.
 RECONCILE_SETTLE = 2.0
-
-
-class RunError(ConnectorError):
-    """A run cannot start or resume (it is running elsewhere, or its workflow changed)."""
 
 
 class Progress(Protocol):
