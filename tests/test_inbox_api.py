@@ -11,8 +11,8 @@ import pytest
 from conftest import Receiver
 from openapi_spec_validator import validate
 
+from connector._twilio import count_segments, split_segments, ucs2_forcing
 from connector.emulator import EmulatorServer
-from connector.emulator._segments import count_segments, split_segments, ucs2_forcing
 from connector.signature import validate_signature
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from connector._twilio import encoding_for
 from connector.emulator import count_segments
-from connector.emulator._segments import encoding_for
 
 
 # Source: TwilioDevEd/message-segment-calculator @ a50230fd, tests/segments.test.js

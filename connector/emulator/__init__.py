@@ -8,11 +8,11 @@ in-process with :class:`EmulatorServer`. See ``docs/emulator.md``.
 
 from __future__ import annotations
 
+from connector._twilio import count_segments
 from connector.emulator._app import create_app
 from connector.emulator._clock import Clock, ManualClock
 from connector.emulator._config import EmulatorConfig
 from connector.emulator._faults import FaultConfig
-from connector.emulator._segments import count_segments
 from connector.emulator._server import EmulatorServer
 from connector.emulator._validation import (
     ALWAYS_VALID_FROM,

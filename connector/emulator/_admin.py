@@ -18,11 +18,11 @@ import attrs
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from connector._twilio import encoding_for, split_segments, ucs2_forcing
 from connector.emulator._errors import ApiError, error_response
 from connector.emulator._handsets import FaultMode, HandsetFault
 from connector.emulator._records import MessageRecord
 from connector.emulator._search import MessageQuery, thread_key
-from connector.emulator._segments import encoding_for, split_segments, ucs2_forcing
 from connector.emulator._state import EmulatorState
 
 

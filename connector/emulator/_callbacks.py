@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import attrs
 
-from connector.signature import compute_signature
+from connector._twilio import compute_signature
 
 
 __all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]

@@ -20,18 +20,10 @@ from connector.emulator._validation import bare_number
 
 __all__ = [
     "FAULT_CODES",
-    "HELP_WORDS",
-    "START_WORDS",
-    "STOP_WORDS",
     "FaultMode",
     "HandsetFault",
     "HandsetRules",
-    "keyword_of",
 ]
-
-STOP_WORDS: Final = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
-START_WORDS: Final = frozenset({"START", "YES", "UNSTOP"})
-HELP_WORDS: Final = frozenset({"HELP", "INFO"})
 
 UNSUBSCRIBED_CODE: Final = 21610
 UNSUBSCRIBED_MESSAGE: Final = "Attempt to send to unsubscribed recipient"
@@ -61,29 +53,6 @@ AUTO_REPLIES: Final[dict[str, str]] = {
     "help": "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
 }
 """Twilio's default opt-out management replies, sent back to the handset."""
-
-
-def keyword_of(body: str) -> str | None:
-    """
-    Classify an inbound body as an opt-out keyword, the way Twilio matches them.
-
-    Twilio matches the whole body, trimmed and case-insensitively, so "Stop please" is not
-    an opt-out.
-
-    Args:
-        body: The inbound text.
-
-    Returns:
-        ``"stop"``, ``"start"``, ``"help"`` or ``None``.
-    """
-    word = body.strip().upper()
-    if word in STOP_WORDS:
-        return "stop"
-    if word in START_WORDS:
-        return "start"
-    if word in HELP_WORDS:
-        return "help"
-    return None
 
 
 @attrs.frozen

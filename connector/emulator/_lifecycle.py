@@ -16,10 +16,10 @@ import heapq
 import time
 from collections.abc import Callable
 
+from connector._twilio import count_segments
 from connector.emulator._clock import Clock
 from connector.emulator._handsets import FAULT_CODES
 from connector.emulator._records import MessageRecord
-from connector.emulator._segments import count_segments
 from connector.emulator._store import MessageStore
 from connector.emulator._validation import ALWAYS_VALID_FROM, FAILURE_NUMBERS, bare_number
 

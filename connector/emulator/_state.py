@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from connector._twilio import count_segments, keyword_of
 from connector.emulator._callbacks import CallbackDispatcher, DeliveryAttempt
 from connector.emulator._config import EmulatorConfig
 from connector.emulator._errors import ApiError
@@ -24,12 +25,10 @@ from connector.emulator._handsets import (
     UNSUBSCRIBED_CODE,
     UNSUBSCRIBED_MESSAGE,
     HandsetRules,
-    keyword_of,
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, thread_parties
-from connector.emulator._segments import count_segments
 from connector.emulator._store import MessageStore
 from connector.emulator._throttle import SlidingWindowThrottle
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
