@@ -113,6 +113,8 @@ class Connection:
         env: Where to look for values not given; ``os.environ`` unless given.
         limiter: A limiter to share instead of the connection's own, for example one
             that holds a budget across processes; *rate_limit* is then ignored.
+        values: Connection values by the manifest's keys, for any connector (the
+            keyword arguments above are a convenience for Twilio's and win over it).
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -132,14 +134,19 @@ class Connection:
         connector: ConnectorSpec | None = None,
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
+        values: Mapping[str, str] | None = None,
     ) -> None:
         self.connector = connector or default_connector()
-        given = {
+        keywords = {
             "account_sid": account_sid,
             "auth_token": auth_token,
             "api_key": api_key,
             "api_secret": api_secret,
             "base_url": base_url,
+        }
+        given: dict[str, str | None] = {
+            **(values or {}),
+            **{k: v for k, v in keywords.items() if v is not None},
         }
         values = self._connection_values(given, os.environ if env is None else env)
         self.base_url: str = values.pop("base_url", "") or self.connector.base_url
@@ -187,18 +194,10 @@ class Connection:
             elif spec.format == "uri" and not _is_base_url(value):
                 issues.append(InputIssue(spec.key, "must be an http(s) URL with no path", shown))
             values[spec.key] = value.rstrip("/") if spec.format == "uri" else value
-        # A key of an auth pair may be left out when another pair authenticates, unless
-        # URLs need it (the Account SID names the account even with an API key).
-        in_urls = {
-            field
-            for action in self.connector.actions.values()
-            for _, field, _, _ in string.Formatter().parse(action.path)
-            if field
-        }
-        in_pairs = {key for pair in self.connector.auth_pairs for key in pair} - in_urls
         for spec in self.connector.connection:
-            if spec.required and spec.key not in values and spec.key not in in_pairs:
-                issues.append(InputIssue(spec.key, f"is required (or set {spec.env})"))
+            if spec.key in self.connector.required_connection_keys and spec.key not in values:
+                hint = f" (or set {spec.env})" if spec.env else ""
+                issues.append(InputIssue(spec.key, f"is required{hint}"))
         pairs = self.connector.auth_pairs
         if pairs and not any(u in values and p in values for u, p in pairs):
             needs = " or ".join(f"{u} and {p}" for u, p in pairs)

@@ -328,6 +328,19 @@ class ConnectorSpec:
     source: str = "<string>"
     triggers: Mapping[str, TriggerSpec] = attrs.field(factory=dict)
 
+    @functools.cached_property
+    def required_connection_keys(self) -> frozenset[str]:
+        """
+        The connection values every connection needs. A key of an auth pair may be
+        left out when another pair authenticates, unless the URLs need it (Twilio's
+        Account SID names the account even with an API key).
+        """
+        in_urls = {
+            field for action in self.actions.values() for field in _placeholders(action.path)
+        }
+        in_pairs = {key for pair in self.auth_pairs for key in pair} - in_urls
+        return frozenset(p.key for p in self.connection if p.required and p.key not in in_pairs)
+
     def action(self, action_id: str) -> ActionSpec:
         """
         The action called *action_id*, bare (``send_text_message``) or with this

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
-import json
 import os
-import string
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
@@ -57,7 +55,6 @@ __all__ = [
     "find_plugins",
     "load_plugin",
     "plugin",
-    "plugins_main",
 ]
 
 #: The entry-point group every connector plugin registers under.
@@ -66,9 +63,6 @@ ENTRY_POINT_GROUP: Final = "workflow_connectors"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DISTRIBUTION = "twilio-workflow-connector"
 _MANIFEST_SUFFIXES = (".yaml", ".yml")
-# Connection values that Connection() takes as keyword arguments; any other value of a
-# third-party manifest reaches it through the (private) env mapping instead.
-_CONNECTION_KWARGS = frozenset({"account_sid", "auth_token", "api_key", "api_secret", "base_url"})
 
 
 @attrs.frozen
@@ -94,24 +88,6 @@ class ActionSchema:
     output: Mapping[str, Any]
 
 
-def _bridged(spec: ConnectorSpec) -> ConnectorSpec:
-    # Connection() reads values other than its keyword arguments from an env mapping,
-    # by each value's env name. A third-party value without one gets a private name so a
-    # host can still pass it. The shipped spec is never copied: the generated models
-    # are keyed on its identity.
-    if all(p.key in _CONNECTION_KWARGS or p.env for p in spec.connection):
-        return spec
-    params = tuple(
-        p if p.key in _CONNECTION_KWARGS or p.env else attrs.evolve(p, env=_private_env(p.key))
-        for p in spec.connection
-    )
-    return attrs.evolve(spec, connection=params)
-
-
-def _private_env(key: str) -> str:
-    return f"\x00plugin:{key}"
-
-
 @attrs.frozen
 class Plugin:
     """
@@ -128,12 +104,6 @@ class Plugin:
 
     spec: ConnectorSpec
     version: str = ""
-    _connect_spec: ConnectorSpec = attrs.field(
-        default=attrs.Factory(lambda self: _bridged(self.spec), takes_self=True),
-        init=False,
-        repr=False,
-        eq=False,
-    )
 
     @classmethod
     def from_manifest(
@@ -197,22 +167,13 @@ class Plugin:
         several key pairs, ``anyOf`` lists the pairs and either one satisfies it.
         """
         properties = {p.key: _connection_property(p) for p in self.spec.connection}
-        # A key of an auth pair may be left out when another pair is given, unless the
-        # URLs need it (Twilio's Account SID names the account even with an API key).
-        in_urls = {
-            field
-            for action in self.spec.actions.values()
-            for _, field, _, _ in string.Formatter().parse(action.path)
-            if field
-        }
-        in_pairs = {key for pair in self.spec.auth_pairs for key in pair} - in_urls
         schema: dict[str, Any] = {
             "$schema": _DIALECT,
             "title": f"{self.title} connection",
             "type": "object",
             "properties": properties,
             "required": [
-                p.key for p in self.spec.connection if p.required and p.key not in in_pairs
+                p.key for p in self.spec.connection if p.key in self.spec.required_connection_keys
             ],
             "additionalProperties": False,
         }
@@ -267,7 +228,7 @@ class Plugin:
         Raises:
             InvalidInputError: A value is unknown, not a string, missing or malformed.
         """
-        params = {p.key: p for p in self._connect_spec.connection}
+        params = {p.key: p for p in self.spec.connection}
         # Hosts fill these from forms and secret stores; check types, not just keys.
         given: Mapping[str, object] = values
         issues = [
@@ -280,7 +241,6 @@ class Plugin:
             for key, value in given.items()
             if key in params and not isinstance(value, str)
         ]
-        # Checked here so the message names the key, not the env name it travels under.
         issues += [
             InputIssue(key, "is required")
             for key in self.connection_schema()["required"]
@@ -288,21 +248,7 @@ class Plugin:
         ]
         if issues:
             raise InvalidInputError("connection", issues)
-        env = {
-            str(params[key].env): value
-            for key, value in values.items()
-            if key not in _CONNECTION_KWARGS
-        }
-        return Connection(
-            values.get("account_sid"),
-            values.get("auth_token"),
-            api_key=values.get("api_key"),
-            api_secret=values.get("api_secret"),
-            base_url=values.get("base_url"),
-            connector=self._connect_spec,
-            env=env,
-            limiter=limiter,
-        )
+        return Connection(connector=self.spec, values=values, env={}, limiter=limiter)
 
     async def invoke(
         self,
@@ -596,60 +542,3 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self.plugins)
-
-
-# -- the `twilio-connector plugins` command ---------------------------------------------
-
-
-def plugins_main(argv: Sequence[str]) -> int:
-    """
-    ``twilio-connector plugins [--json]``: list the installed connector plugins.
-
-    Every entry point is loaded so that broken ones show up, each blamed on its
-    distribution; the others are still listed.
-
-    Returns:
-        0 when every plugin loads, 1 when any fails.
-    """
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector plugins",
-        description=f"List the connector plugins installed in entry-point group {ENTRY_POINT_GROUP!r}.",
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ns = parser.parse_args(argv)
-    rows: list[dict[str, Any]] = []
-    for info in find_plugins():
-        row: dict[str, Any] = {
-            "name": info.name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "entry_point": info.entry_point,
-        }
-        try:
-            loaded = load_plugin(info)
-        except PluginLoadError as exc:
-            row.update(ok=False, error=str(exc))
-        else:
-            row.update(
-                ok=True,
-                id=loaded.id,
-                title=loaded.title,
-                actions=[action.id for action in loaded.spec.actions.values()],
-            )
-        rows.append(row)
-    if ns.json:
-        json.dump(rows, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        for row in rows:
-            where = f"{row['distribution']} {row['version']}".strip()
-            if row["ok"]:
-                count = len(row["actions"])
-                print(f"{row['name']:<16} {where:<40} {row['title']} ({count} actions)")
-            else:
-                print(f"{row['name']:<16} {where:<40} BROKEN: {row['error']}")
-        if not rows:
-            print(f"no plugins installed in entry-point group {ENTRY_POINT_GROUP!r}")
-    return 0 if all(row["ok"] for row in rows) else 1

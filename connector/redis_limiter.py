@@ -34,10 +34,16 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 
-__all__ = ["KEY_PREFIX", "RedisLimiter", "limit_key"]
+__all__ = ["KEY_PREFIX", "SHARED_LIMIT_SLACK", "RedisLimiter", "limit_key"]
 
 #: The prefix of the keys :meth:`RedisLimiter.for_account` uses.
 KEY_PREFIX: Final = "twilio-connector:limit:"
+#: Seconds added to the period of a limit shared through Redis. Redis admits a call a
+#: little before Twilio sees it, and that delay varies (a busy event loop, another
+#: machine's network): a call admitted early in a window can arrive late while one
+#: admitted a period later arrives at once, putting one call too many in Twilio's
+#: window. The slack absorbs up to this much variation; at 1200/60 s it costs 1.6%.
+SHARED_LIMIT_SLACK: Final = 1.0
 
 # KEYS[1]: the sorted set of admitted calls (score: server time in microseconds).
 # ARGV: calls, period in microseconds, a unique member for this attempt.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connector.emulator._cli import inbound_main
+from connector.cli import main
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +111,9 @@ def test_messages_survive_kill_9(tmp_path: Path, processes: list[subprocess.Pope
 
     # The inbound CLI posts to the running emulator.
     assert (
-        inbound_main(
+        main(
             [
+                "inbound",
                 "--emulator-url",
                 base,
                 "--to",

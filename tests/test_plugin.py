@@ -27,7 +27,6 @@ from connector.plugin import (
     find_plugins,
     load_plugin,
     plugin,
-    plugins_main,
 )
 
 
@@ -263,9 +262,9 @@ def test_plugins_command_lists_and_blames(
     assert "Acme Messages (1 actions)" in table
     assert "BROKEN: plugin 'broken = broken_connector:plugin'" in table
     monkeypatch.setattr(plugin_module, "find_plugins", lambda: infos[:1])
-    assert plugins_main([]) == 0
+    assert main(["plugins"]) == 0
     monkeypatch.setattr(plugin_module, "find_plugins", list)
-    assert plugins_main([]) == 0
+    assert main(["plugins"]) == 0
     assert "no plugins installed" in capsys.readouterr().out
 
 

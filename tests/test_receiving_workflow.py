@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector._connection import default_connector
-from connector.receiving._cli import listen_main
+from connector.cli import main
 from connector.receiving._triggers import inbound_event, matches
 from connector.workflow import (
     TriggerOn,
@@ -17,7 +17,6 @@ from connector.workflow import (
     load_workflow,
     trigger_payload,
 )
-from connector.workflow._cli import run_main
 
 
 HEAD = "name: t\n"
@@ -156,13 +155,13 @@ def test_run_with_trigger_json_runs_once(
     path = tmp_path / "wf.yaml"
     path.write_text(HEAD + "on:\n  twilio/message_received:\n" + STEPS, encoding="utf-8")
     state = str(tmp_path / "runs.sqlite3")
-    assert run_main([str(path), "--state", state, "--json"]) == 2
+    assert main(["run", str(path), "--state", state, "--json"]) == 2
     assert "twilio-connector listen" in capsys.readouterr().err
     event = json.dumps({"MessageSid": "SM1", "From": "+15551230001", "NumSegments": "2"})
-    assert run_main([str(path), "--state", state, "--json", "--trigger-json", event]) == 0
+    assert main(["run", str(path), "--state", state, "--json", "--trigger-json", event]) == 0
     saved = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     assert (saved["MessageSid"], saved["NumSegments"], saved["media"]) == ("SM1", 2, [])
-    assert run_main([str(path), "--state", state, "--trigger-json", "[1]"]) == 2
+    assert main(["run", str(path), "--state", state, "--trigger-json", "[1]"]) == 2
 
 
 def test_listen_refuses_to_start_without_an_auth_token(
@@ -174,7 +173,7 @@ def test_listen_refuses_to_start_without_an_auth_token(
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
     monkeypatch.setenv("TWILIO_API_KEY", "SK" + "0" * 32)
     monkeypatch.setenv("TWILIO_API_SECRET", "secret")
-    assert listen_main([str(path), "--state", str(tmp_path / "j.sqlite3")]) == 2
+    assert main(["listen", str(path), "--state", str(tmp_path / "j.sqlite3")]) == 2
     err = capsys.readouterr().err
     assert "TWILIO_AUTH_TOKEN is not set" in err and "signs webhooks" in err
 
@@ -185,5 +184,5 @@ def test_listen_refuses_a_workflow_without_a_trigger(
     """listen runs only workflows with on:, and says so."""
     path = tmp_path / "wf.yaml"
     path.write_text(HEAD + STEPS.replace("${{ trigger }}", "1"), encoding="utf-8")
-    assert listen_main([str(path), "--state", str(tmp_path / "j.sqlite3"), "--port", "0"]) == 2
+    assert main(["listen", str(path), "--state", str(tmp_path / "j.sqlite3"), "--port", "0"]) == 2
     assert "has no trigger" in capsys.readouterr().err

@@ -26,13 +26,13 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from connector import Connection
+from connector.cli import main
 from connector.emulator import Clock, EmulatorServer
 from connector.errors import MessageMayHaveBeenSentError
 from connector.temporal import ActionCall, ConnectorActivities, create_worker, submit_workflow
 from connector.temporal._client import result_from_json
 from connector.testing import EmulatorFactory
 from connector.workflow import WorkflowError, load_workflow
-from connector.workflow._cli import run_main
 
 
 SENDER = "+15005550006"
@@ -428,8 +428,9 @@ async def test_run_engine_temporal_prints_the_local_runs_json(
     path, _ = write_broadcast(tmp_path, 4)
     async with worker_for(client, emulator) as queue:
         code = await asyncio.to_thread(
-            run_main,
+            main,
             [
+                "run",
                 str(path),
                 *("--engine", "temporal", "--temporal", temporal_address),
                 *("--task-queue", queue, "--run-id", f"cli-{queue}", "--json"),
@@ -451,12 +452,9 @@ def test_run_engine_temporal_refuses_local_only_options(
 ) -> None:
     """--rate-limit (the workers') and --trigger-json (local only) are refused with --engine temporal."""
     path, _ = write_broadcast(tmp_path, 1)
-    with pytest.raises(SystemExit) as exit_info:
-        run_main([str(path), "--engine", "temporal", "--rate-limit", "10/1"])
-    assert exit_info.value.code == 2
+    assert main(["run", str(path), "--engine", "temporal", "--rate-limit", "10/1"]) == 2
     assert "the workers pace the calls" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        run_main([str(path), "--engine", "temporal", "--trigger-json", "{}"])
+    assert main(["run", str(path), "--engine", "temporal", "--trigger-json", "{}"]) == 2
     assert "cannot be combined with --engine temporal" in capsys.readouterr().err
 
 
@@ -465,8 +463,8 @@ def test_local_runs_never_import_temporalio(tmp_path: Path) -> None:
     path, _ = write_broadcast(tmp_path, 2)
     code = (
         "import sys\n"
-        "from connector.workflow._cli import run_main\n"
-        f"code = run_main([{str(path)!r}, '--state', {str(tmp_path / 'j.sqlite3')!r}])\n"
+        "from connector.cli import main\n"
+        f"code = main(['run', {str(path)!r}, '--state', {str(tmp_path / 'j.sqlite3')!r}])\n"
         "assert 'temporalio' not in sys.modules, 'temporalio was imported'\n"
         "sys.exit(code)\n"
     )
@@ -657,9 +655,9 @@ async def test_wait_until_gives_up_after_its_timeout_in_workflow_time(
 
 def test_a_worker_without_credentials_refuses_to_start(capsys: pytest.CaptureFixture[str]) -> None:
     """A worker needs TWILIO_* credentials: it never falls back to an emulator of its own."""
-    from connector.temporal._cli import worker_main
+    from connector.cli import main
 
-    assert worker_main(["--temporal", "127.0.0.1:1"]) == 2
+    assert main(["worker", "--temporal", "127.0.0.1:1"]) == 2
     assert "set TWILIO_ACCOUNT_SID" in capsys.readouterr().err
 
 

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""``python -m connector.emulator``: serve the emulator (same options as the CLI)."""
+"""``python -m connector.emulator``: serve the emulator (``twilio-connector emulator``)."""
 
 from __future__ import annotations
 
 import sys
 
-from connector.emulator._cli import serve_main
+from connector.cli import main
 
 
 if __name__ == "__main__":
-    sys.exit(serve_main(sys.argv[1:]))
+    sys.exit(main(["emulator", *sys.argv[1:]]))

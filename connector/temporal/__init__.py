@@ -2,18 +2,26 @@
 """
 Run the connector's YAML workflows durably on Temporal (the ``temporal`` extra).
 
-Every action call is one ``invoke_action`` activity; a generic workflow interprets the
-YAML, fan-out included. Start workers with ``twilio-connector worker --temporal
-HOST:PORT`` and submit runs with ``twilio-connector run WORKFLOW.yaml --engine
-temporal``. See ``docs/scaling.md``.
+One generic workflow interprets the YAML with the same interpreter as local runs
+(:mod:`connector.workflow`); every action of every connector is an activity of its own
+name (``twilio/send_text_message``). Start workers with ``twilio-connector worker
+--temporal HOST:PORT`` and submit runs with ``twilio-connector run WORKFLOW.yaml
+--engine temporal``. See ``docs/scaling.md``.
+
+Names resolve on first use, so the command line can read :mod:`._defaults` without
+importing temporalio.
 """
 
 from __future__ import annotations
 
-from ._activities import ActionCall, ConnectorActivities
-from ._client import submit_workflow
-from ._worker import create_worker, run_worker
-from ._workflow import ConnectorWorkflow, WorkflowRun
+import typing as _typing
+
+
+if _typing.TYPE_CHECKING:
+    from ._activities import ActionCall, ConnectorActivities
+    from ._client import run_on_temporal, submit_workflow
+    from ._worker import create_worker, run_worker
+    from ._workflow import ConnectorWorkflow, WorkflowRun
 
 
 __all__ = [
@@ -22,6 +30,33 @@ __all__ = [
     "ConnectorWorkflow",
     "WorkflowRun",
     "create_worker",
+    "run_on_temporal",
     "run_worker",
     "submit_workflow",
 ]
+
+_LAZY = {
+    "ActionCall": "._activities",
+    "ConnectorActivities": "._activities",
+    "ConnectorWorkflow": "._workflow",
+    "WorkflowRun": "._workflow",
+    "create_worker": "._worker",
+    "run_on_temporal": "._client",
+    "run_worker": "._worker",
+    "submit_workflow": "._client",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'connector.temporal' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

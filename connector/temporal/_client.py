@@ -5,6 +5,8 @@ Submitting a YAML workflow to Temporal and reading its result back.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from ..workflow._runner import ItemResult, RunResult, StepResult, new_run_id, re
 from ._workflow import ConnectorWorkflow, WorkflowRun
 
 
-__all__ = ["bundle_files", "result_from_json", "submit_workflow", "workflow_env"]
+__all__ = ["bundle_files", "result_from_json", "run_on_temporal", "submit_workflow", "workflow_env"]
 
 #: The workflow functions that read files; their files travel with the run.
 FILE_READERS = frozenset({"read_csv", "read_json", "read_lines"})
@@ -178,3 +180,53 @@ async def submit_workflow(
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id)
+
+
+def run_on_temporal(
+    workflow: Workflow,
+    inputs: Mapping[str, Any],
+    *,
+    address: str,
+    task_queue: str,
+    namespace: str,
+    run_id: str | None,
+    env: Mapping[str, str],
+) -> RunResult:
+    """
+    Submit a checked workflow to Temporal and wait for its result (for ``run --engine
+    temporal``).
+
+    Args:
+        workflow: The loaded, checked workflow.
+        inputs: Its inputs.
+        address: Temporal's frontend, ``HOST:PORT``.
+        task_queue: Where the workers poll.
+        namespace: The Temporal namespace.
+        run_id: The workflow id; a new run id unless given.
+        env: The environment the workflow's ``env`` expressions read.
+
+    Raises:
+        WorkflowError: Bad inputs, or a file it reads cannot be bundled.
+        RuntimeError: Temporal is unreachable.
+    """
+
+    async def submit() -> RunResult:
+        client = await Client.connect(address, namespace=namespace)
+        handle = await submit_workflow(
+            client,
+            workflow,
+            inputs,
+            task_queue=task_queue,
+            run_id=run_id,
+            env=dict(env),
+        )
+        print(
+            f"twilio-connector: run {handle.id} submitted to Temporal at {address} "
+            f"(task queue {task_queue}); waiting for it to finish",
+            file=sys.stderr,
+            flush=True,
+        )
+        result: dict[str, Any] = await handle.result()
+        return result_from_json(result)
+
+    return asyncio.run(submit())

@@ -10,32 +10,22 @@ import asyncio
 import contextlib
 import os
 import pkgutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from .._connection import Connection, Limiter, default_connector
+from .._connect import choose_target, open_connection
+from .._connection import Connection, default_connector
 from ..errors import ConfigurationError
-from ..workflow._cli import with_margin
 from ._activities import Claims, ConnectorActivities, RedisClaims
+from ._defaults import DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_TASK_QUEUE
 from ._workflow import ConnectorWorkflow
 
 
 __all__ = ["DEFAULT_TASK_QUEUE", "WorkerConfigError", "create_worker", "run_worker"]
-
-#: The task queue workers poll and runs are submitted to unless told otherwise.
-DEFAULT_TASK_QUEUE = "twilio-connector"
-#: Calls one worker runs at once; the rate limit, not this, sets the pace.
-DEFAULT_MAX_CONCURRENT_ACTIVITIES = 100
-#: Seconds added to the period of a limit shared through Redis. Redis admits a call a
-#: little before Twilio sees it, and that delay varies (a busy event loop, another
-#: machine's network): a call admitted early in a window can arrive late while one
-#: admitted a period later arrives at once, putting one call too many in Twilio's
-#: window. The slack absorbs up to this much variation; at 1200/60 s it costs 1.6%.
-SHARED_LIMIT_SLACK = 1.0
 
 
 #: The worker cannot start: credentials or options are missing or wrong.
@@ -93,15 +83,16 @@ def create_worker(
     )
 
 
-def _check_credentials() -> None:
+def _check_credentials(env: Mapping[str, str]) -> None:
     # A worker never falls back to an embedded emulator as `run` does: each worker
     # would then send to its own, and the shared limit would mean nothing.
-    if not (os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY")):
-        raise WorkerConfigError(
-            "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and "
-            "TWILIO_API_SECRET, and TWILIO_BASE_URL for an emulator): every worker must "
-            "talk to the same account"
-        )
+    try:
+        choose_target(env, emulator=False)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc}. A worker needs them (and TWILIO_BASE_URL for an emulator it shares "
+            "with the other workers): every worker must talk to the same account"
+        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -110,6 +101,7 @@ async def worker_connection(
     redis_url: str | None = None,
     redis_key: str | None = None,
     rate_limit: tuple[int, float] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[tuple[Connection, Claims | None]]:
     """
     Open the worker's connection from ``TWILIO_*`` environment variables.
@@ -123,37 +115,36 @@ async def worker_connection(
         redis_key: The limit's key; the account's (:func:`~connector.redis_limiter.limit_key`)
             unless given.
         rate_limit: ``(calls, seconds)``; the manifest's limit (1200/60 s) unless given.
+        env: Where the credentials come from; ``os.environ`` unless given.
 
     Raises:
-        WorkerConfigError: No Twilio account is configured.
+        ConfigurationError: No Twilio account is configured.
     """
-    _check_credentials()
+    source = os.environ if env is None else env
+    _check_credentials(source)
     if rate_limit is None:
         throttle = default_connector().throttle
         rate_limit = (throttle.calls, throttle.period) if throttle else None
-    paced = with_margin(rate_limit)
-    if redis_url is None:
-        async with Connection(rate_limit=paced if isinstance(paced, tuple) else False) as conn:
+    async with open_connection(
+        env=source,
+        emulator=False,
+        rate_limit=rate_limit or False,
+        redis_url=redis_url,
+        redis_key=redis_key,
+    ) as conn:
+        if redis_url is None:
             yield conn, None
-        return
-    if not isinstance(paced, tuple):
-        raise WorkerConfigError("--redis needs a rate limit to share")
-    import redis.asyncio
+            return
+        import redis.asyncio
 
-    from ..redis_limiter import RedisLimiter, limit_key
+        from ..redis_limiter import limit_key
 
-    account = os.environ.get("TWILIO_ACCOUNT_SID") or os.environ.get("TWILIO_API_KEY", "")
-    key = redis_key or limit_key(account)
-    calls, period = paced
-    limiter = RedisLimiter(redis_url, key, calls, period + SHARED_LIMIT_SLACK)
-    claims_client: Any = redis.asyncio.Redis.from_url(redis_url)
-    shared: Limiter = limiter
-    try:
-        async with Connection(limiter=shared) as conn:
+        key = redis_key or limit_key(source.get("TWILIO_ACCOUNT_SID", ""))
+        claims_client: Any = redis.asyncio.Redis.from_url(redis_url)
+        try:
             yield conn, RedisClaims(claims_client, key)
-    finally:
-        await limiter.aclose()
-        await claims_client.aclose()
+        finally:
+            await claims_client.aclose()
 
 
 async def run_worker(
@@ -185,7 +176,7 @@ async def run_worker(
     Raises:
         WorkerConfigError: No Twilio account is configured.
     """
-    _check_credentials()
+    _check_credentials(os.environ)
     client = await Client.connect(address, namespace=namespace)
     async with worker_connection(
         redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit

@@ -19,7 +19,8 @@ import jsonschema
 import yaml
 
 from .._manifest import dotted, locate
-from ..errors import ExpressionError, Problem, WorkflowError
+from .._ratelimit import parse_rate_limit
+from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._expressions import Template, compile_template, has_expression
 from ._schema import workflow_validator
 
@@ -72,6 +73,21 @@ class ConnectionSpec:
 
     env: Mapping[str, str] = attrs.field(factory=dict)
     rate_limit: tuple[int, float] | Literal[False] | None = None
+
+    def values(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """
+        The connection values, read from the variables :attr:`env` names.
+
+        Raises:
+            RunError: A named variable is unset or empty (never a silent fall-back to
+                the emulator).
+        """
+        missing = [f"{key} ({name})" for key, name in self.env.items() if not environ.get(name)]
+        if missing:
+            raise RunError(
+                "connection.env names unset environment variables: " + ", ".join(missing)
+            )
+        return {key: environ[name] for key, name in self.env.items()}
 
 
 @attrs.frozen
@@ -362,9 +378,10 @@ def _build(
         if rate is False:
             limit = False
         elif isinstance(rate, str):
-            calls, _, seconds = rate.partition("/")
-            limit = (int(calls), float(seconds))
-            if limit[0] < 1 or limit[1] <= 0:
+            try:
+                parsed = parse_rate_limit(rate)
+                limit = parsed if isinstance(parsed, tuple) else False
+            except ValueError:
                 problems.append(
                     problem("must be CALLS/SECONDS, both above 0", ("connection", "rate_limit"))
                 )

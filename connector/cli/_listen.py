@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """
-``twilio-connector listen``: receive Twilio's webhooks and run the workflows they
-trigger.
+``listen``: receive Twilio's webhooks and run the workflows they trigger.
 
 Exit codes: 0 stopped normally (Ctrl-C or SIGTERM), 2 invalid workflows, options or
 missing auth token.
@@ -13,40 +12,39 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
-from typing import TextIO
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, TextIO
 
-from .._connection import Connection
-from ..workflow import (
-    Journal,
-    Problem,
-    Workflow,
-    WorkflowError,
-    default_journal_path,
-    load_workflow,
+from ._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_emulator_switch,
+    add_state_option,
+    complain,
+    environ,
+    print_problems,
+    rate_limit,
 )
-from ..workflow._cli import _connection as workflow_connection
-from ..workflow._cli import _print_problems, _rate_limit, with_margin
-from ._server import MESSAGES_PATH, STATUS_PATH, Listener
-from ._triggers import MESSAGE_RECEIVED
 
 
-__all__ = ["listen_main"]
+if TYPE_CHECKING:
+    from .._connection import Connection
+    from ..receiving import Listener
 
-EXIT_OK = 0
-EXIT_INVALID = 2
+__all__ = ["register"]
+
 #: The number the embedded emulator routes to the listener when no trigger names one.
 DEFAULT_NUMBER = "+15005550006"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector listen",
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``listen``."""
+    parser = sub.add_parser(
+        "listen",
+        help="run workflows on signed webhooks",
         description=(
             "Receive Twilio's signed webhooks (incoming messages, status callbacks) and "
             "run the workflows whose on: they match. Every request must carry a valid "
@@ -80,32 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-limit",
-        type=_rate_limit,
+        type=rate_limit,
         metavar="CALLS/SECONDS",
         help="pace every call of every run (overrides connection.rate_limit)",
     )
-    parser.add_argument(
-        "--state",
-        metavar="PATH",
-        type=Path,
-        help=f"the run journal (SQLite; default: {default_journal_path()})",
-    )
-    return parser
+    add_state_option(parser)
+    add_emulator_switch(parser)
+    parser.set_defaults(handler=_listen)
 
 
-def listen_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector listen WORKFLOW.yaml...`` until interrupted.
+def _listen(args: argparse.Namespace) -> int:
+    from .._connect import choose_target
+    from ..errors import ConfigurationError, Problem
+    from ..receiving import Listener
+    from ..workflow import Journal, Workflow, WorkflowError, default_journal_path, load_workflow
 
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        0 when stopped, 2 for invalid workflows or options, or no auth token.
-    """
-    args = _parser().parse_args(list(argv))
     if args.max_runs < 1:
-        print("twilio-connector listen: --max-runs must be at least 1", file=sys.stderr)
+        complain("listen", "--max-runs must be at least 1")
         return EXIT_INVALID
     problems: list[Problem] = []
     workflows: list[Workflow] = []
@@ -115,45 +104,52 @@ def listen_main(argv: Sequence[str]) -> int:
         except WorkflowError as exc:
             problems.extend(exc.problems)
     if problems:
-        _print_problems(problems, sys.stderr)
+        print_problems(problems)
         return EXIT_INVALID
     connections = {w.connection for w in workflows}
     if len(connections) > 1:
-        print(
-            "twilio-connector listen: the workflows name different connections; "
-            "run one listener per connection",
-            file=sys.stderr,
+        complain(
+            "listen",
+            "the workflows name different connections; run one listener per connection",
         )
         return EXIT_INVALID
+    env = environ()
     spec = workflows[0].connection
-    use_emulator = not (spec is not None and spec.env) and not _has_credentials()
-    shared_key = os.environ.get(args.shared_key_env) if args.shared_key_env else None
+    try:
+        if spec is not None and spec.env:
+            use_emulator = bool(args.emulator)
+        else:
+            use_emulator = choose_target(env, emulator=args.emulator).emulator
+    except ConfigurationError as exc:
+        complain("listen", exc)
+        return EXIT_INVALID
+    shared_key = env.get(args.shared_key_env) if args.shared_key_env else None
     if args.shared_key_env and not shared_key:
-        print(f"twilio-connector listen: {args.shared_key_env} is not set", file=sys.stderr)
+        complain("listen", f"{args.shared_key_env} is not set")
         return EXIT_INVALID
     if use_emulator:
         auth_token = secrets.token_hex(16)
     else:
         token_env = args.auth_token_env or (spec.env.get("auth_token") if spec else None)
         token_env = token_env or "TWILIO_AUTH_TOKEN"
-        auth_token = os.environ.get(token_env, "")
+        auth_token = env.get(token_env, "")
         if not auth_token:
             # API keys authenticate REST calls, but Twilio signs webhooks with the
             # account's auth token: without it nothing could be verified.
-            print(
-                f"twilio-connector listen: {token_env} is not set. Twilio signs webhooks "
-                "with the account's auth token (also when the API is used with an API "
-                "key), and the listener accepts only signed requests; set it, or name "
-                "the variable with --auth-token-env",
-                file=sys.stderr,
+            complain(
+                "listen",
+                f"{token_env} is not set. Twilio signs webhooks with the account's auth "
+                "token (also when the API is used with an API key), and the listener "
+                "accepts only signed requests; set it, or name the variable with "
+                "--auth-token-env",
             )
             return EXIT_INVALID
     logging.basicConfig(
         level=logging.INFO, format="twilio-connector listen: %(message)s", stream=sys.stderr
     )
-    rate_limit = args.rate_limit
-    if rate_limit is None and spec is not None:
-        rate_limit = spec.rate_limit
+    limit = args.rate_limit
+    if limit is None and spec is not None:
+        limit = spec.rate_limit
     journal_path = args.state or default_journal_path()
     try:
         with Journal(journal_path) as journal:
@@ -164,57 +160,53 @@ def listen_main(argv: Sequence[str]) -> int:
                 public_url=args.public_url,
                 shared_key=shared_key,
                 max_runs=args.max_runs,
-                env=dict(os.environ),
+                env=dict(env),
             )
             asyncio.run(
                 _serve(
                     listener,
                     args.host,
                     args.port,
-                    with_margin(rate_limit),
+                    limit,
                     auth_token if use_emulator else None,
                     sys.stderr,
                 )
             )
     except WorkflowError as exc:
-        _print_problems(exc.problems, sys.stderr)
+        print_problems(exc.problems)
         return EXIT_INVALID
-    except ValueError as exc:
-        print(f"twilio-connector listen: {exc}", file=sys.stderr)
+    except (ValueError, ConfigurationError) as exc:
+        complain("listen", exc)
         return EXIT_INVALID
     except KeyboardInterrupt:
         pass
     return EXIT_OK
 
 
-def _has_credentials() -> bool:
-    from ..cli import has_credentials
-
-    return has_credentials()
-
-
 async def _serve(
     listener: Listener,
     host: str,
     port: int,
-    rate_limit: tuple[int, float] | bool | None,
+    limit: tuple[int, float] | bool | None,
     emulator_token: str | None,
     out: TextIO,
 ) -> None:
+    from ..receiving import MESSAGES_PATH, STATUS_PATH
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     await listener.start(host, port)
     try:
-        async with _open_connection(listener, rate_limit, emulator_token, out) as conn:
+        async with _open_connection(listener, limit, emulator_token, out) as conn:
             await listener.begin(conn)
-            print(
-                f"twilio-connector listen: listening on {listener.url}; point Twilio's "
-                f"incoming-message webhook at {listener.public_url}{MESSAGES_PATH} and "
-                f"StatusCallback at {listener.public_url}{STATUS_PATH}; journal "
-                f"{listener.journal.path}",
-                file=out,
+            complain(
+                "listen",
+                f"listening on {listener.url}; point Twilio's incoming-message webhook at "
+                f"{listener.public_url}{MESSAGES_PATH} and StatusCallback at "
+                f"{listener.public_url}{STATUS_PATH}; journal {listener.journal.path}",
+                out,
             )
             await stop.wait()
     finally:
@@ -224,7 +216,7 @@ async def _serve(
 @contextlib.asynccontextmanager
 async def _open_connection(
     listener: Listener,
-    rate_limit: tuple[int, float] | bool | None,
+    limit: tuple[int, float] | bool | None,
     emulator_token: str | None,
     out: TextIO,
 ) -> AsyncIterator[Connection]:
@@ -232,13 +224,19 @@ async def _open_connection(
     The connection runs use: the workflows' own, or, with *emulator_token*, an
     embedded emulator that signs with that token and posts incoming messages here.
     """
+    from .._connect import open_connection
+    from ..receiving import MESSAGE_RECEIVED, MESSAGES_PATH
+
     workflow = next(iter(listener.workflows.values()))
+    spec = workflow.connection
+    env = environ()
+    values = spec.values(env) if spec is not None and spec.env else None
     if emulator_token is None:
-        async with workflow_connection(workflow, rate_limit) as conn:
+        async with open_connection(
+            values=values, env=env, emulator=False, rate_limit=limit
+        ) as conn:
             yield conn
         return
-    from ..emulator import EmulatorConfig, EmulatorServer
-
     numbers = sorted(
         {
             number
@@ -248,28 +246,24 @@ async def _open_connection(
         }
     ) or [DEFAULT_NUMBER]
     webhook = listener.public_url + MESSAGES_PATH
-    incoming: dict[str, str] = dict.fromkeys(numbers, webhook)
-    config = EmulatorConfig(
-        auth_token=emulator_token,
-        incoming=incoming,  # type: ignore[arg-type]  # attrs' dict converter confuses mypy
-        delivery_delay=1.0,
-    )
-    async with (
-        EmulatorServer(config) as emulator,
-        Connection(
-            emulator.account_sid,
-            emulator.auth_token,
-            base_url=emulator.base_url,
-            rate_limit=rate_limit,
-            env={},
-        ) as conn,
-    ):
-        print(
-            "twilio-connector listen: no Twilio credentials (TWILIO_ACCOUNT_SID) set; "
-            f"started an embedded emulator at {emulator.base_url}, which posts incoming "
-            f"messages for {', '.join(numbers)} to this listener. Try:\n"
-            f"  twilio-connector inbound --emulator-url {emulator.base_url} "
+    options = {
+        "auth_token": emulator_token,
+        "incoming": dict.fromkeys(numbers, webhook),
+        "delivery_delay": 1.0,
+    }
+    async with open_connection(
+        values=values,
+        env=env,
+        emulator=True,
+        rate_limit=limit,
+        emulator_options=options,
+        announce=lambda text: complain("listen", text, out),
+    ) as conn:
+        complain(
+            "listen",
+            f"the emulator posts incoming messages for {', '.join(numbers)} to this "
+            f"listener. Try:\n  twilio-connector inbound --emulator-url {conn.base_url} "
             f'--to "{numbers[0]}" --from "+15551230000" --body "hello"',
-            file=out,
+            out,
         )
         yield conn

@@ -1,155 +1,51 @@
 # SPDX-License-Identifier: MIT
 """
-``twilio-connector run``, ``validate`` and ``runs``.
+``run``, ``validate`` and ``runs``: workflows from the command line.
 
 Exit codes: 0 every step succeeded, 1 a step failed, 2 the workflow (or the command
-line) is invalid.
+line, or the settings) is invalid, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
-import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from .._connection import Connection, default_connector
-from ..errors import ConnectorError, InvalidInputError
-from ._checks import check_workflow
-from ._journal import Journal, default_journal_path
-from ._model import Workflow, WorkflowError, load_workflow
-from ._progress import BarProgress, LineProgress
-from ._runner import RunError, RunResult, StepResult, new_run_id, resolve_inputs, run_workflow
-
-
-__all__ = ["run_main", "runs_main", "validate_main"]
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-
-
-def _rate_limit(value: str) -> tuple[int, float] | bool:
-    if value.lower() in ("off", "none", "false"):
-        return False
-    calls, sep, seconds = value.partition("/")
-    try:
-        limit = (int(calls), float(seconds if sep else "1"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected CALLS/SECONDS or 'off', got {value!r}"
-        ) from None
-    if limit[0] < 1 or limit[1] <= 0:
-        raise argparse.ArgumentTypeError("CALLS and SECONDS must be above 0")
-    return limit
+from ..temporal._defaults import DEFAULT_ADDRESS, DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    add_emulator_switch,
+    add_state_option,
+    complain,
+    environ,
+    key_value,
+    print_json,
+    print_problems,
+    rate_limit,
+)
 
 
-#: Share of an explicit rate limit's period added as a margin (see with_margin).
-RATE_MARGIN = 0.005
+if TYPE_CHECKING:
+    from ..workflow import Journal, RunResult, StepResult, Workflow
+
+__all__ = ["register"]
 
 
-def with_margin(
-    rate_limit: tuple[int, float] | bool | None,
-) -> tuple[int, float] | bool | None:
-    """
-    Stretch an explicit ``(calls, seconds)`` limit's period by 0.5%.
-
-    The limiter holds at most *calls* in any window of its own clock, but requests reach
-    the server with a few milliseconds of jitter, enough to put one call too many in the
-    server's window now and then (11 429s in 10,000 sends at 6000/60 s without it).
-    """
-    if isinstance(rate_limit, tuple):
-        calls, seconds = rate_limit
-        return (calls, seconds * (1 + RATE_MARGIN))
-    return rate_limit
-
-
-def _state_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state",
-        metavar="PATH",
-        type=Path,
-        help=f"the run journal (SQLite; default: {default_journal_path()})",
-    )
-
-
-def _print_problems(problems: Sequence[Any], stream: TextIO) -> None:
-    for problem in problems:
-        print(f"{problem}", file=stream)
-    count = len(problems)
-    print(f"{count} problem{'s' if count != 1 else ''} found", file=stream)
-
-
-def _load_checked(file: str) -> Workflow:
-    """Load and check a workflow; raise WorkflowError with every problem."""
-    workflow = load_workflow(file)
-    problems = check_workflow(workflow, default_connector())
-    if problems:
-        raise WorkflowError(problems)
-    return workflow
-
-
-def validate_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector validate WORKFLOW.yaml...``: the static checks, nothing more.
-
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        0 when every workflow is valid, 2 otherwise.
-    """
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector validate",
-        description="Check workflows without running them; problems are printed as FILE:LINE:COLUMN.",
-    )
-    parser.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")
-    args = parser.parse_args(list(argv))
-    status = EXIT_OK
-    for file in args.workflows:
-        try:
-            workflow = _load_checked(file)
-        except WorkflowError as exc:
-            _print_problems(exc.problems, sys.stderr)
-            status = EXIT_INVALID
-            continue
-        count = len(workflow.steps)
-        print(f"{file}: ok ({count} step{'s' if count != 1 else ''})")
-    return status
-
-
-def _parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise WorkflowError([])  # replaced by argparse's error below
-        inputs[key] = value
-    return inputs
-
-
-def run_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector run WORKFLOW.yaml``.
-
-    Without credentials (no ``TWILIO_ACCOUNT_SID`` and no ``connection`` in the
-    workflow), the embedded emulator serves the run and nothing leaves the machine.
-
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        0 when every step succeeded, 1 when a step failed, 2 for an invalid workflow.
-    """
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector run",
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``run``, ``validate`` and ``runs``."""
+    parser = sub.add_parser(
+        "run",
+        help="run a workflow (resume one with --run-id)",
         description=(
             "Run a workflow. Without Twilio credentials it runs against an embedded "
             "emulator. Each run is journaled; resume an interrupted run with --run-id."
@@ -157,7 +53,13 @@ def run_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("workflow", metavar="WORKFLOW.yaml")
     parser.add_argument(
-        "--input", "-i", action="append", default=[], metavar="KEY=VALUE", help="a workflow input"
+        "--input",
+        "-i",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a workflow input",
     )
     parser.add_argument("--run-id", help="resume this run (or start one with this id)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -169,11 +71,12 @@ def run_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument(
         "--rate-limit",
-        type=_rate_limit,
+        type=rate_limit,
         metavar="CALLS/SECONDS",
         help="pace every call of the run (overrides the workflow's connection.rate_limit)",
     )
-    _state_arg(parser)
+    add_state_option(parser)
+    add_emulator_switch(parser)
     engine = parser.add_argument_group("engine")
     engine.add_argument(
         "--engine",
@@ -183,36 +86,89 @@ def run_main(argv: Sequence[str]) -> int:
     )
     engine.add_argument(
         "--temporal",
-        default="localhost:7233",
+        default=DEFAULT_ADDRESS,
         metavar="HOST:PORT",
-        help="Temporal frontend, with --engine temporal (default localhost:7233)",
+        help=f"Temporal frontend, with --engine temporal (default {DEFAULT_ADDRESS})",
     )
     engine.add_argument(
         "--task-queue",
-        default="twilio-connector",
-        help="the workers' task queue, with --engine temporal (default twilio-connector)",
+        default=DEFAULT_TASK_QUEUE,
+        help=f"the workers' task queue, with --engine temporal (default {DEFAULT_TASK_QUEUE})",
     )
     engine.add_argument(
-        "--namespace", default="default", help="Temporal namespace, with --engine temporal"
+        "--namespace", default=DEFAULT_NAMESPACE, help="Temporal namespace, with --engine temporal"
     )
-    args = parser.parse_args(list(argv))
-    try:
-        given = _parse_inputs(args.input)
-    except WorkflowError:
-        parser.error("write --input KEY=VALUE")
+    parser.set_defaults(handler=_run_command)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a workflow without running it",
+        description="Check workflows without running them; problems are printed as FILE:LINE:COLUMN.",
+    )
+    validate.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")
+    validate.set_defaults(handler=_validate)
+
+    runs = sub.add_parser(
+        "runs",
+        help="list recent workflow runs and their state",
+        description="List recent workflow runs.",
+    )
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    add_state_option(runs)
+    runs.set_defaults(handler=_runs)
+
+
+def _load_checked(file: str) -> Workflow:
+    """Load and check a workflow; raise WorkflowError with every problem."""
+    from .._manifest import default_connector
+    from ..workflow import WorkflowError, check_workflow, load_workflow
+
+    workflow = load_workflow(file)
+    problems = check_workflow(workflow, default_connector())
+    if problems:
+        raise WorkflowError(problems)
+    return workflow
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ..workflow import WorkflowError
+
+    status = EXIT_OK
+    for file in args.workflows:
+        try:
+            workflow = _load_checked(file)
+        except WorkflowError as exc:
+            print_problems(exc.problems)
+            status = EXIT_INVALID
+            continue
+        count = len(workflow.steps)
+        print(f"{file}: ok ({count} step{'s' if count != 1 else ''})")
+    return status
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from ..errors import ConfigurationError, ConnectorError, InvalidInputError, RunError
+    from ..workflow import Journal, WorkflowError, default_journal_path, new_run_id, resolve_inputs
+
+    given = dict(args.input)
     if args.engine == "temporal" and (args.state or args.rate_limit is not None):
-        parser.error(
+        complain(
+            "run",
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
-            "journal and the workers pace the calls (twilio-connector worker --rate-limit)"
+            "journal and the workers pace the calls (twilio-connector worker --rate-limit)",
         )
+        return EXIT_INVALID
     if args.engine == "temporal" and args.trigger_json is not None:
-        parser.error(
-            "--trigger-json runs a workflow here; it cannot be combined with --engine temporal"
+        complain(
+            "run",
+            "--trigger-json runs a workflow here; it cannot be combined with --engine temporal",
         )
+        return EXIT_INVALID
     try:
         workflow = _load_checked(args.workflow)
     except WorkflowError as exc:
-        _print_problems(exc.problems, sys.stderr)
+        print_problems(exc.problems)
         return EXIT_INVALID
     if args.engine == "temporal":
         return _run_temporal(workflow, given, args)
@@ -221,7 +177,7 @@ def run_main(argv: Sequence[str]) -> int:
         try:
             trigger = _trigger_json(args.trigger_json)
         except (OSError, ValueError) as exc:
-            print(f"twilio-connector run: --trigger-json: {exc}", file=sys.stderr)
+            complain("run", f"--trigger-json: {exc}")
             return EXIT_INVALID
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
@@ -231,41 +187,38 @@ def run_main(argv: Sequence[str]) -> int:
             if record is None:
                 resolve_inputs(workflow, given)  # fail on bad inputs before connecting
             verb = "resuming" if record is not None else "starting"
-            print(
-                f"twilio-connector: {verb} run {run_id} (resume with --run-id {run_id}; "
-                f"journal {journal_path})",
-                file=sys.stderr,
+            complain(
+                "run",
+                f"{verb} run {run_id} (resume with --run-id {run_id}; journal {journal_path})",
             )
-            result = asyncio.run(_run(workflow, given, journal, run_id, args.rate_limit, trigger))
+            result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
     except WorkflowError as exc:
-        _print_problems(exc.problems, sys.stderr)
+        print_problems(exc.problems)
         return EXIT_INVALID
-    except (RunError, InvalidInputError) as exc:
-        print(f"twilio-connector run: {exc}", file=sys.stderr)
+    except (RunError, InvalidInputError, ConfigurationError) as exc:
+        complain("run", exc)
         return EXIT_INVALID
     except ConnectorError as exc:
-        print(f"twilio-connector run: {exc}", file=sys.stderr)
+        complain("run", exc)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"twilio-connector run: interrupted; resume with --run-id {run_id}", file=sys.stderr)
-        return 130
-    if args.json:
-        json.dump(_result_json(result), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        _print_summary(result)
+        complain("run", f"interrupted; resume with --run-id {run_id}")
+        return EXIT_INTERRUPTED
+    _print_result(result, args.json)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.Namespace) -> int:
+    from ..workflow import WorkflowError
+
     # Imported here so that local runs never import temporalio (an optional extra).
     try:
-        from ..temporal._cli import run_on_temporal
+        from ..temporal import run_on_temporal
     except ImportError as exc:
-        print(
-            f"twilio-connector run: --engine temporal needs the temporal extra "
+        complain(
+            "run",
+            "--engine temporal needs the temporal extra "
             f"(pip install 'twilio-workflow-connector[temporal]'): {exc}",
-            file=sys.stderr,
         )
         return EXIT_INVALID
     try:
@@ -276,27 +229,24 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
             task_queue=args.task_queue,
             namespace=args.namespace,
             run_id=args.run_id,
+            env=environ(),
         )
     except WorkflowError as exc:
-        _print_problems(exc.problems, sys.stderr)
+        print_problems(exc.problems)
         return EXIT_INVALID
     except RuntimeError as exc:  # temporalio's connection failures
-        print(f"twilio-connector run: Temporal at {args.temporal}: {exc}", file=sys.stderr)
+        complain("run", f"Temporal at {args.temporal}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(
-            "twilio-connector run: stopped waiting; the run goes on in Temporal",
-            file=sys.stderr,
-        )
-        return 130
+        complain("run", "stopped waiting; the run goes on in Temporal")
+        return EXIT_INTERRUPTED
     _print_result(result, args.json)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _print_result(result: RunResult, as_json: bool) -> None:
     if as_json:
-        json.dump(_result_json(result), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print_json(_result_json(result))
     else:
         _print_summary(result)
 
@@ -306,16 +256,26 @@ async def _run(
     given: Mapping[str, str],
     journal: Journal,
     run_id: str,
-    rate_limit: tuple[int, float] | bool | None,
+    args: argparse.Namespace,
     trigger: Mapping[str, Any] | None = None,
 ) -> RunResult:
+    from .._connect import open_connection
+    from ..workflow import run_workflow
+    from ._progress import BarProgress, LineProgress
+
+    env = environ()
     spec = workflow.connection
-    if rate_limit is None and spec is not None:
-        rate_limit = spec.rate_limit
-    rate_limit = with_margin(rate_limit)
-    bars = sys.stderr.isatty()
-    progress = BarProgress(sys.stderr) if bars else LineProgress(sys.stderr)
-    async with _connection(workflow, rate_limit) as conn:
+    limit = args.rate_limit
+    if limit is None and spec is not None:
+        limit = spec.rate_limit
+    progress = BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    async with open_connection(
+        values=spec.values(env) if spec is not None and spec.env else None,
+        env=env,
+        emulator=args.emulator,
+        rate_limit=limit,
+        announce=lambda text: complain("run", text),
+    ) as conn:
         with progress:
             return await run_workflow(
                 workflow,
@@ -324,7 +284,7 @@ async def _run(
                 journal,
                 run_id=run_id,
                 progress=progress,
-                env=dict(os.environ),
+                env=dict(env),
                 trigger=trigger,
             )
 
@@ -335,37 +295,6 @@ def _trigger_json(value: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise ValueError("the event must be a JSON object")
     return event
-
-
-@contextlib.asynccontextmanager
-async def _connection(
-    workflow: Workflow, rate_limit: tuple[int, float] | bool | None
-) -> AsyncIterator[Connection]:
-    from ..cli import connection_from_env
-
-    spec = workflow.connection
-    if spec is None or not spec.env:
-        async with connection_from_env(sys.stderr, rate_limit=rate_limit) as conn:
-            yield conn
-        return
-    # The workflow names the variables; an unset one is an error, never a silent
-    # fall-back to the emulator.
-    missing = [f"{key} ({name})" for key, name in spec.env.items() if not os.environ.get(name)]
-    if missing:
-        raise RunError(
-            f"{workflow.file}: connection.env names unset environment variables: "
-            + ", ".join(missing)
-        )
-    values = {key: os.environ[name] for key, name in spec.env.items()}
-    async with Connection(
-        values.get("account_sid"),
-        values.get("auth_token"),
-        api_key=values.get("api_key"),
-        api_secret=values.get("api_secret"),
-        base_url=values.get("base_url"),
-        rate_limit=rate_limit,
-    ) as conn:
-        yield conn
 
 
 def _step_counts(step: StepResult) -> dict[str, Any]:
@@ -459,23 +388,9 @@ def _print_summary(result: RunResult) -> None:
         console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))
 
 
-def runs_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector runs``: list recent runs with their state.
+def _runs(args: argparse.Namespace) -> int:
+    from ..workflow import Journal, default_journal_path
 
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        0.
-    """
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector runs", description="List recent workflow runs."
-    )
-    parser.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    _state_arg(parser)
-    args = parser.parse_args(list(argv))
     path = args.state or default_journal_path()
     if not path.exists():
         if args.json:
@@ -504,8 +419,7 @@ def runs_main(argv: Sequence[str]) -> int:
             }
             for r in records
         ]
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(out)
         return EXIT_OK
     from rich.console import Console
     from rich.table import Table

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """
-Command-line entry points: ``twilio-connector emulator`` and ``twilio-connector inbound``.
+``emulator`` and ``inbound``: serve the local Twilio-compatible emulator, and post an
+incoming message to a running one.
 """
 
 from __future__ import annotations
@@ -9,30 +10,23 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from connector.emulator._config import EmulatorConfig
-from connector.emulator._faults import FaultConfig
-from connector.emulator._server import EmulatorServer
+from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, complain, rate_limit
 
 
-__all__ = ["inbound_main", "serve_main"]
+if TYPE_CHECKING:
+    from ..emulator import EmulatorConfig
+
+__all__ = ["config_from_args", "register"]
 
 
 def _throttle(value: str) -> tuple[int, float] | None:
-    if value.lower() in ("off", "none", "0"):
-        return None
-    try:
-        calls, _, seconds = value.partition("/")
-        return int(calls), float(seconds or "1")
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected CALLS/SECONDS or 'off', got {value!r}"
-        ) from None
+    # The emulator's own throttle: "0" turns it off too.
+    return None if value.strip() == "0" else rate_limit(value) or None  # type: ignore[return-value]
 
 
 def _incoming(value: str) -> tuple[str, str]:
@@ -42,9 +36,11 @@ def _incoming(value: str) -> tuple[str, str]:
     return number, url
 
 
-def _serve_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector emulator",
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``emulator`` and ``inbound``."""
+    parser = sub.add_parser(
+        "emulator",
+        help="run the local Twilio-compatible emulator",
         description="Serve a local Twilio-compatible Messages API.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default: loopback)")
@@ -90,7 +86,20 @@ def _serve_parser() -> argparse.ArgumentParser:
     faults.add_argument("--fault-latency-rate", type=float, default=0.0)
     faults.add_argument("--fault-latency", type=float, default=0.0)
     faults.add_argument("--fault-drop-rate", type=float, default=0.0)
-    return parser
+    parser.set_defaults(handler=_serve_command)
+
+    parser = sub.add_parser(
+        "inbound",
+        help="inject an incoming message into a running emulator",
+        description="Inject an incoming SMS/MMS into a running emulator.",
+    )
+    parser.add_argument("--emulator-url", default="http://127.0.0.1:8999")
+    parser.add_argument("--to", required=True, help="the account's number receiving it")
+    parser.add_argument("--from", dest="from_", required=True, help="the sender")
+    parser.add_argument("--body", default="")
+    parser.add_argument("--media-url", action="append", default=[])
+    parser.add_argument("--url", help="webhook to POST to instead of the configured one")
+    parser.set_defaults(handler=_inbound)
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -103,6 +112,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Returns:
         The configuration, with credentials generated where none were given.
     """
+    from ..emulator import EmulatorConfig, FaultConfig
+
     generated = EmulatorConfig()
     faulty = args.fault_error_rate or args.fault_latency_rate or args.fault_drop_rate
     return EmulatorConfig(
@@ -131,7 +142,20 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
+def _serve_command(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; print the base URL and the credentials first."""
+    try:
+        config = config_from_args(args)
+    except (TypeError, ValueError) as exc:
+        complain("emulator", exc)
+        return EXIT_INVALID
+    asyncio.run(_serve(config))
+    return EXIT_OK
+
+
 async def _serve(config: EmulatorConfig) -> None:
+    from ..emulator import EmulatorServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -150,49 +174,7 @@ async def _serve(config: EmulatorConfig) -> None:
         await stop.wait()
 
 
-def serve_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector emulator`` until SIGINT or SIGTERM.
-
-    Prints the base URL and the credentials (generated ones included) on startup.
-
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        The exit status.
-    """
-    args = _serve_parser().parse_args(list(argv))
-    try:
-        config = config_from_args(args)
-    except (TypeError, ValueError) as exc:
-        print(f"twilio-connector emulator: {exc}", file=sys.stderr)
-        return 2
-    asyncio.run(_serve(config))
-    return 0
-
-
-def inbound_main(argv: Sequence[str]) -> int:
-    """
-    Run ``twilio-connector inbound``: inject an incoming message into a running emulator.
-
-    Args:
-        argv: Arguments after the subcommand name.
-
-    Returns:
-        0 if the emulator stored the message, 1 otherwise.
-    """
-    parser = argparse.ArgumentParser(
-        prog="twilio-connector inbound",
-        description="Inject an incoming SMS/MMS into a running emulator.",
-    )
-    parser.add_argument("--emulator-url", default="http://127.0.0.1:8999")
-    parser.add_argument("--to", required=True, help="the account's number receiving it")
-    parser.add_argument("--from", dest="from_", required=True, help="the sender")
-    parser.add_argument("--body", default="")
-    parser.add_argument("--media-url", action="append", default=[])
-    parser.add_argument("--url", help="webhook to POST to instead of the configured one")
-    args = parser.parse_args(list(argv))
+def _inbound(args: argparse.Namespace) -> int:
     fields = [("To", args.to), ("From", args.from_), ("Body", args.body)]
     fields += [("MediaUrl", url) for url in args.media_url]
     if args.url:
@@ -206,10 +188,10 @@ def inbound_main(argv: Sequence[str]) -> int:
         with urllib.request.urlopen(request, timeout=10) as response:
             message = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        print(f"twilio-connector inbound: {exc.code} {exc.read().decode()}", file=sys.stderr)
-        return 1
+        complain("inbound", f"{exc.code} {exc.read().decode()}")
+        return EXIT_FAILED
     except urllib.error.URLError as exc:
-        print(f"twilio-connector inbound: {exc.reason}", file=sys.stderr)
-        return 1
-    print(json.dumps(message, indent=2))
-    return 0
+        complain("inbound", exc.reason)
+        return EXIT_FAILED
+    print(json.dumps(message, indent=2, ensure_ascii=False))
+    return EXIT_OK

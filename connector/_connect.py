@@ -1,0 +1,232 @@
+# SPDX-License-Identifier: MIT
+"""
+The one way to open a connection: to Twilio with credentials, to the embedded emulator
+without them, never silently one for the other.
+
+Every host (the command line, the listener, the workers, the engine integrations)
+opens its connections here, so the rule below holds everywhere:
+
+- The credential variables are ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
+  ``TWILIO_API_KEY`` and ``TWILIO_API_SECRET``; an empty one counts as unset.
+- None set: the embedded emulator, announced (nothing leaves the machine).
+- Some set, but no complete pair (an Account SID with its Auth Token, or with an API
+  key and its secret): an error naming what is missing, never a quiet fall-back.
+- ``TWILIO_EMULATOR=1`` (``--emulator``) always uses the emulator;
+  ``TWILIO_EMULATOR=0`` (``--no-emulator``) refuses it, so CI can insist on the real API.
+
+This module and :mod:`connector.testing` are the only ones of the core that import
+the emulator, and only when it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._connection import Connection, Limiter
+from ._manifest import ConnectorSpec, default_connector
+from ._ratelimit import with_margin
+from .errors import ConfigurationError
+
+
+__all__ = [
+    "CREDENTIAL_VARIABLES",
+    "EMULATOR_VARIABLE",
+    "Target",
+    "choose_target",
+    "open_connection",
+]
+
+#: The environment variables that hold Twilio credentials.
+CREDENTIAL_VARIABLES: Final = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_KEY",
+    "TWILIO_API_SECRET",
+)
+#: ``1`` forces the embedded emulator, ``0`` refuses it.
+EMULATOR_VARIABLE: Final = "TWILIO_EMULATOR"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@attrs.frozen
+class Target:
+    """
+    Where a connection's calls go.
+
+    Attributes:
+        emulator: Whether to the embedded emulator.
+        reason: Why, in words (for the announcement).
+    """
+
+    emulator: bool
+    reason: str = ""
+
+
+def _flag(env: Mapping[str, str]) -> bool | None:
+    raw = (env.get(EMULATOR_VARIABLE) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"{EMULATOR_VARIABLE} must be 1 or 0, not {raw!r}")
+
+
+def choose_target(env: Mapping[str, str], *, emulator: bool | None = None) -> Target:
+    """
+    Decide between the real API and the embedded emulator by the rule of this module.
+
+    Args:
+        env: The environment to read (``os.environ`` for a command).
+        emulator: ``True``/``False`` from a command-line switch; it wins over
+            ``TWILIO_EMULATOR``.
+
+    Raises:
+        ConfigurationError: The credentials are incomplete, or the emulator is refused
+            and there are none.
+    """
+    wanted = _flag(env) if emulator is None else emulator
+    if wanted is True:
+        return Target(True, f"{EMULATOR_VARIABLE}=1 (or --emulator) asks for it")
+    given = {name for name in CREDENTIAL_VARIABLES if env.get(name)}
+    if not given:
+        if wanted is False:
+            raise ConfigurationError(
+                f"the emulator is refused ({EMULATOR_VARIABLE}=0 or --no-emulator) and no "
+                "credentials are set: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or "
+                "TWILIO_API_KEY and TWILIO_API_SECRET with TWILIO_ACCOUNT_SID)"
+            )
+        return Target(True, "no Twilio credentials (TWILIO_*) are set")
+    missing = _missing(given)
+    if missing:
+        have = ", ".join(name for name in CREDENTIAL_VARIABLES if name in given)
+        raise ConfigurationError(
+            f"incomplete Twilio credentials: {have} set, but {missing} not. Set both of a "
+            "pair (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY and "
+            f"TWILIO_API_SECRET), or unset them all to use the emulator"
+        )
+    return Target(False)
+
+
+def _missing(given: set[str]) -> str:
+    if "TWILIO_ACCOUNT_SID" not in given:
+        return "TWILIO_ACCOUNT_SID"
+    if "TWILIO_AUTH_TOKEN" in given:
+        return ""
+    if "TWILIO_API_KEY" in given or "TWILIO_API_SECRET" in given:
+        lacking = [n for n in ("TWILIO_API_KEY", "TWILIO_API_SECRET") if n not in given]
+        return " and ".join(lacking)
+    return "TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET)"
+
+
+@contextlib.asynccontextmanager
+async def open_connection(
+    *,
+    connector: ConnectorSpec | None = None,
+    values: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    emulator: bool | None = None,
+    announce: Callable[[str], None] | None = None,
+    emulator_options: Mapping[str, Any] | None = None,
+    rate_limit: tuple[int, float] | bool | None = None,
+    limiter: Limiter | None = None,
+    redis_url: str | None = None,
+    redis_key: str | None = None,
+) -> AsyncIterator[Connection]:
+    """
+    Open a :class:`~connector.Connection`: to the API the credentials name, or to an
+    embedded emulator started for it (Twilio's connector only).
+
+    Args:
+        connector: The connector; Twilio's unless given.
+        values: Connection values given explicitly (a workflow's, a host's); the
+            environment is then not read for credentials and the emulator is used only
+            when *emulator* is ``True``.
+        env: Where credentials come from otherwise (``os.environ`` for a command).
+        emulator: ``True`` forces the emulator, ``False`` refuses it, ``None`` follows
+            ``TWILIO_EMULATOR`` and the credentials.
+        announce: Told, in a sentence, that the emulator is in use and why.
+        emulator_options: Settings of the embedded emulator
+            (:class:`~connector.emulator.EmulatorConfig` fields).
+        rate_limit: ``(calls, seconds)``, ``False`` to lift it, ``None`` for the
+            manifest's; an explicit limit keeps a margin for arrival jitter.
+        limiter: A limiter to share instead.
+        redis_url: Hold the limit in this Redis (``redis://HOST:PORT/DB``), shared by
+            every process that uses the same key (the ``redis`` extra).
+        redis_key: The shared limit's key; the account's unless given.
+
+    Raises:
+        ConfigurationError: Incomplete credentials, or the emulator refused (or asked
+            for a connector other than Twilio's).
+        InvalidInputError: A connection value is missing or malformed.
+    """
+    spec = connector or default_connector()
+    source: Mapping[str, str] = {} if env is None else env
+    paced = with_margin(rate_limit)
+    twilio = spec is default_connector()
+    if values is not None or not twilio:
+        if emulator and not twilio:
+            raise ConfigurationError(f"the emulator serves Twilio's API only, not {spec.id!r}")
+        target = Target(bool(emulator), "asked for")
+    else:
+        target = choose_target(source, emulator=emulator)
+    if not target.emulator:
+        async with contextlib.AsyncExitStack() as stack:
+            if redis_url is not None:
+                limiter = await stack.enter_async_context(
+                    _redis_limiter(spec, values, source, paced, redis_url, redis_key)
+                )
+            conn = await stack.enter_async_context(
+                Connection(
+                    connector=spec, values=values, env=source, rate_limit=paced, limiter=limiter
+                )
+            )
+            yield conn
+        return
+    from .emulator import EmulatorConfig, EmulatorServer
+
+    options: dict[str, Any] = {"delivery_delay": 0.0, **(emulator_options or {})}
+    async with EmulatorServer(EmulatorConfig(**options)) as server:
+        if announce is not None:
+            announce(
+                f"using an embedded Twilio emulator at {server.base_url} ({target.reason}); "
+                "nothing leaves this machine"
+            )
+        async with Connection(
+            server.account_sid,
+            server.auth_token,
+            base_url=server.base_url,
+            rate_limit=paced,
+            limiter=limiter,
+            env={},
+        ) as conn:
+            yield conn
+
+
+def _redis_limiter(
+    spec: ConnectorSpec,
+    values: Mapping[str, str] | None,
+    env: Mapping[str, str],
+    paced: tuple[int, float] | bool | None,
+    url: str,
+    key: str | None,
+) -> Any:
+    from .redis_limiter import SHARED_LIMIT_SLACK, RedisLimiter, limit_key
+
+    if paced is None:
+        throttle = spec.throttle
+        paced = with_margin((throttle.calls, throttle.period)) if throttle else False
+    if not isinstance(paced, tuple):
+        raise ConfigurationError("a shared limit (Redis) needs a rate limit to share")
+    if key is None:
+        owner = (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
+        key = limit_key(owner or spec.id)
+    calls, period = paced
+    return RedisLimiter(url, key, calls, period + SHARED_LIMIT_SLACK)

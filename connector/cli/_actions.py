@@ -1,0 +1,244 @@
+# SPDX-License-Identifier: MIT
+"""
+``actions``, ``describe`` and ``call``: the connector's actions one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    add_emulator_switch,
+    complain,
+    environ,
+    key_value,
+    print_json,
+)
+
+
+if TYPE_CHECKING:
+    from .._manifest import ActionSpec, ConnectorSpec
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``actions``, ``describe`` and ``call``."""
+    actions = sub.add_parser("actions", help="list the connector's actions")
+    actions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    actions.set_defaults(handler=_actions)
+
+    describe = sub.add_parser("describe", help="show an action's inputs and output")
+    describe.add_argument("action")
+    describe.add_argument("--json", action="store_true", help="print the JSON Schemas instead")
+    describe.set_defaults(handler=_describe)
+
+    call = sub.add_parser(
+        "call",
+        help="run one action and print its output as JSON",
+        description=(
+            "Run one action. Credentials come from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+            "(or TWILIO_API_KEY and TWILIO_API_SECRET); without them the call goes to an "
+            "embedded emulator and nothing leaves this machine."
+        ),
+    )
+    call.add_argument("action")
+    call.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input; repeat an array key to add items",
+    )
+    call.add_argument(
+        "--inputs", metavar="FILE", help="a YAML or JSON mapping of inputs ('-' for stdin)"
+    )
+    add_emulator_switch(call)
+    call.set_defaults(handler=_call)
+
+
+def _connector() -> ConnectorSpec:
+    from .._manifest import default_connector
+
+    return default_connector()
+
+
+def _type_label(param: Any) -> str:
+    if param.type == "array":
+        inner = param.items.format or param.items.type
+        return f"array of {inner}"
+    return str(param.format or param.type)
+
+
+def _actions(ns: argparse.Namespace) -> int:
+    connector = _connector()
+    if ns.json:
+        from .._schemas import input_schema, output_schema
+
+        out = []
+        for action in connector.actions.values():
+            out.append(
+                {
+                    "id": action.id,
+                    "uses": f"{connector.id}/{action.id}",
+                    "title": action.title,
+                    "description": action.description,
+                    "deprecated": action.deprecated,
+                    "superseded_by": action.superseded_by,
+                    "method": action.method,
+                    "inputs": [
+                        {
+                            "key": p.key,
+                            "title": p.title,
+                            "type": p.type,
+                            "format": p.format,
+                            "required": p.required,
+                            "visibility": p.visibility,
+                            "description": p.description,
+                        }
+                        for p in action.parameters
+                    ],
+                    "returns": action.returns,
+                    "pages": action.paging is not None,
+                    "input_schema": input_schema(action),
+                    "output_schema": output_schema(connector, action),
+                }
+            )
+        print_json(out)
+        return EXIT_OK
+    width = max(len(a) for a in connector.actions)
+    for action in connector.actions.values():
+        flag = " [DEPRECATED]" if action.deprecated else ""
+        print(f"{action.id:<{width}}  {action.title}{flag}")
+    return EXIT_OK
+
+
+def _find(command: str, action_id: str) -> tuple[ConnectorSpec, ActionSpec] | None:
+    from ..errors import UnknownActionError
+
+    connector = _connector()
+    try:
+        return connector, connector.action(action_id)
+    except UnknownActionError as exc:
+        complain(command, exc)
+        return None
+
+
+def _describe(ns: argparse.Namespace) -> int:
+    found = _find("describe", ns.action)
+    if found is None:
+        return EXIT_INVALID
+    connector, action = found
+    if ns.json:
+        from .._schemas import input_schema, output_schema
+
+        print_json({"inputs": input_schema(action), "output": output_schema(connector, action)})
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    title = action.title + (" [DEPRECATED]" if action.deprecated else "")
+    console.print(f"[bold]{title}[/bold]  ({connector.id}/{action.id})")
+    console.print(action.description)
+    if action.deprecated and action.superseded_by:
+        console.print(f"Superseded by {action.superseded_by}.")
+    if action.notes:
+        console.print(action.notes)
+    table = Table("Name", "Key", "Required", "Type", "Description", title="Parameters")
+    for p in action.parameters:
+        table.add_row(p.title, p.key, "True" if p.required else "", _type_label(p), p.description)
+    if action.paging is not None:
+        table.add_row(
+            "Next page link", action.paging.next_link, "", "string", "A page's next link."
+        )
+    console.print(table)
+    if action.returns is None:
+        console.print("Returns nothing.")
+        return EXIT_OK
+    definition = connector.definitions[action.returns]
+    out = Table("Name", "Path", "Type", "Description", title=f"Returns {definition.name}")
+    for f in definition.fields:
+        kind = f"array of {f.items_ref or f.items_type}" if f.type == "array" else f.type
+        out.add_row(f.title, f.path, kind, f.description)
+    console.print(out)
+    return EXIT_OK
+
+
+def _parse_inputs(
+    action: ActionSpec, pairs: Sequence[tuple[str, str]], file: str | None
+) -> dict[str, Any]:
+    from ..errors import InputIssue, InvalidInputError
+
+    inputs: dict[str, Any] = {}
+    if file is not None:
+        import yaml
+
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, Mapping):
+            raise InvalidInputError(action.id, [InputIssue("--inputs", "must be a mapping")])
+        inputs.update(loaded)
+    arrays = {p.key for p in action.parameters if p.type == "array"}
+    issues = []
+    given: set[str] = set()
+    for key, value in pairs:
+        if key in arrays:
+            if key not in given:
+                inputs[key] = []
+            inputs[key].append(value)
+        elif key in given:
+            issues.append(InputIssue(key, "given twice (only array inputs repeat)", value))
+        else:
+            inputs[key] = value
+        given.add(key)
+    if issues:
+        raise InvalidInputError(action.id, issues)
+    return inputs
+
+
+def _call(ns: argparse.Namespace) -> int:
+    from ..errors import ConfigurationError, ConnectorError, InvalidInputError
+
+    found = _find("call", ns.action)
+    if found is None:
+        return EXIT_INVALID
+    _, action = found
+    try:
+        inputs = _parse_inputs(action, ns.input, ns.inputs)
+        # Check before starting anything, so bad input costs no emulator start-up.
+        from .._validation import compile_action
+
+        compile_action(action).validate(inputs)
+        result = asyncio.run(_run_call(action.id, inputs, ns.emulator))
+    except (InvalidInputError, ConfigurationError) as exc:
+        complain("call", exc)
+        return EXIT_INVALID
+    except ConnectorError as exc:
+        complain("call", exc)
+        return EXIT_FAILED
+    except OSError as exc:
+        complain("call", exc)
+        return EXIT_INVALID
+    print_json(result)
+    return EXIT_OK
+
+
+async def _run_call(action_id: str, inputs: Mapping[str, Any], emulator: bool | None) -> Any:
+    from .._connect import open_connection
+    from .._convert import to_json
+
+    async with open_connection(
+        env=environ(), emulator=emulator, announce=lambda text: complain("call", text)
+    ) as conn:
+        return to_json(await conn.call(action_id, inputs))
