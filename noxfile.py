@@ -31,10 +31,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Check style and formatting with ruff."""
-    session.install("ruff")
+    """Check style and formatting with ruff, and the layering with import-linter."""
+    session.install("ruff", "import-linter", "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The contracts live in pyproject.toml; docs/architecture.md draws them.
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)

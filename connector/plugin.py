@@ -27,22 +27,23 @@ looks at entry points.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._connection import Connection, Limiter, default_connector
-from ._convert import to_json
 from ._manifest import ActionSpec, ConnectionParamSpec, ConnectorSpec, load_manifest
 from ._schemas import input_schema, output_schema
 from .errors import InputIssue, InvalidInputError, PluginLoadError, UnknownConnectorError
+
+
+if TYPE_CHECKING:
+    from ._connection import Connection, Limiter
 
 
 __all__ = [
@@ -248,6 +249,8 @@ class Plugin:
         ]
         if issues:
             raise InvalidInputError("connection", issues)
+        from ._connection import Connection
+
         return Connection(connector=self.spec, values=values, env={}, limiter=limiter)
 
     async def invoke(
@@ -285,6 +288,9 @@ class Plugin:
             ValueError: A *limiter* was given with an open connection, or the connection
                 belongs to another connector.
         """
+        from ._connection import Connection
+        from ._convert import to_json
+
         if isinstance(connection, Connection):
             if limiter is not None:
                 raise ValueError("a limiter goes with connection values, not an open Connection")
@@ -316,6 +322,8 @@ class Plugin:
                 there instead (blocking the loop would stall every other task on it).
             Everything :meth:`invoke` raises.
         """
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -368,8 +376,21 @@ def _own_version() -> str:
         return ""
 
 
-#: The Twilio connector, as the ``twilio`` entry point of :data:`ENTRY_POINT_GROUP`.
-plugin: Final = Plugin.from_manifest(default_connector(), version=_own_version())
+def __getattr__(name: str) -> Any:
+    # The Twilio plugin is built on first use: importing this module (to find plugins,
+    # say) loads no manifest.
+    if name == "plugin":
+        from ._manifest import default_connector
+
+        value = Plugin.from_manifest(default_connector(), version=_own_version())
+        globals()["plugin"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    #: The Twilio connector, as the ``twilio`` entry point of :data:`ENTRY_POINT_GROUP`.
+    plugin: Plugin
 
 
 # -- discovery --------------------------------------------------------------------------

@@ -35,9 +35,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from connector.emulator import EmulatorConfig, EmulatorServer, ManualClock
-from connector.emulator._handsets import FaultMode, HandsetFault
-from connector.emulator._search import MessageQuery
+from connector.emulator import (
+    EmulatorConfig,
+    EmulatorServer,
+    FaultMode,
+    HandsetFault,
+    ManualClock,
+    MessageQuery,
+)
 
 
 __all__ = [

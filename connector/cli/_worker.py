@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from ..temporal._defaults import (
+from ..temporal import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     DEFAULT_NAMESPACE,

@@ -13,6 +13,8 @@ from connector.emulator._app import create_app
 from connector.emulator._clock import Clock, ManualClock
 from connector.emulator._config import EmulatorConfig
 from connector.emulator._faults import FaultConfig
+from connector.emulator._handsets import FaultMode, HandsetFault
+from connector.emulator._search import MessageQuery
 from connector.emulator._server import EmulatorServer
 from connector.emulator._validation import (
     ALWAYS_VALID_FROM,
@@ -31,7 +33,10 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorServer",
     "FaultConfig",
+    "FaultMode",
+    "HandsetFault",
     "ManualClock",
+    "MessageQuery",
     "count_segments",
     "create_app",
 ]

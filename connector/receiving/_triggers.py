@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
-from ..workflow import TriggerOn, Workflow, WorkflowFunctions
-from ..workflow._expressions import Template
+from ..workflow import Template, TriggerOn, Workflow, WorkflowFunctions
 
 
 __all__ = [

@@ -8,13 +8,20 @@ name (``twilio/send_text_message``). Start workers with ``twilio-connector worke
 --temporal HOST:PORT`` and submit runs with ``twilio-connector run WORKFLOW.yaml
 --engine temporal``. See ``docs/scaling.md``.
 
-Names resolve on first use, so the command line can read :mod:`._defaults` without
+Names resolve on first use, so the command line can read the defaults without
 importing temporalio.
 """
 
 from __future__ import annotations
 
 import typing as _typing
+
+from ._defaults import (
+    DEFAULT_ADDRESS,
+    DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+)
 
 
 if _typing.TYPE_CHECKING:
@@ -25,6 +32,10 @@ if _typing.TYPE_CHECKING:
 
 
 __all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_MAX_CONCURRENT_ACTIVITIES",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_TASK_QUEUE",
     "ActionCall",
     "ConnectorActivities",
     "ConnectorWorkflow",

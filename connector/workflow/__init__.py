@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._checks import check_workflow
-from ._expressions import WorkflowFunctions
+from ._expressions import Template, WorkflowFunctions
 from ._journal import DeliveryRecord, ItemRecord, Journal, RunRecord, default_journal_path
 from ._model import (
     ConnectionSpec,
@@ -49,6 +49,7 @@ __all__ = [
     "RunResult",
     "StepResult",
     "StepSpec",
+    "Template",
     "TriggerOn",
     "WaitSpec",
     "Workflow",
