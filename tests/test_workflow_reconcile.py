@@ -11,7 +11,7 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN
 from virtual_clock import run_virtual
 
 from connector import Connection, HttpRequest, HttpResponse, MockTransport
-from connector.workflow._runner import RECONCILE_SETTLE, find_sent_message
+from connector.workflow._calls import RECONCILE_SETTLE, find_sent_message
 
 
 SENT = {"to": "+15551230001", "from": "+15005550006", "body": "hello"}

@@ -2,20 +2,19 @@
 """
 The connector's actions as Temporal activities.
 
-Every action of the connection's manifest is an activity named as workflows name it
-(``twilio/send_text_message``), registered from the manifest when the worker starts, so
-a manifest that gains an action needs no new code. They all run through one generic
-implementation, also registered as ``invoke_action`` for callers that pick the action
-at run time. Input (:class:`ActionCall`) and output (a JSON object) are plain JSON,
-validated against the action's compiled schema inside the activity, exactly as a local
-run validates them.
+Every action of every connector the worker's connection serves is an activity named as
+workflows name it (``twilio/send_text_message``), registered from the manifest when
+the worker starts, so a manifest that gains an action needs no new code; built-in
+actions (``workflow/write_json``) run through the generic ``invoke_action``. They all
+run one call through :class:`~connector.workflow.ActionRunner`, exactly as a local run
+does: inputs validated against the action's compiled schema, outputs as JSON.
 
 Sends are made idempotent across Temporal's retries: each call carries a deterministic
 identity (workflow id, step id, item index); a retried attempt, or an attempt whose
 send ended with :class:`~connector.errors.MessageMayHaveBeenSentError`, first looks the
-message up with the workflow runner's :func:`~connector.workflow._runner.find_sent_message`
-and only sends when none is found. A message found this way is *claimed* for that
-identity, so two items to the same number never take the same message.
+message up (:func:`~connector.workflow.find_sent_message`) and only sends when none is
+found. A message found this way is *claimed* for that identity, so two items to the
+same number never take the same message.
 """
 
 from __future__ import annotations
@@ -23,33 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._connection import Connection
-from .._convert import to_json
-from .._validation import CompiledAction, compile_action
-from ..errors import ConnectorError, MessageMayHaveBeenSentError, TwilioAPIError
-from ..workflow._builtins import BUILTIN_CONNECTOR, BUILTINS
-from ..workflow._runner import MAX_UNKNOWN_ATTEMPTS, find_sent_message
+from ..workflow import ActionRunner, CallRequest, Claims, LocalClaims, Outcome, Prior
 
 
 __all__ = [
     "ACTIVITY_NAME",
     "ActionCall",
-    "Claims",
     "ConnectorActivities",
-    "LocalClaims",
     "RedisClaims",
 ]
 
-#: The activity's registered name.
+#: The generic activity's registered name (built-ins, and callers that pick the
+#: action at run time).
 ACTIVITY_NAME = "invoke_action"
 #: How often a running activity tells Temporal it is alive. A killed worker's calls
 #: are retried elsewhere once a heartbeat is missed, not when start_to_close expires.
@@ -93,25 +86,6 @@ class ActionCall:
         return f"{self.workflow_id}/{self.step_id}/{self.index}"
 
 
-class Claims(Protocol):
-    """Records which send a message was credited to, so no message counts twice."""
-
-    async def claim(self, sid: str, identity: str) -> bool:
-        """Credit *sid* to *identity* unless another identity has it; return whether it may."""
-        ...
-
-
-class LocalClaims:
-    """Claims held in this process: enough for one worker, or unique recipients."""
-
-    def __init__(self) -> None:
-        self._owners: dict[str, str] = {}
-
-    async def claim(self, sid: str, identity: str) -> bool:
-        """Credit *sid* to *identity* unless another identity has it."""
-        return self._owners.setdefault(sid, identity) == identity
-
-
 class RedisClaims:
     """
     Claims shared by every worker through Redis (``SET NX``), kept for a week.
@@ -138,27 +112,6 @@ class RedisClaims:
         return bool(owner == identity)
 
 
-def _result(
-    status: str,
-    output: Any = None,
-    *,
-    error: str | None = None,
-    error_code: int | None = None,
-    reconciled: bool = False,
-) -> dict[str, Any]:
-    return {
-        "status": status,
-        "output": output,
-        "error": error,
-        "error_code": error_code,
-        "reconciled": reconciled,
-    }
-
-
-def _code(exc: BaseException) -> int | None:
-    return exc.code if isinstance(exc, TwilioAPIError) else None
-
-
 @contextlib.asynccontextmanager
 async def _heartbeating() -> AsyncIterator[None]:
     async def beat() -> None:
@@ -177,10 +130,10 @@ async def _heartbeating() -> AsyncIterator[None]:
 
 class ConnectorActivities:
     """
-    The activity and the per-worker state it shares: one connection (so one rate
+    The activities and the per-worker state they share: one connection (so one rate
     limiter, or one share of a Redis-held limit) for every call the worker runs.
 
-    Register :meth:`invoke_action` with a ``temporalio.worker.Worker``.
+    Register :meth:`activities` with a ``temporalio.worker.Worker``.
 
     Args:
         connection: An open connection; the worker owns its lifecycle.
@@ -190,8 +143,7 @@ class ConnectorActivities:
     def __init__(self, connection: Connection, claims: Claims | None = None) -> None:
         self.connection = connection
         self.claims: Claims = claims or LocalClaims()
-        # Compiled once per action: every call of a 10,000-item step validates with it.
-        self._compiled: dict[str, CompiledAction] = {}
+        self._runner = ActionRunner(connection, claims=self.claims)
 
     @activity.defn(name=ACTIVITY_NAME)
     async def invoke_action(self, call: ActionCall) -> dict[str, Any]:
@@ -207,34 +159,25 @@ class ConnectorActivities:
             ApplicationError: A send's outcome stayed unknown (type
                 ``MessageOutcomeUnknown``); the retry reconciles before sending.
         """
-        connector_id, _, action_id = call.uses.partition("/")
-        if connector_id == BUILTIN_CONNECTOR:
-            return self._builtin(action_id, call)
-        try:
-            compiled = self._compiled.get(call.uses)
-            if compiled is None:
-                compiled = self._compiled[call.uses] = compile_action(
-                    self.connection.action(call.uses)
-                )
-            spec = compiled.spec
-            clean = compiled.validate(call.inputs)
-        except ConnectorError as exc:
-            return _result("failed", error=str(exc), error_code=_code(exc))
+        # An earlier attempt may have sent it and died before reporting (a killed
+        # worker, a lost answer): the retry looks before sending. The call was
+        # scheduled no later than that attempt started, so nothing it sent is missed.
+        prior = Prior("started", started=call.scheduled_at) if activity.info().attempt > 1 else None
+        request = CallRequest(
+            call.uses,
+            call.inputs,
+            identity=call.identity,
+            paginate=call.paginate,
+            max_items=call.max_items,
+            base_dir=Path(call.base_dir or "."),
+        )
         async with _heartbeating():
-            if spec.sends_message:
-                return await self._send(call, clean)
-            try:
-                if call.paginate:
-                    items = [
-                        to_json(entry)
-                        async for entry in self.connection.paginate(
-                            call.uses, clean, max_items=call.max_items
-                        )
-                    ]
-                    return _result("succeeded", items)
-                return _result("succeeded", to_json(await self.connection.call(call.uses, clean)))
-            except ConnectorError as exc:
-                return _result("failed", error=str(exc), error_code=_code(exc))
+            outcome = await self._runner.run(request, prior=prior)
+        if outcome.unresolved:
+            raise ApplicationError(f"{call.identity}: {outcome.error}", type=UNKNOWN_OUTCOME)
+        if outcome.reconciled and prior is not None:
+            activity.logger.info("%s: found the message an earlier attempt sent", call.identity)
+        return _result(outcome)
 
     def activities(self) -> list[Callable[..., Any]]:
         """
@@ -257,52 +200,12 @@ class ConnectorActivities:
         run.__name__ = run.__qualname__ = uses.replace("/", "__")
         return activity.defn(name=uses)(run)
 
-    def _builtin(self, action_id: str, call: ActionCall) -> dict[str, Any]:
-        builtin = BUILTINS.get(action_id)
-        if builtin is None:
-            return _result("failed", error=f"no built-in action {action_id!r}")
-        problems = builtin.check(call.inputs)
-        if problems:
-            return _result("failed", error="; ".join(problems))
-        try:
-            return _result("succeeded", builtin.run(call.inputs, Path(call.base_dir or ".")))
-        except (OSError, TypeError, ValueError) as exc:
-            return _result("failed", error=str(exc))
 
-    async def _send(self, call: ActionCall, clean: Mapping[str, Any]) -> dict[str, Any]:
-        identity = call.identity
-
-        def claim(sid: str) -> Awaitable[bool]:
-            return self.claims.claim(sid, identity)
-
-        if activity.info().attempt > 1:
-            # An earlier attempt may have sent it and died before reporting (a killed
-            # worker, a lost answer): look before sending. The call was scheduled no
-            # later than that attempt started, so nothing it sent is missed.
-            # The earlier attempt ended a heartbeat timeout ago: no need to let it settle.
-            found = await find_sent_message(
-                self.connection, clean, call.scheduled_at, claim=claim, settle=0.0
-            )
-            if found is not None:
-                activity.logger.info("%s: found the message an earlier attempt sent", identity)
-                return _result("succeeded", found, reconciled=True)
-        for _ in range(MAX_UNKNOWN_ATTEMPTS):
-            started = time.time()
-            try:
-                output = to_json(await self.connection.call(call.uses, clean))
-            except MessageMayHaveBeenSentError:
-                found = await find_sent_message(self.connection, clean, started, claim=claim)
-                if found is not None:
-                    return _result("succeeded", found, reconciled=True)
-                continue  # not sent: trying again cannot duplicate it
-            except ConnectorError as exc:
-                # Twilio refused it, or it never left: nothing was sent.
-                return _result("failed", error=str(exc), error_code=_code(exc))
-            if isinstance(output, Mapping) and isinstance(output.get("sid"), str):
-                await claim(output["sid"])
-            return _result("succeeded", output)
-        raise ApplicationError(
-            f"{identity}: the outcome of the send stayed unknown after "
-            f"{MAX_UNKNOWN_ATTEMPTS} attempts; the next attempt looks it up first",
-            type=UNKNOWN_OUTCOME,
-        )
+def _result(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "output": outcome.output,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+        "reconciled": outcome.reconciled,
+    }

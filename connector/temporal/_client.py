@@ -18,9 +18,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from ..workflow._expressions import WorkflowFunctions, read_paths
-from ..workflow._model import Workflow, WorkflowError
-from ..workflow._runner import ItemResult, RunResult, StepResult, new_run_id, resolve_inputs
+from ..errors import WorkflowError
+from ..workflow import (
+    ItemResult,
+    RunResult,
+    StepResult,
+    Workflow,
+    WorkflowFunctions,
+    new_run_id,
+    read_paths,
+    resolve_inputs,
+)
 from ._workflow import ConnectorWorkflow, WorkflowRun
 
 

@@ -20,7 +20,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from .._connect import choose_target, open_connection
 from .._connection import Connection, default_connector
 from ..errors import ConfigurationError
-from ._activities import Claims, ConnectorActivities, RedisClaims
+from ..workflow import Claims
+from ._activities import ConnectorActivities, RedisClaims
 from ._defaults import DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_TASK_QUEUE
 from ._workflow import ConnectorWorkflow
 

@@ -9,8 +9,27 @@ See ``docs/workflows.md`` for the format.
 from __future__ import annotations
 
 from ..errors import ExpressionError, Problem, RunError, WorkflowError
+from ._builtins import BUILTIN_CONNECTOR
+from ._calls import (
+    ActionRunner,
+    CallRequest,
+    Claims,
+    LocalClaims,
+    Prior,
+    find_sent_message,
+)
 from ._checks import check_workflow
-from ._expressions import Template, WorkflowFunctions
+from ._expressions import Template, WorkflowFunctions, read_paths
+from ._interpreter import (
+    Call,
+    Clock,
+    Interpreter,
+    ItemResult,
+    Outcome,
+    Recorder,
+    RunResult,
+    StepResult,
+)
 from ._journal import DeliveryRecord, ItemRecord, Journal, RunRecord, default_journal_path
 from ._model import (
     ConnectionSpec,
@@ -22,10 +41,9 @@ from ._model import (
     load_workflow,
 )
 from ._runner import (
-    ItemResult,
+    LoopClock,
     Progress,
-    RunResult,
-    StepResult,
+    fan_out,
     new_run_id,
     resolve_inputs,
     run_workflow,
@@ -35,15 +53,27 @@ from ._schema import workflow_schema
 
 
 __all__ = [
+    "BUILTIN_CONNECTOR",
+    "ActionRunner",
+    "Call",
+    "CallRequest",
+    "Claims",
+    "Clock",
     "ConnectionSpec",
     "DeliveryRecord",
     "ExpressionError",
     "InputSpec",
+    "Interpreter",
     "ItemRecord",
     "ItemResult",
     "Journal",
+    "LocalClaims",
+    "LoopClock",
+    "Outcome",
+    "Prior",
     "Problem",
     "Progress",
+    "Recorder",
     "RunError",
     "RunRecord",
     "RunResult",
@@ -57,8 +87,11 @@ __all__ = [
     "WorkflowFunctions",
     "check_workflow",
     "default_journal_path",
+    "fan_out",
+    "find_sent_message",
     "load_workflow",
     "new_run_id",
+    "read_paths",
     "resolve_inputs",
     "run_workflow",
     "trigger_payload",

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """
-The engine: runs a workflow's steps through one connection, journals every call, and
-resumes a run without repeating finished work or resending a message.
+The local driver of the interpreter: runs a workflow in this process through one
+connection, journals every call, and resumes a run without repeating finished work or
+resending a message.
 
 Host engines reuse :func:`run_workflow` with their own connection, journal and
 progress reporter.
@@ -15,58 +16,39 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
-import attrs
+import anyio
 
 from .._connection import Connection
-from .._convert import build_record, field_value, to_json
-from .._manifest import ActionSpec, ConnectorSpec
-from .._validation import compile_action
-from ..errors import (
-    ConnectorError,
-    ExpressionError,
-    MessageMayHaveBeenSentError,
-    Problem,
-    RunError,
-    TwilioAPIError,
-    WorkflowError,
-)
-from ._builtins import BUILTIN_CONNECTOR, BUILTINS
+from .._convert import build_record
+from .._manifest import ConnectorSpec
+from ..errors import Problem, RunError, WorkflowError
+from ._calls import ActionRunner, CallRequest, LocalClaims, Prior
 from ._checks import check_workflow
-from ._expressions import Template, WorkflowFunctions
+from ._interpreter import (
+    Call,
+    Clock,
+    Interpreter,
+    ItemResult,
+    Outcome,
+    RunResult,
+    StepResult,
+    StepStatus,
+)
 from ._journal import ItemRecord, Journal
 from ._model import StepSpec, Workflow, input_type_ok
 
 
 __all__ = [
-    "ItemResult",
+    "LoopClock",
     "Progress",
-    "RunError",
-    "RunResult",
-    "StepResult",
-    "find_sent_message",
     "new_run_id",
     "resolve_inputs",
     "run_workflow",
     "trigger_payload",
 ]
-
-StepStatus = Literal["succeeded", "failed", "skipped"]
-
-#: How many sends of one item may end with an unknown outcome before the runner gives
-#: up on it (leaving it to be reconciled by a later resume).
-MAX_UNKNOWN_ATTEMPTS = 3
-#: Clock skew allowed between this machine and Twilio when matching a message found
-#: by reconciliation to the attempt that sent it.
-RECONCILE_SKEW = dt.timedelta(minutes=5)
-#: How many recent messages to a recipient reconciliation looks through.
-RECONCILE_LIMIT = 200
-#: Seconds to wait before a second look when the first finds nothing right after a send
-#: of unknown outcome: a request Twilio was still processing, or a list not yet showing
-#: a new message, must not lead to a resend.
-RECONCILE_SETTLE = 2.0
 
 
 class Progress(Protocol):
@@ -82,78 +64,32 @@ class Progress(Protocol):
         """A step ended with *status*."""
 
 
-@attrs.frozen
-class ItemResult:
+class LoopClock:
     """
-    The outcome of one call of a step.
+    Wall time that advances with the running event loop's clock, so that a run on a
+    virtual-clock loop (tests) sees time pass exactly as its timers do.
 
-    Attributes:
-        index: The item's position (0 for steps without ``for_each``).
-        status: ``succeeded`` or ``failed``.
-        output: The output in JSON form (``None`` when it failed).
-        error: The error, in words.
-        error_code: Twilio's error code, when there is one.
-        reconciled: Whether a send's unknown outcome was resolved by finding the message.
-        resumed: Whether the result comes from the journal of an earlier attempt.
+    Create it inside the loop that runs the workflow.
     """
 
-    index: int
-    status: Literal["succeeded", "failed"]
-    output: Any = None
-    error: str | None = None
-    error_code: int | None = None
-    reconciled: bool = False
-    resumed: bool = False
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._offset = time.time() - self._loop.time()
+
+    def now(self) -> float:
+        """Seconds since 1970."""
+        return self._offset + self._loop.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait *seconds* of the loop's time."""
+        await asyncio.sleep(seconds)
 
 
-@attrs.frozen
-class StepResult:
-    """
-    The outcome of one step.
-
-    Attributes:
-        id: The step id.
-        uses: The action it ran.
-        status: ``succeeded``, ``failed`` or ``skipped`` (its ``if`` was false).
-        outputs: What ``steps.<id>.outputs`` reads: the action's output, or for
-            ``for_each`` a list with one entry per item (``None`` for failed items).
-        items: Each call's outcome.
-        error: Why the step failed, when not because of its items.
-        resumed: Whether the whole step was finished in an earlier attempt.
-        seconds: How long the step took in this attempt.
-    """
-
-    id: str
-    uses: str
-    status: StepStatus
-    outputs: Any = None
-    items: tuple[ItemResult, ...] = ()
-    error: str | None = None
-    resumed: bool = False
-    seconds: float = 0.0
-
-
-@attrs.frozen
-class RunResult:
-    """
-    The outcome of a run.
-
-    Attributes:
-        run_id: The id to resume it with.
-        status: ``succeeded`` or ``failed``.
-        outputs: The workflow's outputs.
-        steps: Each step that ran or was skipped, in order.
-    """
-
-    run_id: str
-    status: Literal["succeeded", "failed"]
-    outputs: Mapping[str, Any]
-    steps: tuple[StepResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Whether every step succeeded (or failed with ``continue_on_error``)."""
-        return self.status == "succeeded"
+async def fan_out(workers: Sequence[Callable[[], Coroutine[Any, Any, None]]]) -> None:
+    """Run *workers* in one anyio task group: if one fails, the others are cancelled."""
+    async with anyio.create_task_group() as group:
+        for worker in workers:
+            group.start_soon(worker)
 
 
 def new_run_id() -> str:
@@ -274,6 +210,7 @@ async def run_workflow(
     progress: Progress | None = None,
     env: Mapping[str, str] | None = None,
     trigger: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> RunResult:
     """
     Run a workflow, or resume a run.
@@ -294,6 +231,7 @@ async def run_workflow(
         trigger: For a workflow with ``on:``, the event that starts the run, read as
             ``trigger`` (converted to the trigger's payload definition). On resume, the
             journaled event is used.
+        clock: The run's time (for simulations and tests); the event loop's otherwise.
 
     Returns:
         The run's outcome.
@@ -341,428 +279,116 @@ async def run_workflow(
             event = trigger_payload(connection.connector, workflow.trigger.uses, trigger)
         run_id = run_id or new_run_id()
         journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
-    runner = _Runner(
-        workflow, values, connection, journal, run_id, progress or _NoProgress(), env or {}
-    )
     if workflow.trigger is not None:
-        runner.context["trigger"] = dict(event or {})
+        event = dict(event or {})
+    recorder = _JournalRecorder(journal, run_id, progress or _NoProgress())
+    actions = ActionRunner(connection, claims=recorder.claims)
+
+    async def call(request: Call) -> Outcome:
+        step, index = request.step, request.index
+
+        def started(shown: Any, at: float) -> None:
+            journal.item_started(run_id, step.id, index, shown, at)
+
+        def paged() -> None:
+            recorder.progress.advance(step.id)
+
+        return await actions.run(
+            CallRequest(
+                step.uses,
+                request.inputs,
+                identity=f"{run_id}/{step.id}/{index}",
+                paginate=step.paginate,
+                max_items=step.max_items,
+                base_dir=workflow.base_dir,
+                repeat=request.repeat,
+            ),
+            prior=recorder.prior(step, index),
+            on_send=started,
+            on_page_item=paged,
+        )
+
+    interpreter = Interpreter(
+        workflow,
+        run_id=run_id,
+        call=call,
+        clock=clock or LoopClock(),
+        recorder=recorder,
+        fan_out=fan_out,
+    )
     # If cancelled or killed, the run stays "running" in the journal: `runs` shows it as
     # interrupted once this process is gone, and a resume picks it up.
-    return await runner.run()
+    return await interpreter.run(values, env or {}, event)
 
 
-class _Runner:
-    def __init__(
-        self,
-        workflow: Workflow,
-        inputs: Mapping[str, Any],
-        connection: Connection,
-        journal: Journal,
-        run_id: str,
-        progress: Progress,
-        env: Mapping[str, str],
-    ) -> None:
-        self.workflow = workflow
-        self.connection = connection
+class _JournalRecorder:
+    """The local runner's recorder: every outcome goes to the journal."""
+
+    def __init__(self, journal: Journal, run_id: str, progress: Progress) -> None:
         self.journal = journal
         self.run_id = run_id
         self.progress = progress
-        self.functions = WorkflowFunctions(workflow.base_dir)
-        self.context: dict[str, Any] = {"inputs": dict(inputs), "env": dict(env), "steps": {}}
+        # Messages already credited to an item, so that reconciliation never credits
+        # one message to two items (a list may name a number twice).
+        self.claims = LocalClaims()
+        self._journaled: dict[str, dict[int, ItemRecord]] = {}
+        self._results: dict[str, dict[int, ItemResult]] = {}
 
-    async def run(self) -> RunResult:
-        results: list[StepResult] = []
-        failed = False
-        for step in self.workflow.steps:
-            result = await self._step(step)
-            results.append(result)
-            self.context["steps"][step.id] = {"outputs": result.outputs, "status": result.status}
-            if result.status == "failed" and not step.continue_on_error:
-                failed = True
-                break
-        outputs = self._outputs()
-        status: Literal["succeeded", "failed"] = "failed" if failed else "succeeded"
-        error = None
-        if failed:
-            last = results[-1]
-            error = last.error or f"step {last.id} failed"
-        self.journal.finish_run(self.run_id, status, outputs, error)
-        return RunResult(self.run_id, status, outputs, tuple(results))
-
-    def _outputs(self) -> dict[str, Any]:
-        outputs: dict[str, Any] = {}
-        for name, value in self.workflow.outputs.items():
-            try:
-                outputs[name] = self._render(value, ("outputs", name), self.context)
-            except ExpressionError:
-                # An output may read a step that did not run; it is then null.
-                outputs[name] = None
-        return outputs
-
-    def _render(self, value: Any, path: tuple[str | int, ...], context: Mapping[str, Any]) -> Any:
-        template = self.workflow.templates.get(path)
-        if template is not None:
-            return template.render(context, self.functions)
-        if isinstance(value, Mapping):
-            return {k: self._render(v, (*path, str(k)), context) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._render(v, (*path, i), context) for i, v in enumerate(value)]
-        return value
-
-    # -- steps ----------------------------------------------------------------------
-
-    async def _step(self, step: StepSpec) -> StepResult:
+    def finished_step(self, step: StepSpec) -> StepResult | None:
         done = self.journal.step(self.run_id, step.id)
-        if done is not None and done.state in ("succeeded", "skipped"):
-            return StepResult(step.id, step.uses, done.state, done.outputs, resumed=True)  # type: ignore[arg-type]
-        try:
-            if step.if_ is not None and not _truthy(step.if_.render(self.context, self.functions)):
-                self.journal.finish_step(self.run_id, step.id, "skipped", None, None)
-                self.progress.step_finished(step.id, "skipped")
-                return StepResult(step.id, step.uses, "skipped")
-            items: list[Any] = [None]
-            if step.for_each is not None:
-                if isinstance(step.for_each, Template):
-                    items = step.for_each.render(self.context, self.functions)
-                else:
-                    items = self._render(step.for_each, (*step.path, "for_each"), self.context)
-                if not isinstance(items, list):
-                    raise ExpressionError(
-                        getattr(step.for_each, "text", "for_each"),
-                        f"for_each needs a list, got {type(items).__name__}",
-                    )
-        except ExpressionError as exc:
-            return self._fail_step(step, str(exc))
-        executor = _StepExecutor(self, step, self.journal.items(self.run_id, step.id))
-        self.progress.step_started(step.id, None if step.paginate else len(items))
-        began = time.monotonic()
-        item_results = await executor.run(items)
-        seconds = time.monotonic() - began
-        failed = [r for r in item_results if r.status == "failed"]
-        status: StepStatus = "failed" if failed else "succeeded"
-        if step.for_each is not None:
-            outputs: Any = [r.output for r in item_results]
-        else:
-            outputs = item_results[0].output
-        error = None
-        if failed:
-            error = (
-                f"{len(failed)} of {len(item_results)} items failed"
-                if step.for_each is not None
-                else failed[0].error
+        if done is None or done.state not in ("succeeded", "skipped"):
+            return None
+        status: StepStatus = "succeeded" if done.state == "succeeded" else "skipped"
+        return StepResult(step.id, step.uses, status, done.outputs, resumed=True)
+
+    def step_started(self, step: StepSpec, total: int | None) -> None:
+        journaled = self._journaled[step.id] = self.journal.items(self.run_id, step.id)
+        for record in journaled.values():
+            sid = record.output.get("sid") if isinstance(record.output, Mapping) else None
+            if record.state == "succeeded" and isinstance(sid, str):
+                self.claims.add(sid, f"{self.run_id}/{step.id}/{record.index}")
+        self._results[step.id] = {}
+        self.progress.step_started(step.id, total)
+
+    def prior(self, step: StepSpec, index: int) -> Prior | None:
+        record = self._journaled.get(step.id, {}).get(index)
+        if record is None:
+            return None
+        return Prior(record.state, record.inputs, record.started, record.output, record.reconciled)
+
+    def item_finished(self, step: StepSpec, index: int, outcome: Outcome) -> None:
+        # An unresolved send stays "started" in the journal, so a resume looks it up
+        # before any resend; a resumed one is in the journal already.
+        if not (outcome.unresolved or outcome.resumed):
+            self.journal.item_finished(
+                self.run_id,
+                step.id,
+                index,
+                outcome.status,
+                inputs=outcome.inputs if outcome.inputs is not None else {},
+                output=outcome.output,
+                error=outcome.error,
+                error_code=outcome.error_code,
+                reconciled=outcome.reconciled,
             )
+        self._results.setdefault(step.id, {})[index] = outcome.result(index)
+        if not step.paginate:
+            self.progress.advance(step.id)
+
+    def step_finished(
+        self, step: StepSpec, status: StepStatus, error: str | None, seconds: float
+    ) -> StepResult:
+        by_index = self._results.pop(step.id, {})
+        self._journaled.pop(step.id, None)
+        items = tuple(by_index[i] for i in sorted(by_index))
+        outputs: Any = None
+        if step.for_each is not None:
+            outputs = [item.output for item in items]
+        elif items:
+            outputs = items[0].output
         self.journal.finish_step(self.run_id, step.id, status, outputs, error)
         self.progress.step_finished(step.id, status)
-        return StepResult(
-            step.id, step.uses, status, outputs, tuple(item_results), error, seconds=seconds
-        )
+        return StepResult(step.id, step.uses, status, outputs, items, error, seconds=seconds)
 
-    def _fail_step(self, step: StepSpec, error: str) -> StepResult:
-        self.journal.finish_step(self.run_id, step.id, "failed", None, error)
-        self.progress.step_finished(step.id, "failed")
-        return StepResult(step.id, step.uses, "failed", error=error)
-
-
-def _truthy(value: Any) -> bool:
-    # JMESPath's notion of truth: false, null, "", [] and {} are false.
-    return value not in (None, False, "", [], {})
-
-
-async def find_sent_message(
-    connection: Connection,
-    inputs: Mapping[str, Any],
-    started: float,
-    *,
-    claim: Callable[[str], Awaitable[bool]],
-    settle: float = RECONCILE_SETTLE,
-) -> Any:
-    """
-    Look for the message a send attempt may have sent, so that it is never sent twice.
-
-    A match has the same To, From and body as *inputs* and was created no earlier than
-    the attempt (less :data:`RECONCILE_SKEW` of clock skew). It is looked up with
-    ``list_messages_v2``: first filtered on the day the attempt started (``DateSent``,
-    UTC), then without a date, because a message still queued has no ``date_sent`` yet
-    and one sent just after midnight has the next day's.
-
-    Args:
-        connection: An open connection.
-        inputs: The send's validated inputs (``to``, ``from``, ``body``).
-        started: When the attempt started (a POSIX timestamp); for an attempt whose
-            start is unknown, any earlier moment (more messages are then looked at).
-        claim: Called with the SID of each candidate; it returns whether the message may
-            be credited to this send (``False`` when another send already took it, as
-            when a list names a number twice) and records the claim.
-        settle: When nothing is found, wait this long and look once more (0: look once,
-            for an attempt that ended long ago).
-
-    Returns:
-        The message as JSON, or ``None`` when no unclaimed match exists.
-    """
-    since = dt.datetime.fromtimestamp(started, dt.UTC) - RECONCILE_SKEW
-    query: dict[str, Any] = {"To": inputs["to"]}
-    if inputs.get("from"):
-        query["From"] = inputs["from"]
-    day = dt.datetime.fromtimestamp(started, dt.UTC).date().isoformat()
-    for look in range(2 if settle > 0 else 1):
-        if look:
-            await asyncio.sleep(settle)
-        for filters in ({**query, "DateSent": day}, query):
-            async for message in connection.paginate(
-                "list_messages_v2", filters, max_items=RECONCILE_LIMIT
-            ):
-                created = field_value(message, "date_created")
-                if created is not None and created < since:
-                    break  # newest first: everything further is older than the attempt
-                sid = field_value(message, "sid")
-                if field_value(message, "body") == inputs.get("body") and await claim(sid):
-                    return to_json(message)
-    return None
-
-
-class _StepExecutor:
-    """Runs the calls of one step: a bounded pool of workers over its items."""
-
-    def __init__(self, runner: _Runner, step: StepSpec, journaled: dict[int, ItemRecord]) -> None:
-        self.runner = runner
-        self.step = step
-        self.journaled = journaled
-        self.connection = runner.connection
-        self.action: ActionSpec | None = None
-        if step.connector_id != BUILTIN_CONNECTOR:
-            self.action = self.connection.action(step.uses)
-            self.compiled = compile_action(self.action)
-        # Messages already matched to an item of this step, so that reconciliation
-        # never credits one message to two items (a list may name a number twice).
-        self.claimed: set[str] = {
-            sid
-            for record in journaled.values()
-            if record.state == "succeeded"
-            and isinstance(record.output, Mapping)
-            and isinstance(sid := record.output.get("sid"), str)
-        }
-
-    async def run(self, items: list[Any]) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(items)
-        # A shared iterator feeds a fixed number of workers: memory stays bounded by
-        # the concurrency however many items there are, and the connection's limiter
-        # paces the requests.
-        work: Iterator[tuple[int, Any]] = enumerate(items)
-
-        async def worker() -> None:
-            for index, item in work:
-                results[index] = await self._item(index, item)
-                if not self.step.paginate:
-                    self.runner.progress.advance(self.step.id)
-
-        workers = max(
-            1, min(self.step.concurrency if self.step.for_each is not None else 1, len(items))
-        )
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
-        return [r for r in results if r is not None]
-
-    def _context(self, index: int, item: Any) -> Mapping[str, Any]:
-        if self.step.for_each is None:
-            return self.runner.context
-        return {**self.runner.context, "item": item, "index": index}
-
-    async def _item(self, index: int, item: Any) -> ItemResult:
-        step = self.step
-        context = self._context(index, item)
-        prior = self.journaled.get(index)
-        try:
-            inputs = self.runner._render(step.with_, (*step.path, "with"), context)
-        except ExpressionError as exc:
-            return self._failed(index, {}, str(exc))
-        if step.connector_id == BUILTIN_CONNECTOR:
-            return self._builtin(index, inputs)
-        try:
-            clean = self.compiled.validate(inputs)
-        except ConnectorError as exc:
-            return self._failed(index, _json_inputs(inputs), str(exc))
-        shown = to_json(self.compiled.masked(clean))
-        if prior is not None and prior.state == "succeeded":
-            if prior.inputs != shown:
-                return self._failed(
-                    index, shown, "this item's inputs changed since the run started; not resent"
-                )
-            return ItemResult(
-                index, "succeeded", prior.output, reconciled=prior.reconciled, resumed=True
-            )
-        assert self.action is not None
-        if self.action.sends_message:
-            return await self._send(index, clean, shown, prior)
-        try:
-            output = await self._call(clean, context)
-        except ConnectorError as exc:
-            return self._failed(index, shown, str(exc), _code(exc))
-        except ExpressionError as exc:
-            return self._failed(index, shown, str(exc))
-        except TimeoutError as exc:
-            return self._failed(index, shown, str(exc))
-        self.runner.journal.item_finished(
-            self.runner.run_id, step.id, index, "succeeded", inputs=shown, output=output
-        )
-        return ItemResult(index, "succeeded", output)
-
-    def _builtin(self, index: int, inputs: Mapping[str, Any]) -> ItemResult:
-        builtin = BUILTINS[self.step.action_id]
-        shown = _json_inputs(inputs)
-        problems = builtin.check(inputs)
-        if problems:
-            return self._failed(index, shown, "; ".join(problems))
-        try:
-            output = builtin.run(inputs, self.runner.workflow.base_dir)
-        except (OSError, TypeError, ValueError) as exc:
-            return self._failed(index, shown, str(exc))
-        # Inputs of built-ins can be large (a whole export); the journal keeps a summary.
-        summary = {k: (f"<{len(v)} items>" if isinstance(v, list) else v) for k, v in shown.items()}
-        self.runner.journal.item_finished(
-            self.runner.run_id, self.step.id, index, "succeeded", inputs=summary, output=output
-        )
-        return ItemResult(index, "succeeded", output)
-
-    async def _call(self, clean: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
-        step = self.step
-        if step.paginate:
-            collected = []
-            async for entry in self.connection.paginate(step.uses, clean, max_items=step.max_items):
-                collected.append(to_json(entry))
-                self.runner.progress.advance(step.id)
-            return collected
-        output = to_json(await self.connection.call(step.uses, clean))
-        wait = step.wait_until
-        if wait is None:
-            return output
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait.timeout
-        while not _truthy(
-            wait.condition.render({**context, "outputs": output}, self.runner.functions)
-        ):
-            if loop.time() + wait.interval > deadline:
-                raise TimeoutError(
-                    f"wait_until: {wait.condition.text} still false after {wait.timeout:g}s "
-                    f"(last output: status={output.get('status') if isinstance(output, Mapping) else output!r})"
-                )
-            # Polling Twilio at the step's interval is the point of wait_until.
-            await asyncio.sleep(wait.interval)
-            output = to_json(await self.connection.call(step.uses, clean))
-        return output
-
-    async def _send(
-        self,
-        index: int,
-        clean: Mapping[str, Any],
-        shown: Mapping[str, Any],
-        prior: ItemRecord | None,
-    ) -> ItemResult:
-        run_id, step_id, journal = self.runner.run_id, self.step.id, self.runner.journal
-        if prior is not None and prior.state == "started":
-            # An earlier process started this send and never learnt its outcome.
-            if prior.inputs != shown:
-                return self._failed(
-                    index, shown, "this item's inputs changed since its send started; not resent"
-                )
-            try:
-                found = await self._reconcile(clean, prior.started or time.time(), settle=0.0)
-            except ConnectorError as exc:
-                return _lookup_failed(index, exc)
-            if found is not None:
-                journal.item_finished(
-                    run_id, step_id, index, "succeeded", inputs=shown, output=found, reconciled=True
-                )
-                return ItemResult(index, "succeeded", found, reconciled=True)
-        for _ in range(MAX_UNKNOWN_ATTEMPTS):
-            started = time.time()
-            journal.item_started(run_id, step_id, index, shown, started)
-            try:
-                output = to_json(await self.connection.call(self.step.uses, clean))
-            except MessageMayHaveBeenSentError:
-                try:
-                    found = await self._reconcile(clean, started)
-                except ConnectorError as exc:
-                    return _lookup_failed(index, exc)
-                if found is None:
-                    continue  # not sent: trying again cannot duplicate it
-                journal.item_finished(
-                    run_id, step_id, index, "succeeded", inputs=shown, output=found, reconciled=True
-                )
-                return ItemResult(index, "succeeded", found, reconciled=True)
-            except ConnectorError as exc:
-                # Twilio refused it, or it never left: nothing was sent.
-                journal.item_finished(
-                    run_id,
-                    step_id,
-                    index,
-                    "failed",
-                    inputs=shown,
-                    error=str(exc),
-                    error_code=_code(exc),
-                )
-                return ItemResult(index, "failed", error=str(exc), error_code=_code(exc))
-            if isinstance(output, Mapping) and isinstance(output.get("sid"), str):
-                self.claimed.add(output["sid"])
-            journal.item_finished(run_id, step_id, index, "succeeded", inputs=shown, output=output)
-            return ItemResult(index, "succeeded", output)
-        # Left "started" in the journal: a resume reconciles it again before any resend.
-        return ItemResult(
-            index,
-            "failed",
-            error=f"the outcome of the send stayed unknown after {MAX_UNKNOWN_ATTEMPTS} attempts",
-        )
-
-    async def _reconcile(
-        self, clean: Mapping[str, Any], started: float, *, settle: float = RECONCILE_SETTLE
-    ) -> Any:
-        """
-        Look for the message an attempt may have sent (see :func:`find_sent_message`),
-        never crediting one message to two items of this step.
-        """
-
-        async def claim(sid: str) -> bool:
-            if sid in self.claimed:
-                return False
-            self.claimed.add(sid)
-            return True
-
-        return await find_sent_message(self.connection, clean, started, claim=claim, settle=settle)
-
-    def _failed(
-        self, index: int, shown: Mapping[str, Any], error: str, code: int | None = None
-    ) -> ItemResult:
-        self.runner.journal.item_finished(
-            self.runner.run_id,
-            self.step.id,
-            index,
-            "failed",
-            inputs=shown,
-            error=error,
-            error_code=code,
-        )
-        return ItemResult(index, "failed", error=error, error_code=code)
-
-
-def _lookup_failed(index: int, exc: ConnectorError) -> ItemResult:
-    # The item stays "started" in the journal, so a resume looks the message up again
-    # before any resend; nothing is sent while its outcome is unknown.
-    return ItemResult(
-        index,
-        "failed",
-        error=f"the outcome of the send is unknown and looking it up failed: {exc}",
-        error_code=_code(exc),
-    )
-
-
-def _code(exc: BaseException) -> int | None:
-    if isinstance(exc, TwilioAPIError):
-        return exc.code
-    return None
-
-
-def _json_inputs(inputs: Any) -> Any:
-    try:
-        return to_json(inputs)
-    except TypeError:
-        return {"unprintable": repr(inputs)[:200]}
+    def run_finished(self, result: RunResult, error: str | None) -> None:
+        self.journal.finish_run(self.run_id, result.status, result.outputs, error)

@@ -1,0 +1,477 @@
+# SPDX-License-Identifier: MIT
+"""
+The one interpreter of the workflow language: steps in order, ``if``, ``for_each``,
+``with`` rendered per item, ``wait_until``, ``continue_on_error``, step status and the
+workflow's ``outputs``.
+
+It does no I/O of its own. A driver gives it:
+
+- a *call* coroutine that runs one call of an action (the local runner validates,
+  journals and reconciles; Temporal schedules an activity);
+- a *clock* (wall time locally, workflow time on Temporal; a virtual one in tests);
+- a *recorder* that keeps what the run produces and says what an earlier attempt of
+  the run finished (the journal locally, the workflow's own memory on Temporal);
+- a *fan-out* that runs a step's workers concurrently (an anyio task group locally;
+  ``asyncio.gather`` on Temporal, where a task group's ``ExceptionGroup`` would not fail
+  the workflow, temporalio sdk-python#1020).
+
+Memory is bounded by a step's concurrency, not by its number of items: items are drawn
+from their source one at a time, each outcome goes to the recorder as soon as it is
+known, and an item whose ``wait_until`` condition does not hold yet is parked in a
+queue (no task per waiting item, no concurrency slot) until its next poll is due.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+import attrs
+
+from ..errors import ExpressionError
+from ._expressions import Template, WorkflowFunctions
+from ._model import StepSpec, Workflow
+
+
+__all__ = [
+    "Call",
+    "CallFn",
+    "Clock",
+    "FanOut",
+    "Interpreter",
+    "ItemResult",
+    "Outcome",
+    "Recorder",
+    "RunResult",
+    "StepResult",
+    "truthy",
+]
+
+StepStatus = Literal["succeeded", "failed", "skipped"]
+
+
+@attrs.frozen
+class ItemResult:
+    """
+    The outcome of one call of a step.
+
+    Attributes:
+        index: The item's position (0 for steps without ``for_each``).
+        status: ``succeeded`` or ``failed``.
+        output: The output in JSON form (``None`` when it failed).
+        error: The error, in words.
+        error_code: Twilio's error code, when there is one.
+        reconciled: Whether a send's unknown outcome was resolved by finding the message.
+        resumed: Whether the result comes from the journal of an earlier attempt.
+    """
+
+    index: int
+    status: Literal["succeeded", "failed"]
+    output: Any = None
+    error: str | None = None
+    error_code: int | None = None
+    reconciled: bool = False
+    resumed: bool = False
+
+
+@attrs.frozen
+class StepResult:
+    """
+    The outcome of one step.
+
+    Attributes:
+        id: The step id.
+        uses: The action it ran.
+        status: ``succeeded``, ``failed`` or ``skipped`` (its ``if`` was false).
+        outputs: What ``steps.<id>.outputs`` reads: the action's output, or for
+            ``for_each`` a list with one entry per item (``None`` for failed items).
+        items: Each call's outcome.
+        error: Why the step failed, when not because of its items.
+        resumed: Whether the whole step was finished in an earlier attempt.
+        seconds: How long the step took in this attempt.
+    """
+
+    id: str
+    uses: str
+    status: StepStatus
+    outputs: Any = None
+    items: tuple[ItemResult, ...] = ()
+    error: str | None = None
+    resumed: bool = False
+    seconds: float = 0.0
+
+
+@attrs.frozen
+class RunResult:
+    """
+    The outcome of a run.
+
+    Attributes:
+        run_id: The id to resume it with.
+        status: ``succeeded`` or ``failed``.
+        outputs: The workflow's outputs.
+        steps: Each step that ran or was skipped, in order.
+    """
+
+    run_id: str
+    status: Literal["succeeded", "failed"]
+    outputs: Mapping[str, Any]
+    steps: tuple[StepResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step succeeded (or failed with ``continue_on_error``)."""
+        return self.status == "succeeded"
+
+
+@attrs.frozen
+class Call:
+    """
+    One call of an action, as the interpreter asks a driver for it.
+
+    Attributes:
+        step: The step.
+        index: The item's position (0 for steps without ``for_each``).
+        inputs: The step's ``with``, rendered for this item.
+        repeat: A ``wait_until`` poll: call again, even if an earlier attempt of the run
+            finished this item.
+    """
+
+    step: StepSpec
+    index: int
+    inputs: Any
+    repeat: bool = False
+
+
+@attrs.frozen
+class Outcome:
+    """
+    What one call came to, as a driver reports it.
+
+    Attributes:
+        status: ``succeeded`` or ``failed``.
+        output: The output in JSON form.
+        error: The error, in words.
+        error_code: Twilio's error code, when there is one.
+        reconciled: Whether a send's unknown outcome was resolved by finding the message.
+        resumed: Whether it was finished by an earlier attempt of the run (nothing was
+            called now).
+        inputs: The inputs as the journal keeps them (validated, secrets masked).
+        unresolved: A send whose outcome stayed unknown: the driver keeps it "started",
+            so the next attempt of the run looks the message up before any resend.
+    """
+
+    status: Literal["succeeded", "failed"]
+    output: Any = None
+    error: str | None = None
+    error_code: int | None = None
+    reconciled: bool = False
+    resumed: bool = False
+    inputs: Any = None
+    unresolved: bool = False
+
+    def result(self, index: int) -> ItemResult:
+        """The :class:`ItemResult` of item *index*."""
+        return ItemResult(
+            index,
+            self.status,
+            self.output,
+            self.error,
+            self.error_code,
+            self.reconciled,
+            self.resumed,
+        )
+
+
+CallFn = Callable[[Call], Awaitable[Outcome]]
+#: Runs the given coroutine functions concurrently and returns when all have ended.
+FanOut = Callable[[Sequence[Callable[[], Coroutine[Any, Any, None]]]], Awaitable[None]]
+
+
+class Clock(Protocol):
+    """The interpreter's time: what ``now()`` reads and what ``wait_until`` waits on."""
+
+    def now(self) -> float:
+        """Seconds since 1970 (UTC)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait *seconds*."""
+        ...
+
+
+class Recorder(Protocol):
+    """Where a run's results go, and what an earlier attempt of the run finished."""
+
+    def finished_step(self, step: StepSpec) -> StepResult | None:
+        """The step's result if an earlier attempt finished it (``resumed=True``)."""
+        ...
+
+    def step_started(self, step: StepSpec, total: int | None) -> None:
+        """A step starts *total* calls (``None``: unknown, or paging)."""
+        ...
+
+    def item_finished(self, step: StepSpec, index: int, outcome: Outcome) -> None:
+        """An item's final outcome (after its ``wait_until``, if any)."""
+        ...
+
+    def step_finished(
+        self, step: StepSpec, status: StepStatus, error: str | None, seconds: float
+    ) -> StepResult:
+        """A step ended; return its result (with the outputs later steps read)."""
+        ...
+
+    def run_finished(self, result: RunResult, error: str | None) -> None:
+        """The run ended."""
+        ...
+
+
+def truthy(value: Any) -> bool:
+    """JMESPath's notion of truth: ``false``, ``null``, ``""``, ``[]`` and ``{}`` are false."""
+    return value not in (None, False, "", [], {})
+
+
+@attrs.define
+class _Parked:
+    """An item waiting for its next ``wait_until`` poll."""
+
+    due: float
+    deadline: float
+    index: int
+    context: Mapping[str, Any]
+    inputs: Any
+    outcome: Outcome
+
+
+@attrs.define
+class _StepState:
+    items: Iterator[tuple[int, Any]]
+    parked: collections.deque[_Parked] = attrs.field(factory=collections.deque)
+    failed: int = 0
+    done: int = 0
+    first_error: str | None = None
+
+
+class Interpreter:
+    """
+    Runs one workflow through a driver's call, clock and recorder.
+
+    Args:
+        workflow: The loaded (and checked) workflow.
+        run_id: The run's id (what ``RunResult.run_id`` says).
+        call: Runs one call of an action.
+        clock: The run's time.
+        recorder: Keeps results; knows what an earlier attempt finished.
+        fan_out: Runs a step's workers concurrently.
+        functions: The functions expressions may call; the workflow's directory and
+            *clock* unless given.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        run_id: str,
+        call: CallFn,
+        clock: Clock,
+        recorder: Recorder,
+        fan_out: FanOut,
+        functions: WorkflowFunctions | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self._call = call
+        self.clock = clock
+        self.recorder = recorder
+        self._fan_out = fan_out
+        self.functions = functions or WorkflowFunctions(
+            workflow.base_dir, clock=lambda: dt.datetime.fromtimestamp(clock.now(), dt.UTC)
+        )
+        self.context: dict[str, Any] = {}
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any],
+        env: Mapping[str, str],
+        trigger: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """
+        Run every step and render the outputs.
+
+        Args:
+            inputs: The resolved inputs.
+            env: What ``env`` reads.
+            trigger: What ``trigger`` reads (workflows with ``on:`` only).
+        """
+        self.context = {"inputs": dict(inputs), "env": dict(env), "steps": {}}
+        if self.workflow.trigger is not None:
+            self.context["trigger"] = dict(trigger or {})
+        results: list[StepResult] = []
+        failed = False
+        for step in self.workflow.steps:
+            result = self.recorder.finished_step(step) or await self._step(step)
+            results.append(result)
+            self.context["steps"][step.id] = {"outputs": result.outputs, "status": result.status}
+            if result.status == "failed" and not step.continue_on_error:
+                failed = True
+                break
+        outputs = self._outputs()
+        error = None
+        if failed:
+            last = results[-1]
+            error = last.error or f"step {last.id} failed"
+        run = RunResult(self.run_id, "failed" if failed else "succeeded", outputs, tuple(results))
+        self.recorder.run_finished(run, error)
+        return run
+
+    def render(self, value: Any, path: tuple[str | int, ...], context: Mapping[str, Any]) -> Any:
+        """Render a literal structure, evaluating the templates compiled at *path* and below."""
+        template = self.workflow.templates.get(path)
+        if template is not None:
+            return template.render(context, self.functions)
+        if isinstance(value, Mapping):
+            return {k: self.render(v, (*path, str(k)), context) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render(v, (*path, i), context) for i, v in enumerate(value)]
+        return value
+
+    def _outputs(self) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        for name, value in self.workflow.outputs.items():
+            try:
+                outputs[name] = self.render(value, ("outputs", name), self.context)
+            except ExpressionError:
+                # An output may read a step that did not run; it is then null.
+                outputs[name] = None
+        return outputs
+
+    # -- steps ----------------------------------------------------------------------
+
+    def _items(self, step: StepSpec) -> list[Any]:
+        if step.for_each is None:
+            return [None]
+        if isinstance(step.for_each, Template):
+            items = step.for_each.render(self.context, self.functions)
+        else:
+            items = self.render(step.for_each, (*step.path, "for_each"), self.context)
+        if not isinstance(items, list):
+            raise ExpressionError(
+                getattr(step.for_each, "text", "for_each"),
+                f"for_each needs a list, got {type(items).__name__}",
+            )
+        return items
+
+    async def _step(self, step: StepSpec) -> StepResult:
+        try:
+            if step.if_ is not None and not truthy(step.if_.render(self.context, self.functions)):
+                return self.recorder.step_finished(step, "skipped", None, 0.0)
+            items = self._items(step)
+        except ExpressionError as exc:
+            return self.recorder.step_finished(step, "failed", str(exc), 0.0)
+        self.recorder.step_started(step, None if step.paginate else len(items))
+        began = self.clock.now()
+        state = _StepState(iter(enumerate(items)))
+
+        async def worker() -> None:
+            while True:
+                parked = state.parked[0] if state.parked else None
+                if parked is not None and parked.due <= self.clock.now():
+                    state.parked.popleft()
+                    await self._poll(step, state, parked)
+                    continue
+                job = next(state.items, None)
+                if job is not None:
+                    await self._first_call(step, state, *job)
+                elif parked is not None:
+                    # Polls of one step are due in the order they were parked (one
+                    # interval each), so the head is always the next one due.
+                    await self.clock.sleep(max(0.0, parked.due - self.clock.now()))
+                else:
+                    return
+
+        width = step.concurrency if step.for_each is not None else 1
+        await self._fan_out([worker] * max(1, min(width, len(items))))
+        status: StepStatus = "failed" if state.failed else "succeeded"
+        error = None
+        if state.failed:
+            error = (
+                f"{state.failed} of {state.done} items failed"
+                if step.for_each is not None
+                else state.first_error
+            )
+        return self.recorder.step_finished(step, status, error, self.clock.now() - began)
+
+    def _item_context(self, step: StepSpec, index: int, item: Any) -> Mapping[str, Any]:
+        if step.for_each is None:
+            return self.context
+        return {**self.context, "item": item, "index": index}
+
+    async def _first_call(self, step: StepSpec, state: _StepState, index: int, item: Any) -> None:
+        context = self._item_context(step, index, item)
+        try:
+            inputs = self.render(step.with_, (*step.path, "with"), context)
+        except ExpressionError as exc:
+            self._finish(step, state, index, Outcome("failed", error=str(exc)))
+            return
+        outcome = await self._call(Call(step, index, inputs))
+        wait = step.wait_until
+        if wait is None or outcome.status != "succeeded":
+            self._finish(step, state, index, outcome)
+            return
+        deadline = self.clock.now() + wait.timeout
+        self._check_wait(step, state, _Parked(0.0, deadline, index, context, inputs, outcome))
+
+    async def _poll(self, step: StepSpec, state: _StepState, parked: _Parked) -> None:
+        outcome = await self._call(Call(step, parked.index, parked.inputs, repeat=True))
+        if outcome.status != "succeeded":
+            self._finish(step, state, parked.index, outcome)
+            return
+        parked.outcome = outcome
+        self._check_wait(step, state, parked)
+
+    def _check_wait(self, step: StepSpec, state: _StepState, parked: _Parked) -> None:
+        """Finish the item if its condition holds or its time is up; park it otherwise."""
+        wait = step.wait_until
+        assert wait is not None
+        output = parked.outcome.output
+        try:
+            holds = truthy(
+                wait.condition.render({**parked.context, "outputs": output}, self.functions)
+            )
+        except ExpressionError as exc:
+            self._finish(
+                step,
+                state,
+                parked.index,
+                attrs.evolve(parked.outcome, status="failed", output=None, error=str(exc)),
+            )
+            return
+        if holds:
+            self._finish(step, state, parked.index, parked.outcome)
+            return
+        due = self.clock.now() + wait.interval
+        if due > parked.deadline:
+            status = output.get("status") if isinstance(output, Mapping) else output
+            error = (
+                f"wait_until: {wait.condition.text} still false after {wait.timeout:g}s "
+                f"(last output: status={status!r})"
+            )
+            self._finish(
+                step,
+                state,
+                parked.index,
+                attrs.evolve(parked.outcome, status="failed", output=None, error=error),
+            )
+            return
+        parked.due = due
+        state.parked.append(parked)
+
+    def _finish(self, step: StepSpec, state: _StepState, index: int, outcome: Outcome) -> None:
+        state.done += 1
+        if outcome.status == "failed":
+            state.failed += 1
+            if state.first_error is None:
+                state.first_error = outcome.error
+        self.recorder.item_finished(step, index, outcome)
