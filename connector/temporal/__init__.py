@@ -26,7 +26,7 @@ from ._defaults import (
 
 if _typing.TYPE_CHECKING:
     from ._activities import ActionCall, ConnectorActivities
-    from ._client import run_on_temporal, submit_workflow
+    from ._client import bundle_files, result_from_json, run_on_temporal, submit_workflow
     from ._worker import create_worker, run_worker
     from ._workflow import ConnectorWorkflow, WorkflowRun
 
@@ -40,7 +40,9 @@ __all__ = [
     "ConnectorActivities",
     "ConnectorWorkflow",
     "WorkflowRun",
+    "bundle_files",
     "create_worker",
+    "result_from_json",
     "run_on_temporal",
     "run_worker",
     "submit_workflow",
@@ -51,6 +53,8 @@ _LAZY = {
     "ConnectorActivities": "._activities",
     "ConnectorWorkflow": "._workflow",
     "WorkflowRun": "._workflow",
+    "bundle_files": "._client",
+    "result_from_json": "._client",
     "create_worker": "._worker",
     "run_on_temporal": "._client",
     "run_worker": "._worker",

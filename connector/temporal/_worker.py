@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """
-A Temporal worker for the connector: the generic workflow, the ``invoke_action``
-activity, and one connection per process built from the environment.
+A Temporal worker for the connector: the generic workflow, one activity per action of
+the manifest (and the generic one for built-ins), and one connection per process built
+from the environment.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def create_worker(
     max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
 ) -> Worker:
     """
-    Build a worker that runs the connector's workflow and activity.
+    Build a worker that runs the connector's workflow and its activities.
 
     Args:
         client: A connected Temporal client.

@@ -231,7 +231,10 @@ class _Checker:
                     self.add(f"{problem} (in ${{{{ {parsed.expression} }}}})", path)
             if template.whole:
                 paths = read_paths(parsed)
-                if paths and parsed.parsed["type"] in (
+                if _projects(parsed.parsed):
+                    # steps.send.outputs[*].sid is a list, whatever sid is.
+                    result = Arr(None)
+                elif paths and parsed.parsed["type"] in (
                     "field",
                     "subexpression",
                     "index_expression",
@@ -420,6 +423,18 @@ class _Checker:
     def outputs(self) -> None:
         root = self.root()
         self.value(self.workflow.outputs, ("outputs",), root)
+
+
+def _projects(node: Mapping[str, Any]) -> bool:
+    """Whether an expression's value is a projection (a list), as ``a[*].b`` is."""
+    kind = node["type"]
+    if kind in ("projection", "filter_projection", "flatten", "value_projection"):
+        return True
+    if kind == "index_expression":
+        return bool(node["children"][1]["type"] == "slice")
+    if kind == "subexpression":
+        return any(_projects(child) for child in node["children"])
+    return False
 
 
 def _known_functions() -> list[str]:
