@@ -13,6 +13,8 @@ import typing as _typing
 
 
 if _typing.TYPE_CHECKING:
+    from ._blocking import BlockingConnection
+    from ._connect import open_connection
     from ._connection import Connection, Limiter, default_connector
     from ._convert import OpenEnum, Record, to_json
     from ._manifest import (
@@ -52,6 +54,7 @@ __all__ = [
     "AiohttpTransport",
     "AuthenticationError",
     "BadRequestError",
+    "BlockingConnection",
     "ConnectError",
     "Connection",
     "ConnectorError",
@@ -82,6 +85,7 @@ __all__ = [
     "default_connector",
     "input_schema",
     "load_manifest",
+    "open_connection",
     "output_schema",
     "sliding_window_limiter",
     "to_json",
@@ -95,6 +99,7 @@ _LAZY = {
     "AiohttpTransport": "._transport",
     "AuthenticationError": ".errors",
     "BadRequestError": ".errors",
+    "BlockingConnection": "._blocking",
     "ConnectError": ".errors",
     "Connection": "._connection",
     "ConnectorError": ".errors",
@@ -109,6 +114,7 @@ _LAZY = {
     "InvalidInputError": ".errors",
     "Limiter": "._connection",
     "load_manifest": "._manifest",
+    "open_connection": "._connect",
     "ManifestError": ".errors",
     "MessageMayHaveBeenSentError": ".errors",
     "MockTransport": "._transport",

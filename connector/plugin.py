@@ -311,7 +311,9 @@ class Plugin:
         limiter_factory: Callable[[], Limiter] | None = None,
     ) -> Any:
         """
-        :meth:`invoke` for hosts without an event loop: runs the call in a new loop.
+        :meth:`invoke` for hosts without an event loop: runs the call in a new loop, in a
+        thread of its own (anyio's blocking portal). To make many calls under one
+        connection's limit from threads, use :class:`~connector.BlockingConnection`.
 
         Limiters bind to the loop they run in, so a shared limiter is given as a factory
         that is called inside the call's loop (and closed after it, if it has
@@ -324,6 +326,8 @@ class Plugin:
         """
         import asyncio
 
+        from anyio.from_thread import start_blocking_portal
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -333,7 +337,8 @@ class Plugin:
                 "Plugin.invoke_sync() cannot run inside a running event loop; "
                 "use `await plugin.invoke(...)` there"
             )
-        return asyncio.run(self._invoke_fresh(action_id, inputs, connection, limiter_factory))
+        with start_blocking_portal() as portal:
+            return portal.call(self._invoke_fresh, action_id, inputs, connection, limiter_factory)
 
     async def _invoke_fresh(
         self,

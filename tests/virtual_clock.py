@@ -19,9 +19,10 @@ _TICK = 1e-7
 class _JumpingSelector(selectors.BaseSelector):
     """Polls real file descriptors without blocking; a blocking wait advances the clock."""
 
-    def __init__(self, loop: VirtualClockLoop) -> None:
+    def __init__(self, loop: VirtualClockLoop, *, threads: bool) -> None:
         self._real = selectors.DefaultSelector()
         self._loop = loop
+        self._threads = threads
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         # Every loop iteration costs a little time, as on a real machine; without it a
@@ -32,6 +33,9 @@ class _JumpingSelector(selectors.BaseSelector):
         if events or timeout == 0:
             return events
         if timeout is None:
+            if self._threads:
+                # Another thread may still hand work to this loop (a blocking portal).
+                return self._real.select(None)
             raise RuntimeError("virtual clock: every task waits and no timer is scheduled")
         self._loop.now += timeout
         return []
@@ -56,11 +60,16 @@ class _JumpingSelector(selectors.BaseSelector):
 
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """A selector event loop on a virtual clock starting at 0."""
+    """
+    A selector event loop on a virtual clock starting at 0.
 
-    def __init__(self) -> None:
+    With ``threads=True`` an idle loop waits for other threads (a blocking portal's
+    calls) instead of reporting a deadlock.
+    """
+
+    def __init__(self, *, threads: bool = False) -> None:
         self.now = 0.0
-        super().__init__(selector=_JumpingSelector(self))
+        super().__init__(selector=_JumpingSelector(self, threads=threads))
 
     def time(self) -> float:
         return self.now
