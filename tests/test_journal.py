@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -280,4 +282,47 @@ def test_two_openers_of_an_old_journal_migrate_it_once(
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert migrated_by == ["first"]
+    assert peek(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+OPENER = """
+import sys
+from connector.workflow import Journal
+print("ready", flush=True)
+sys.stdin.readline()
+with Journal(sys.argv[1]) as journal:
+    print(len(journal.runs()))
+"""
+
+
+@pytest.mark.parametrize("dump", ["journal-pre-trigger.sql", None])
+def test_processes_opening_one_journal_at_once_all_succeed(
+    dump: str | None, tmp_path: Path
+) -> None:
+    """Four processes opening one old (or not yet existing) journal at the same moment all open it, at the current version."""
+    path = tmp_path / "runs.sqlite3"
+    if dump is not None:
+        load(dump, path)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    outcomes = [process.communicate(timeout=60) for process in processes]
+    expected = "0\n" if dump is None else "2\n"
+    assert [
+        (p.returncode, out, err) for p, (out, err) in zip(processes, outcomes, strict=True)
+    ] == [(0, expected, "")] * 4
     assert peek(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

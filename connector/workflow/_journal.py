@@ -256,6 +256,23 @@ class DeliveryRecord:
     payload: Mapping[str, Any]
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    # SQLite answers "locked" at once, without its busy handler, when a file being
+    # switched to WAL is in use by another connection (a run and a listener creating one
+    # journal together): wait here instead, as the busy handler would.
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+
+
 def _schema_version(db: sqlite3.Connection) -> int:
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     return version
@@ -298,7 +315,7 @@ class Journal:
             self._refuse_newer(version)
             # WAL lets `twilio-connector runs` read while a run writes. FULL makes each
             # commit durable even on power loss: a lost "started" row could mean a resend.
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             if version < SCHEMA_VERSION:
                 self._migrate()
