@@ -1,12 +1,14 @@
-"""The journal's schema versions: migrations of older journals, refusal of newer ones."""
+"""The journal's schema versions: migrations of older journals, refusal of newer ones, file modes."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -326,3 +328,24 @@ def test_processes_opening_one_journal_at_once_all_succeed(
         (p.returncode, out, err) for p, (out, err) in zip(processes, outcomes, strict=True)
     ] == [(0, expected, "")] * 4
     assert peek(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+@pytest.fixture(params=[0o000, 0o022, 0o077, 0o277], ids=lambda mask: f"umask{mask:03o}")
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run the test under each umask, restoring the previous one after."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_journal_files_are_private_whatever_the_umask(umask: int, tmp_path: Path) -> None:
+    """The journal and its -wal and -shm files are created with mode 0600, whatever the umask."""
+    path = tmp_path / "state" / "runs.sqlite3"
+    with Journal(path) as journal:
+        journal.create_run("r1", "w.yaml", "w", "f", {"to": "+15005550101"})
+        files = [path, path.with_name("runs.sqlite3-wal"), path.with_name("runs.sqlite3-shm")]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert modes == {f.name: 0o600 for f in files}

@@ -7,6 +7,10 @@ An item that sends a message is written as ``started`` and committed *before* th
 request goes out, and its outcome after; an item found ``started`` on resume has an
 unknown outcome and is reconciled with Twilio before anything is sent again.
 
+The file holds phone numbers and message bodies: a journal is created readable by its
+owner only (mode 0600, whatever the umask), and SQLite gives its ``-wal`` and ``-shm``
+files the same mode.
+
 Schema versions: the schema's version is SQLite's ``PRAGMA user_version``. Opening a
 journal brings it to :data:`SCHEMA_VERSION` by running the migrations it has not had,
 in order, in one ``BEGIN IMMEDIATE`` transaction: a second process opening the same
@@ -33,6 +37,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -256,6 +261,20 @@ class DeliveryRecord:
     payload: Mapping[str, Any]
 
 
+def _create_private(path: Path) -> None:
+    """Create *path*, empty, readable and writable by its owner only, unless it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        # The umask may have taken bits from 0600 (SQLite would then fail to write).
+        if sys.platform != "win32":
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _use_wal(db: sqlite3.Connection) -> None:
     # SQLite answers "locked" at once, without its busy handler, when a file being
     # switched to WAL is in use by another connection (a run and a listener creating one
@@ -299,7 +318,7 @@ class Journal:
     Use it as a context manager, or call :meth:`close`.
 
     Args:
-        path: The SQLite file; created with its directory if missing, and
+        path: The SQLite file; created (mode 0600) with its directory if missing, and
             migrated to :data:`SCHEMA_VERSION` if older.
 
     Raises:
@@ -309,6 +328,7 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
         self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT)
         try:
             version = _schema_version(self._db)
