@@ -8,6 +8,7 @@ The hierarchy::
     ├── WorkflowError                  a workflow (or a run's inputs) is invalid; nothing ran
     ├── ExpressionError                a ${{ }} expression cannot be compiled or evaluated
     ├── RunError                       a run cannot start or resume
+    ├── JournalVersionError            the run journal was written by a newer version
     ├── ConfigurationError             a command or host cannot start: settings are missing
     ├── InvalidInputError (ValueError) call inputs break the action's rules; nothing was sent
     │   ├── UnknownActionError (KeyError)     the connector has no such action
@@ -46,6 +47,7 @@ __all__ = [
     "ExpressionError",
     "InputIssue",
     "InvalidInputError",
+    "JournalVersionError",
     "ManifestError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
@@ -161,6 +163,28 @@ class ExpressionError(ConnectorError):
 
 class RunError(ConnectorError):
     """A run cannot start or resume (it is running elsewhere, or its workflow changed)."""
+
+
+class JournalVersionError(ConnectorError):
+    """
+    The run journal's schema is newer than this version of the connector knows: a newer
+    version wrote it. It was left unchanged; upgrade the connector to use it.
+
+    Attributes:
+        path: The journal file.
+        version: Its schema version.
+        supported: The newest schema version this version knows.
+    """
+
+    def __init__(self, path: str, *, version: int, supported: int) -> None:
+        self.path = path
+        self.version = version
+        self.supported = supported
+        super().__init__(
+            f"{path}: the journal has schema version {version}, written by a newer version "
+            f"of the connector (this one knows versions up to {supported}); upgrade "
+            "twilio-workflow-connector to use it"
+        )
 
 
 class ConfigurationError(ConnectorError):

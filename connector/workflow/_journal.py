@@ -6,6 +6,29 @@ so that a run can be resumed without losing or repeating work.
 An item that sends a message is written as ``started`` and committed *before* the
 request goes out, and its outcome after; an item found ``started`` on resume has an
 unknown outcome and is reconciled with Twilio before anything is sent again.
+
+The file holds phone numbers and message bodies: a journal is created readable by its
+owner only (mode 0600, whatever the umask), and SQLite gives its ``-wal`` and ``-shm``
+files the same mode.
+
+Schema versions: the schema's version is SQLite's ``PRAGMA user_version``. Opening a
+journal brings it to :data:`SCHEMA_VERSION` by running the migrations it has not had,
+in order, in one ``BEGIN IMMEDIATE`` transaction: a second process opening the same
+journal waits for the first, then finds nothing left to do. Migration *n* (the *n*-th
+entry of ``_MIGRATIONS``) takes version *n - 1* to *n*; version 0 is a new file or a
+journal from before versions (with or without ``runs.trigger``). A journal of a higher
+version than this code knows is refused with
+:class:`~connector.errors.JournalVersionError` and left unchanged.
+
+To change the schema:
+
+1. Dump a journal written by the code before the change as
+   ``tests/data/journal-v{SCHEMA_VERSION}.sql`` (``tests/data/README.md`` says how).
+2. Write ``_migrate_to_{SCHEMA_VERSION + 1}(db)``, which takes any journal of the
+   current version to the next, and append it to ``_MIGRATIONS``. Use ``db.execute``,
+   one statement at a time: ``executescript`` would commit half a migration. Never edit
+   a released migration: journals in the field have had it.
+3. Change the queries below, and add a test that opens and resumes the dump.
 """
 
 from __future__ import annotations
@@ -14,17 +37,21 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 import attrs
 import platformdirs
 
+from ..errors import JournalVersionError
+
 
 __all__ = [
+    "SCHEMA_VERSION",
     "DeliveryRecord",
     "ItemRecord",
     "Journal",
@@ -33,69 +60,104 @@ __all__ = [
     "default_journal_path",
 ]
 
+# How long an opener waits for another connection's lock (seconds).
+_BUSY_TIMEOUT = 30.0
+
 RunState = Literal["running", "succeeded", "failed", "interrupted"]
 ItemState = Literal["started", "succeeded", "failed", "skipped"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    name TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    state TEXT NOT NULL,
-    pid INTEGER,
-    host TEXT,
-    started REAL NOT NULL,
-    finished REAL,
-    outputs TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    outputs TEXT,
-    error TEXT,
-    PRIMARY KEY (run_id, step_id)
-);
-CREATE TABLE IF NOT EXISTS items (
-    run_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    started REAL,
-    output TEXT,
-    error TEXT,
-    error_code INTEGER,
-    reconciled INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, step_id, idx)
-);
-CREATE TABLE IF NOT EXISTS events (
-    event_key TEXT PRIMARY KEY,
-    token TEXT UNIQUE,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    reply TEXT,
-    received REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    event_key TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    run_id TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL,
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    UNIQUE (event_key, workflow)
-);
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, seq);
-CREATE TABLE IF NOT EXISTS cursors (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+# The tables of schema version 1, as migration 1 creates them; later versions change
+# them through migrations of their own, never here.
+_V1_TABLES: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        host TEXT,
+        started REAL NOT NULL,
+        finished REAL,
+        outputs TEXT,
+        error TEXT,
+        trigger TEXT
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS runs_started ON runs (started)",
+    """
+    CREATE TABLE IF NOT EXISTS steps (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outputs TEXT,
+        error TEXT,
+        PRIMARY KEY (run_id, step_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS items (
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started REAL,
+        output TEXT,
+        error TEXT,
+        error_code INTEGER,
+        reconciled INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, step_id, idx)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        event_key TEXT PRIMARY KEY,
+        token TEXT UNIQUE,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        reply TEXT,
+        received REAL NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS deliveries (
+        event_key TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        run_id TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        UNIQUE (event_key, workflow)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, seq)",
+    """
+    CREATE TABLE IF NOT EXISTS cursors (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
+)
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    """Version 1: the tables of the first versioned release, added to what a journal lacks."""
+    for statement in _V1_TABLES:
+        db.execute(statement)
+    # Journals written before triggers existed lack the runs.trigger column.
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "trigger" not in columns:
+        db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
+
+
+#: Migration *n* takes a journal from schema version *n - 1* to *n*.
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+
+#: The schema version this code reads and writes.
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
 def default_journal_path() -> Path:
@@ -199,6 +261,42 @@ class DeliveryRecord:
     payload: Mapping[str, Any]
 
 
+def _create_private(path: Path) -> None:
+    """Create *path*, empty, readable and writable by its owner only, unless it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        # The umask may have taken bits from 0600 (SQLite would then fail to write).
+        if sys.platform != "win32":
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    # SQLite answers "locked" at once, without its busy handler, when a file being
+    # switched to WAL is in use by another connection (a run and a listener creating one
+    # journal together): wait here instead, as the busy handler would.
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -220,24 +318,51 @@ class Journal:
     Use it as a context manager, or call :meth:`close`.
 
     Args:
-        path: The SQLite file; created with its directory if missing.
+        path: The SQLite file; created (mode 0600) with its directory if missing, and
+            migrated to :data:`SCHEMA_VERSION` if older.
+
+    Raises:
+        JournalVersionError: A newer version of the connector wrote the journal.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0)
-        # WAL lets `twilio-connector runs` read while a run writes. FULL makes each
-        # commit durable even on power loss: a lost "started" row could mean a resend.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        # Journals written before triggers existed lack the runs.trigger column.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "trigger" not in columns:
-            self._db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
-        self._db.commit()
+        _create_private(self.path)
+        self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT)
+        try:
+            version = _schema_version(self._db)
+            self._refuse_newer(version)
+            # WAL lets `twilio-connector runs` read while a run writes. FULL makes each
+            # commit durable even on power loss: a lost "started" row could mean a resend.
+            _use_wal(self._db)
+            self._db.execute("PRAGMA synchronous=FULL")
+            if version < SCHEMA_VERSION:
+                self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
         self._host = socket.gethostname()
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise JournalVersionError(str(self.path), version=version, supported=SCHEMA_VERSION)
+
+    def _migrate(self) -> None:
+        # IMMEDIATE takes the write lock before the version is read: a second opener
+        # waits here, then reads the new version, instead of migrating the old one again.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = _schema_version(self._db)
+            self._refuse_newer(version)
+            if version < SCHEMA_VERSION:
+                for migration in _MIGRATIONS[version:]:
+                    migration(self._db)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
 
     def __enter__(self) -> Self:
         return self
