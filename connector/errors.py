@@ -8,8 +8,8 @@ The hierarchy::
     ├── WorkflowError                  a workflow (or a run's inputs) is invalid; nothing ran
     ├── ExpressionError                a ${{ }} expression cannot be compiled or evaluated
     ├── RunError                       a run cannot start or resume
-    ├── JournalVersionError            the run journal was written by a newer version
     ├── ConfigurationError             a command or host cannot start: settings are missing
+    │   └── JournalVersionError        the run journal was written by a newer version
     ├── InvalidInputError (ValueError) call inputs break the action's rules; nothing was sent
     │   ├── UnknownActionError (KeyError)     the connector has no such action
     │   ├── UnknownConnectorError (KeyError)  no connector has that id
@@ -165,7 +165,14 @@ class RunError(ConnectorError):
     """A run cannot start or resume (it is running elsewhere, or its workflow changed)."""
 
 
-class JournalVersionError(ConnectorError):
+class ConfigurationError(ConnectorError):
+    """
+    A command or a host cannot start: credentials or settings are missing, incomplete
+    or contradictory. The message names what to set.
+    """
+
+
+class JournalVersionError(ConfigurationError):
     """
     The run journal's schema is newer than this version of the connector knows: a newer
     version wrote it. It was left unchanged; upgrade the connector to use it.
@@ -185,13 +192,6 @@ class JournalVersionError(ConnectorError):
             f"of the connector (this one knows versions up to {supported}); upgrade "
             "twilio-workflow-connector to use it"
         )
-
-
-class ConfigurationError(ConnectorError):
-    """
-    A command or a host cannot start: credentials or settings are missing, incomplete
-    or contradictory. The message names what to set.
-    """
 
 
 @attrs.frozen

@@ -398,8 +398,14 @@ def _runs(args: argparse.Namespace) -> int:
         else:
             print(f"no runs yet ({path} does not exist)")
         return EXIT_OK
-    with Journal(path) as journal:
-        records = journal.runs(args.limit)
+    from ..errors import ConfigurationError
+
+    try:
+        with Journal(path) as journal:
+            records = journal.runs(args.limit)
+    except ConfigurationError as exc:
+        complain("runs", exc)
+        return EXIT_INVALID
 
     def when(stamp: float | None) -> str:
         if stamp is None:

@@ -8,7 +8,7 @@ See ``docs/workflows.md`` for the format.
 
 from __future__ import annotations
 
-from ..errors import ExpressionError, Problem, RunError, WorkflowError
+from ..errors import ExpressionError, JournalVersionError, Problem, RunError, WorkflowError
 from ._builtins import BUILTIN_CONNECTOR
 from ._calls import (
     ActionRunner,
@@ -67,6 +67,7 @@ __all__ = [
     "ItemRecord",
     "ItemResult",
     "Journal",
+    "JournalVersionError",
     "LocalClaims",
     "LoopClock",
     "Outcome",
