@@ -72,7 +72,8 @@ class ConnectionParamSpec:
         description: What it is.
         secret: Whether it must never be shown.
         required: Whether a connection needs it.
-        env: The environment variable it may come from.
+        env: The environment variable it comes from: the manifest's ``env``, else
+            ``<CONNECTOR>_<KEY>`` in upper case.
         pattern: A regular expression it must match.
         format: ``"uri"`` or ``None``.
         visibility: How prominently a host should show it.
@@ -500,7 +501,7 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
             description=p.get("description", ""),
             secret=p.get("secret", False),
             required=p.get("required", False),
-            env=p.get("env"),
+            env=p.get("env") or default_env(conn["id"], p["key"]),
             pattern=p.get("pattern"),
             format=p.get("format"),
             visibility=p.get("visibility", "important"),
@@ -573,6 +574,14 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
         source=file,
         triggers=triggers,
     )
+
+
+def default_env(connector_id: str, key: str) -> str:
+    """
+    The environment variable of a connection value whose manifest names none:
+    ``<CONNECTOR>_<KEY>`` in upper case (``acme`` / ``api_key`` -> ``ACME_API_KEY``).
+    """
+    return re.sub(r"[^A-Z0-9]+", "_", f"{connector_id}_{key}".upper())
 
 
 def _check_unique(values: Sequence[str], where: list[str | int], what: str, fail: _Fail) -> None:

@@ -27,6 +27,7 @@ looks at entry points.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import sys
@@ -48,18 +49,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "TWILIO",
     "ActionSchema",
     "Plugin",
     "PluginInfo",
     "PluginLoadError",
     "Registry",
     "find_plugins",
+    "installed",
     "load_plugin",
     "plugin",
 ]
 
 #: The entry-point group every connector plugin registers under.
 ENTRY_POINT_GROUP: Final = "workflow_connectors"
+#: The id of the connector this package ships (what a bare action id names).
+TWILIO: Final = "twilio"
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DISTRIBUTION = "twilio-workflow-connector"
@@ -551,6 +556,23 @@ class Registry:
             providers[loaded.id] = info.provider()
         return cls(by_id, tuple(errors))
 
+    def action(self, uses: str) -> tuple[ConnectorSpec, ActionSpec]:
+        """
+        The connector and the action that *uses* names: ``connector/action``, or a bare
+        action id for Twilio's connector (``send_text_message``).
+
+        Raises:
+            UnknownConnectorError: No loaded plugin has the connector id.
+            UnknownActionError: The connector has no such action.
+        """
+        connector_id, sep, _ = uses.partition("/")
+        spec = self.get(connector_id if sep else TWILIO).spec
+        return spec, spec.action(uses)
+
+    def specs(self) -> dict[str, ConnectorSpec]:
+        """The loaded connectors' specs by id."""
+        return {connector_id: p.spec for connector_id, p in self.plugins.items()}
+
     def get(self, connector_id: str) -> Plugin:
         """
         The plugin of a connector.
@@ -568,3 +590,19 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self.plugins)
+
+
+@functools.cache
+def installed() -> Registry:
+    """
+    Every installed connector, discovered once per process; Twilio's is always among
+    them (also in a source checkout that was never installed). Plugins that fail to load
+    are left out; ``twilio-connector plugins`` says why.
+    """
+    registry = Registry.discover()
+    if TWILIO in registry.plugins:
+        return registry
+    from ._manifest import default_connector
+
+    twilio = Plugin.from_manifest(default_connector(), version=_own_version())
+    return Registry({TWILIO: twilio, **registry.plugins}, registry.errors)

@@ -81,3 +81,17 @@ def test_installed_distributions_are_found_and_loaded(tmp_path: Path) -> None:
     assert report["errors"] == [
         ["broken-connector 0.0.1", "broken = broken_connector:plugin", "ModuleNotFoundError"]
     ]
+
+    # The plugin's actions work everywhere Twilio's do, in the installed command too.
+    described = _run(
+        venv / "bin" / "twilio-connector", "describe", "acme/page_size", "--json", cwd=tmp_path
+    )
+    assert described.returncode == 0, described.stderr
+    assert "PageSize" in json.loads(described.stdout)["inputs"]["properties"]
+    workflow = tmp_path / "uses-acme.yaml"
+    workflow.write_text(
+        "name: uses-acme\nsteps:\n  - id: size\n    uses: acme/page_size\n"
+        "    with: {PageSize: 3}\noutputs:\n  size: ${{ steps.size.outputs.page_size }}\n"
+    )
+    validated = _run(venv / "bin" / "twilio-connector", "validate", workflow, cwd=tmp_path)
+    assert validated.returncode == 0, validated.stderr

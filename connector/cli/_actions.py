@@ -67,10 +67,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call.set_defaults(handler=_call)
 
 
-def _connector() -> ConnectorSpec:
+def _connectors() -> list[ConnectorSpec]:
+    """Twilio's connector, then every other installed one (loaded only if there are any)."""
     from .._manifest import default_connector
+    from ..plugin import TWILIO, find_plugins, installed
 
-    return default_connector()
+    if all(info.name == TWILIO for info in find_plugins()):
+        return [default_connector()]
+    specs = installed().specs()
+    return [specs.pop(TWILIO), *specs.values()]
 
 
 def _type_label(param: Any) -> str:
@@ -81,15 +86,17 @@ def _type_label(param: Any) -> str:
 
 
 def _actions(ns: argparse.Namespace) -> int:
-    connector = _connector()
+    connectors = _connectors()
     if ns.json:
         from .._schemas import input_schema, output_schema
 
         out = []
-        for action in connector.actions.values():
+        pairs = [(spec, action) for spec in connectors for action in spec.actions.values()]
+        for connector, action in pairs:
             out.append(
                 {
                     "id": action.id,
+                    "connector": connector.id,
                     "uses": f"{connector.id}/{action.id}",
                     "title": action.title,
                     "description": action.description,
@@ -116,20 +123,31 @@ def _actions(ns: argparse.Namespace) -> int:
             )
         print_json(out)
         return EXIT_OK
-    width = max(len(a) for a in connector.actions)
-    for action in connector.actions.values():
+    # Twilio's actions by their bare ids, other connectors' as connector/action.
+    rows = [
+        (action.id if i == 0 else f"{connector.id}/{action.id}", action)
+        for i, connector in enumerate(connectors)
+        for action in connector.actions.values()
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, action in rows:
         flag = " [DEPRECATED]" if action.deprecated else ""
-        print(f"{action.id:<{width}}  {action.title}{flag}")
+        print(f"{name:<{width}}  {action.title}{flag}")
     return EXIT_OK
 
 
 def _find(command: str, action_id: str) -> tuple[ConnectorSpec, ActionSpec] | None:
-    from ..errors import UnknownActionError
+    from .._manifest import default_connector
+    from ..errors import InvalidInputError
+    from ..plugin import TWILIO, installed
 
-    connector = _connector()
     try:
-        return connector, connector.action(action_id)
-    except UnknownActionError as exc:
+        connector_id, sep, _ = action_id.partition("/")
+        if not sep or connector_id == TWILIO:
+            connector = default_connector()
+            return connector, connector.action(action_id)
+        return installed().action(action_id)
+    except InvalidInputError as exc:  # an unknown action or connector
         complain(command, exc)
         return None
 
@@ -213,14 +231,14 @@ def _call(ns: argparse.Namespace) -> int:
     found = _find("call", ns.action)
     if found is None:
         return EXIT_INVALID
-    _, action = found
+    connector, action = found
     try:
         inputs = _parse_inputs(action, ns.input, ns.inputs)
         # Check before starting anything, so bad input costs no emulator start-up.
         from .._validation import compile_action
 
         compile_action(action).validate(inputs)
-        result = asyncio.run(_run_call(action.id, inputs, ns.emulator))
+        result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator))
     except (InvalidInputError, ConfigurationError) as exc:
         complain("call", exc)
         return EXIT_INVALID
@@ -234,11 +252,16 @@ def _call(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run_call(action_id: str, inputs: Mapping[str, Any], emulator: bool | None) -> Any:
+async def _run_call(
+    connector: ConnectorSpec, action_id: str, inputs: Mapping[str, Any], emulator: bool | None
+) -> Any:
     from .._connect import open_connection
     from .._convert import to_json
 
     async with open_connection(
-        env=environ(), emulator=emulator, announce=lambda text: complain("call", text)
+        connector=connector,
+        env=environ(),
+        emulator=emulator,
+        announce=lambda text: complain("call", text),
     ) as conn:
         return to_json(await conn.call(action_id, inputs))

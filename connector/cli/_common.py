@@ -9,12 +9,19 @@ the parser (``--help``, ``actions``) stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+
+if TYPE_CHECKING:
+    from .._connection import Connection
+    from .._manifest import ConnectorSpec
+    from ..workflow import Workflow
 
 
 __all__ = [
@@ -30,6 +37,8 @@ __all__ = [
     "print_json",
     "print_problems",
     "rate_limit",
+    "workflow_connection",
+    "workflow_connectors",
 ]
 
 #: Everything asked for was done.
@@ -131,3 +140,44 @@ def print_json(value: Any) -> None:
     """Print *value* as indented JSON (UTF-8 text, not escapes) to stdout."""
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+def workflow_connectors(*workflows: Workflow) -> dict[str, ConnectorSpec]:
+    """The connectors workflows may use: Twilio's, and the installed plugins if they name others."""
+    from .._manifest import default_connector
+    from ..plugin import TWILIO, installed
+
+    named: set[str] = set()
+    for workflow in workflows:
+        named |= {*workflow.connector_ids, *workflow.connections}
+        if workflow.trigger is not None:
+            named.add(workflow.trigger.connector_id)
+    if named <= {TWILIO}:
+        return {TWILIO: default_connector()}
+    return installed().specs()
+
+
+def workflow_connection(
+    workflow: Workflow,
+    connector: ConnectorSpec,
+    inputs: Mapping[str, Any],
+    args: argparse.Namespace,
+    command: str,
+) -> contextlib.AbstractAsyncContextManager[Connection]:
+    """Open one connector's connection as the workflow's block says (or from the environment)."""
+    from .._connect import open_connection
+
+    env = environ()
+    block = workflow.connection_for(connector.id)
+    limit = args.rate_limit
+    if limit is None and block is not None:
+        limit = block.rate_limit
+    return open_connection(
+        connector=connector,
+        values=block.values(env, inputs) if block is not None and block.explicit else None,
+        env=env,
+        # The emulator serves Twilio's API only; other connectors never fall back to it.
+        emulator=args.emulator if connector.id == "twilio" else None,
+        rate_limit=limit,
+        announce=lambda text: complain(command, text),
+    )

@@ -27,6 +27,8 @@ from ._common import (
     environ,
     print_problems,
     rate_limit,
+    workflow_connection,
+    workflow_connectors,
 )
 
 
@@ -156,6 +158,7 @@ def _listen(args: argparse.Namespace) -> int:
             listener = Listener(
                 workflows,
                 journal,
+                connectors=workflow_connectors(*workflows),
                 auth_token=auth_token,
                 public_url=args.public_url,
                 shared_key=shared_key,
@@ -170,6 +173,7 @@ def _listen(args: argparse.Namespace) -> int:
                     limit,
                     auth_token if use_emulator else None,
                     sys.stderr,
+                    args,
                 )
             )
     except WorkflowError as exc:
@@ -190,6 +194,7 @@ async def _serve(
     limit: tuple[int, float] | bool | None,
     emulator_token: str | None,
     out: TextIO,
+    args: argparse.Namespace,
 ) -> None:
     from ..receiving import MESSAGES_PATH, STATUS_PATH
 
@@ -199,8 +204,21 @@ async def _serve(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     await listener.start(host, port)
     try:
-        async with _open_connection(listener, limit, emulator_token, out) as conn:
-            await listener.begin(conn)
+        async with (
+            _open_connection(listener, limit, emulator_token, out) as conn,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            connectors = workflow_connectors(*listener.workflows.values())
+            # Steps that call other connectors get their connections (never the emulator).
+            others = {
+                connector_id: await stack.enter_async_context(
+                    workflow_connection(workflow, connectors[connector_id], {}, args, "listen")
+                )
+                for workflow in listener.workflows.values()
+                for connector_id in workflow.connector_ids
+                if connector_id != "twilio"
+            }
+            await listener.begin(conn, connections=others)
             complain(
                 "listen",
                 f"listening on {listener.url}; point Twilio's incoming-message webhook at "

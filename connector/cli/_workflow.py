@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -32,6 +33,8 @@ from ._common import (
     print_json,
     print_problems,
     rate_limit,
+    workflow_connection,
+    workflow_connectors,
 )
 
 
@@ -121,11 +124,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _load_checked(file: str) -> Workflow:
     """Load and check a workflow; raise WorkflowError with every problem."""
-    from .._manifest import default_connector
     from ..workflow import WorkflowError, check_workflow, load_workflow
 
     workflow = load_workflow(file)
-    problems = check_workflow(workflow, default_connector())
+    problems = check_workflow(workflow, workflow_connectors(workflow))
     if problems:
         raise WorkflowError(problems)
     return workflow
@@ -259,33 +261,33 @@ async def _run(
     args: argparse.Namespace,
     trigger: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    from .._connect import open_connection
-    from ..workflow import run_workflow
+    from ..plugin import TWILIO
+    from ..workflow import resolve_inputs, run_workflow
     from ._progress import BarProgress, LineProgress
 
     env = environ()
-    spec = workflow.connection
-    limit = args.rate_limit
-    if limit is None and spec is not None:
-        limit = spec.rate_limit
+    record = journal.run(run_id)
+    inputs = dict(record.inputs) if record is not None else resolve_inputs(workflow, given)
+    connectors = workflow_connectors(workflow)
     progress = BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
-    async with open_connection(
-        values=spec.values(env) if spec is not None and spec.env else None,
-        env=env,
-        emulator=args.emulator,
-        rate_limit=limit,
-        announce=lambda text: complain("run", text),
-    ) as conn:
+    async with contextlib.AsyncExitStack() as stack:
+        opened = {
+            connector_id: await stack.enter_async_context(
+                workflow_connection(workflow, connectors[connector_id], inputs, args, "run")
+            )
+            for connector_id in {TWILIO, *workflow.connector_ids}
+        }
         with progress:
             return await run_workflow(
                 workflow,
                 given,
-                conn,
+                opened.pop(TWILIO),
                 journal,
                 run_id=run_id,
                 progress=progress,
                 env=dict(env),
                 trigger=trigger,
+                connections=opened,
             )
 
 

@@ -99,7 +99,9 @@ class Listener:
         public_url: The URL Twilio calls, up to the listener's root, when it differs
             from the bound address (behind a proxy or TLS terminator).
         shared_key: A webhook shared key, also accepted as a signing key.
-        connector: The connector the workflows use (the shipped Twilio one by default).
+        connector: The connector whose webhooks arrive (the shipped Twilio one by default).
+        connectors: Every connector the workflows' steps may use, by id (Twilio's alone
+            unless given); pass their connections to :meth:`begin`.
         max_runs: How many runs execute at once.
         env: What ``env`` reads in the workflows' expressions; the listener adds
             ``TWILIO_CONNECTOR_PUBLIC_URL`` (its public URL, for ``StatusCallback``).
@@ -122,6 +124,7 @@ class Listener:
         public_url: str | None = None,
         shared_key: str | None = None,
         connector: ConnectorSpec | None = None,
+        connectors: Mapping[str, ConnectorSpec] | None = None,
         max_runs: int = 10,
         env: Mapping[str, str] | None = None,
         keep_results: int = 100,
@@ -131,6 +134,7 @@ class Listener:
         if keep_results < 1:
             raise ValueError("keep_results must be at least 1")
         self.connector = connector or default_connector()
+        specs = {self.connector.id: self.connector, **(connectors or {})}
         self.journal = journal
         # Checked now, so a listener without a key never binds a socket.
         self._keys = (auth_token, shared_key)
@@ -148,7 +152,7 @@ class Listener:
                     workflow.problem("has no trigger (on:); run it with `twilio-connector run`", ())
                 )
                 continue
-            problems.extend(check_workflow(workflow, self.connector))
+            problems.extend(check_workflow(workflow, specs))
             try:
                 inputs = resolve_inputs(workflow, {})
             except WorkflowError as exc:
@@ -171,6 +175,7 @@ class Listener:
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._connection: Connection | None = None
+        self._connections: Mapping[str, Connection] = {}
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._deferred: set[str] = set()
@@ -228,7 +233,13 @@ class Listener:
             raise RuntimeError("the listener is not running")
         return self.verifier.public_url
 
-    async def begin(self, connection: Connection, *, poll: bool = True) -> None:
+    async def begin(
+        self,
+        connection: Connection,
+        *,
+        poll: bool = True,
+        connections: Mapping[str, Connection] | None = None,
+    ) -> None:
         """
         Start running triggered workflows (pending ones from an earlier process first)
         and, with *poll*, the pollers of triggers that have ``poll_interval``.
@@ -236,8 +247,10 @@ class Listener:
         Args:
             connection: The open connection every run shares.
             poll: Whether to start the polling loops.
+            connections: Open connections of the other connectors the workflows use.
         """
         self._connection = connection
+        self._connections = dict(connections or {})
         self.pollers = [
             MessagePoller(connection, self.journal, workflow.trigger, self.ingest)
             for workflow in self.workflows.values()
@@ -406,6 +419,7 @@ class Listener:
                 self._connection,
                 self.journal,
                 run_id=run_id,
+                connections=self._connections,
                 env=self.env,
                 trigger=event,
             )

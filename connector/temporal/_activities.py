@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,12 +138,21 @@ class ConnectorActivities:
     Args:
         connection: An open connection; the worker owns its lifecycle.
         claims: Where reconciled messages are claimed; this process only unless given.
+        connections: Open connections of other connectors, by id: their actions become
+            activities too.
     """
 
-    def __init__(self, connection: Connection, claims: Claims | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        claims: Claims | None = None,
+        *,
+        connections: Mapping[str, Connection] | None = None,
+    ) -> None:
         self.connection = connection
+        self.connections = dict(connections or {})
         self.claims: Claims = claims or LocalClaims()
-        self._runner = ActionRunner(connection, claims=self.claims)
+        self._runner = ActionRunner(connection, claims=self.claims, connections=self.connections)
 
     @activity.defn(name=ACTIVITY_NAME)
     async def invoke_action(self, call: ActionCall) -> dict[str, Any]:
@@ -181,14 +190,15 @@ class ConnectorActivities:
 
     def activities(self) -> list[Callable[..., Any]]:
         """
-        Every activity to register: one per action of the connection's manifest, named
+        Every activity to register: one per action of each connection's manifest, named
         ``<connector>/<action>``, and the generic ``invoke_action``.
         """
-        connector = self.connection.connector
+        connectors = [c.connector for c in (self.connection, *self.connections.values())]
         return [
             self.invoke_action,
             *(
                 self._action_activity(f"{connector.id}/{action_id}")
+                for connector in connectors
                 for action_id in connector.actions
             ),
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pkgutil
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -26,6 +27,8 @@ from ._activities import ConnectorActivities, RedisClaims
 from ._defaults import DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_TASK_QUEUE
 from ._workflow import ConnectorWorkflow
 
+
+log = logging.getLogger("connector.temporal")
 
 __all__ = ["DEFAULT_TASK_QUEUE", "WorkerConfigError", "create_worker", "run_worker"]
 
@@ -149,6 +152,31 @@ async def worker_connection(
             await claims_client.aclose()
 
 
+@contextlib.asynccontextmanager
+async def plugin_connections(env: Mapping[str, str]) -> AsyncIterator[dict[str, Connection]]:
+    """
+    Open a connection for every other installed connector whose connection values the
+    worker's environment holds (the variables its manifest names, or
+    ``<CONNECTOR>_<KEY>``); the others are skipped with a log line, and runs that use
+    them fail their steps with the connector named.
+    """
+    from ..errors import InvalidInputError
+    from ..plugin import TWILIO, installed
+
+    async with contextlib.AsyncExitStack() as stack:
+        opened: dict[str, Connection] = {}
+        for connector_id, spec in installed().specs().items():
+            if connector_id == TWILIO:
+                continue
+            try:
+                opened[connector_id] = await stack.enter_async_context(
+                    open_connection(connector=spec, env=env)
+                )
+            except InvalidInputError as exc:
+                log.info("connector %s is not configured on this worker: %s", connector_id, exc)
+        yield opened
+
+
 async def run_worker(
     *,
     address: str,
@@ -180,10 +208,14 @@ async def run_worker(
     """
     _check_credentials(os.environ)
     client = await Client.connect(address, namespace=namespace)
-    async with worker_connection(
-        redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit
-    ) as (conn, claims):
-        activities = ConnectorActivities(conn, claims)
+    async with (
+        worker_connection(redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit) as (
+            conn,
+            claims,
+        ),
+        plugin_connections(os.environ) as others,
+    ):
+        activities = ConnectorActivities(conn, claims, connections=others)
         worker = create_worker(
             client, task_queue, activities, max_concurrent_activities=max_concurrent_activities
         )

@@ -200,8 +200,11 @@ class ActionRunner:
     (the driver keeps it "started" so the next attempt looks again before any resend).
 
     Args:
-        connection: An open connection (every call shares its rate limit).
+        connection: An open connection (every call shares its rate limit), for the
+            actions of its connector.
         claims: Where messages found by reconciliation are claimed.
+        connections: Open connections of other connectors, by connector id, for steps
+            that use their actions.
         settle: Seconds a lookup right after an unknown outcome waits before looking
             again (see :data:`RECONCILE_SETTLE`).
     """
@@ -212,17 +215,26 @@ class ActionRunner:
         *,
         claims: Claims | None = None,
         settle: float = RECONCILE_SETTLE,
+        connections: Mapping[str, Connection] | None = None,
     ) -> None:
         self.connection = connection
+        self.connections = {**(connections or {}), connection.connector.id: connection}
         self.claims: Claims = claims or LocalClaims()
         self.settle = settle
         # Compiled once per action: every call of a 10,000-item step validates with it.
         self._compiled: dict[str, CompiledAction] = {}
 
+    def _connection(self, uses: str) -> Connection:
+        connector_id, sep, _ = uses.partition("/")
+        connection = self.connections.get(connector_id) if sep else None
+        if connection is None:
+            return self.connection  # its own lookup says what is wrong with the id
+        return connection
+
     def _action(self, uses: str) -> CompiledAction:
         compiled = self._compiled.get(uses)
         if compiled is None:
-            compiled = self._compiled[uses] = compile_action(self.connection.action(uses))
+            compiled = self._compiled[uses] = compile_action(self._connection(uses).action(uses))
         return compiled
 
     async def run(
@@ -271,16 +283,17 @@ class ActionRunner:
         if action.spec.sends_message:
             return await self._send(request, clean, shown, prior, on_send)
         try:
+            connection = self._connection(request.uses)
             if request.paginate:
                 collected = []
-                async for entry in self.connection.paginate(
+                async for entry in connection.paginate(
                     request.uses, clean, max_items=request.max_items
                 ):
                     collected.append(to_json(entry))
                     if on_page_item is not None:
                         on_page_item()
                 return Outcome("succeeded", collected, inputs=shown)
-            output = to_json(await self.connection.call(request.uses, clean))
+            output = to_json(await connection.call(request.uses, clean))
         except ConnectorError as exc:
             return Outcome("failed", error=str(exc), error_code=_code(exc), inputs=shown)
         return Outcome("succeeded", output, inputs=shown)
@@ -331,7 +344,7 @@ class ActionRunner:
             if on_send is not None:
                 on_send(shown, started)
             try:
-                output = to_json(await self.connection.call(request.uses, clean))
+                output = to_json(await self._connection(request.uses).call(request.uses, clean))
             except MessageMayHaveBeenSentError:
                 try:
                     found = await self._reconcile(request, clean, started, settle=self.settle)
@@ -359,7 +372,8 @@ class ActionRunner:
         def claim(sid: str) -> Awaitable[bool]:
             return self.claims.claim(sid, request.identity)
 
-        return await find_sent_message(self.connection, clean, started, claim=claim, settle=settle)
+        connection = self._connection(request.uses)
+        return await find_sent_message(connection, clean, started, claim=claim, settle=settle)
 
 
 def _lookup_failed(exc: ConnectorError, shown: Any) -> Outcome:

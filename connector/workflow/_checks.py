@@ -23,7 +23,7 @@ from .._validation import compile_action
 from ..errors import InvalidInputError
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
 from ._expressions import ITEM, Template, WorkflowFunctions, read_paths
-from ._model import DocPath, Problem, StepSpec, Workflow
+from ._model import ConnectionSpec, DocPath, Problem, StepSpec, Workflow
 
 
 __all__ = ["check_workflow", "step_output_type"]
@@ -71,13 +71,12 @@ def _definition_type(connector: ConnectorSpec, name: str, depth: int = 0) -> Sta
     return Obj(fields, name=name)
 
 
-def _action(connector: ConnectorSpec, step: StepSpec) -> ActionSpec | None:
-    if step.connector_id != connector.id:
-        return None
-    return connector.actions.get(step.action_id)
+def _action(connectors: Mapping[str, ConnectorSpec], step: StepSpec) -> ActionSpec | None:
+    connector = connectors.get(step.connector_id)
+    return None if connector is None else connector.actions.get(step.action_id)
 
 
-def step_output_type(connector: ConnectorSpec, step: StepSpec) -> StaticType:
+def step_output_type(connectors: Mapping[str, ConnectorSpec], step: StepSpec) -> StaticType:
     """
     The static type of ``steps.<id>.outputs``: the action's ``returns`` definition; for
     ``paginate`` steps, a list of the paged items; for ``for_each`` steps, a list with
@@ -87,11 +86,11 @@ def step_output_type(connector: ConnectorSpec, step: StepSpec) -> StaticType:
         builtin = BUILTINS.get(step.action_id)
         single: StaticType = Obj(dict(builtin.outputs), name=builtin.id) if builtin else None
     else:
-        action = _action(connector, step)
+        action = _action(connectors, step)
         if action is None or action.returns is None:
             single = None
         else:
-            single = _definition_type(connector, action.returns)
+            single = _definition_type(connectors[step.connector_id], action.returns)
             if step.paginate and action.paging is not None and isinstance(single, Obj):
                 single = single.fields.get(action.paging.items)
     return Arr(single) if step.for_each is not None else single
@@ -179,9 +178,9 @@ def _fits(param_type: str, kind: StaticType) -> bool:
 
 
 class _Checker:
-    def __init__(self, workflow: Workflow, connector: ConnectorSpec) -> None:
+    def __init__(self, workflow: Workflow, connectors: Mapping[str, ConnectorSpec]) -> None:
         self.workflow = workflow
-        self.connector = connector
+        self.connectors = connectors
         self.problems: list[Problem] = []
         self.step_types: dict[str, Obj] = {}
         inputs = {
@@ -285,15 +284,11 @@ class _Checker:
         root = self.root(item=item, fan_out=step.for_each is not None)
         if step.connector_id == BUILTIN_CONNECTOR:
             self._builtin(step, root)
-        elif step.connector_id != self.connector.id:
-            self.add(
-                f"unknown connector {step.connector_id!r}; use {self.connector.id}/<action> "
-                f"or {BUILTIN_CONNECTOR}/<action>",
-                (*path, "uses"),
-            )
+        elif step.connector_id not in self.connectors:
+            self.add(self._unknown_connector(step.connector_id), (*path, "uses"))
         else:
             self._action(step, root)
-        single = step_output_type(self.connector, step)
+        single = step_output_type(self.connectors, step)
         if step.wait_until is not None:
             per_call = single.item if isinstance(single, Arr) else single
             wait_root = self.root(item=item, fan_out=step.for_each is not None, outputs=per_call)
@@ -335,13 +330,21 @@ class _Checker:
             elif where not in self.workflow.templates:
                 self.add(message, where)
 
+    def _unknown_connector(self, connector_id: str) -> str:
+        known = sorted(self.connectors)
+        return (
+            f"unknown connector {connector_id!r}{_suggest(connector_id, known)} "
+            f"(installed: {', '.join(known)}; and {BUILTIN_CONNECTOR}/<action> for built-ins)"
+        )
+
     def _action(self, step: StepSpec, root: Obj) -> None:
-        action = _action(self.connector, step)
+        connector = self.connectors[step.connector_id]
+        action = _action(self.connectors, step)
         if action is None:
-            known = list(self.connector.actions)
+            known = list(connector.actions)
             self.add(
                 f"unknown action {step.uses!r}"
-                f"{_suggest(step.action_id, known, f'{self.connector.id}/')} "
+                f"{_suggest(step.action_id, known, f'{connector.id}/')} "
                 "(see `twilio-connector actions`)",
                 (*step.path, "uses"),
             )
@@ -398,27 +401,58 @@ class _Checker:
         trigger = self.workflow.trigger
         if trigger is None:
             return
-        if trigger.connector_id != self.connector.id:
+        connector = self.connectors.get(trigger.connector_id)
+        if connector is None:
             self.trigger_type = None
-            self.add(
-                f"unknown connector {trigger.connector_id!r}; use {self.connector.id}/<trigger>",
-                trigger.path,
-            )
+            self.add(self._unknown_connector(trigger.connector_id), trigger.path)
             return
-        spec = self.connector.triggers.get(trigger.trigger_id)
+        spec = connector.triggers.get(trigger.trigger_id)
         if spec is None:
             self.trigger_type = None
-            known = list(self.connector.triggers)
+            known = list(connector.triggers)
             self.add(
                 f"unknown trigger {trigger.uses!r}"
-                f"{_suggest(trigger.trigger_id, known, f'{self.connector.id}/')} "
-                f"(triggers: {', '.join(f'{self.connector.id}/{t}' for t in known) or 'none'})",
+                f"{_suggest(trigger.trigger_id, known, f'{connector.id}/')} "
+                f"(triggers: {', '.join(f'{connector.id}/{t}' for t in known) or 'none'})",
                 trigger.path,
             )
             return
-        self.trigger_type = _definition_type(self.connector, spec.payload)
+        self.trigger_type = _definition_type(connector, spec.payload)
         if isinstance(trigger.reply, Template):
             self.expression(trigger.reply, (*trigger.path, "reply"), self.root())
+
+    def connections(self) -> None:
+        """Each connection block names a connector the steps use, and only its values."""
+        used = set(self.workflow.connector_ids)
+        for connector_id, block in self.workflow.connections.items():
+            where: DocPath = ("connections", connector_id)
+            connector = self.connectors.get(connector_id)
+            if connector is None:
+                self.add(self._unknown_connector(connector_id), where)
+                continue
+            if connector_id not in used:
+                self.add(f"no step uses {connector_id}/<action>; remove this block", where)
+            self._block(connector, block, where)
+        if self.workflow.connection is not None and "twilio" in self.connectors:
+            self._block(self.connectors["twilio"], self.workflow.connection, ("connection",))
+
+    def _block(self, connector: ConnectorSpec, block: ConnectionSpec, where: DocPath) -> None:
+        params = {p.key: p for p in connector.connection}
+        for source in ("env", "inputs"):
+            for key in getattr(block, source):
+                param = params.get(key)
+                if param is None:
+                    self.add(
+                        f"{connector.id} has no connection value {key!r}"
+                        f"{_suggest(key, params)} (its values: {', '.join(params)})",
+                        (*where, source, key),
+                    )
+                elif source == "inputs" and param.secret:
+                    self.add(
+                        f"{key} is secret: take it from an environment variable (env), "
+                        "not from an input, which the journal keeps",
+                        (*where, source, key),
+                    )
 
     def outputs(self) -> None:
         root = self.root()
@@ -446,19 +480,25 @@ def _contains_template(workflow: Workflow, path: DocPath) -> bool:
     return any(p[: len(path)] == path for p in workflow.templates)
 
 
-def check_workflow(workflow: Workflow, connector: ConnectorSpec) -> list[Problem]:
+def check_workflow(
+    workflow: Workflow, connectors: ConnectorSpec | Mapping[str, ConnectorSpec]
+) -> list[Problem]:
     """
-    Check a workflow against a connector before running it.
+    Check a workflow against the connectors it uses before running it.
 
     Args:
         workflow: The loaded workflow.
-        connector: The connector whose actions it uses.
+        connectors: The connectors its steps may use, by id (one connector alone is
+            enough for a workflow that uses only that one).
 
     Returns:
         Every problem found, each with file, line and column; empty when it may run.
     """
-    checker = _Checker(workflow, connector)
+    if isinstance(connectors, ConnectorSpec):
+        connectors = {connectors.id: connectors}
+    checker = _Checker(workflow, connectors)
     checker.trigger()
+    checker.connections()
     for step in workflow.steps:
         checker.step(step)
     checker.outputs()

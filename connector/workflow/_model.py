@@ -64,30 +64,54 @@ class InputSpec:
 @attrs.frozen
 class ConnectionSpec:
     """
-    Where a workflow's connection comes from.
+    Where one connector's connection comes from in a workflow (``connection:`` for
+    Twilio's, ``connections.<id>:`` for any connector).
 
     Attributes:
         env: Connection value (``account_sid``...) -> the environment variable holding it.
         rate_limit: ``(calls, seconds)``, ``False`` for none, ``None`` for the manifest's.
+        inputs: Connection value -> the workflow input holding it (never a secret).
+        where: Where the block is in the document (``connections.acme``).
     """
 
     env: Mapping[str, str] = attrs.field(factory=dict)
     rate_limit: tuple[int, float] | Literal[False] | None = None
+    inputs: Mapping[str, str] = attrs.field(factory=dict)
+    where: str = "connection"
 
-    def values(self, environ: Mapping[str, str]) -> dict[str, str]:
+    @property
+    def explicit(self) -> bool:
+        """Whether the block names where values come from (so the environment's
+        ``TWILIO_*`` variables and the emulator are not used)."""
+        return bool(self.env or self.inputs)
+
+    def values(
+        self, environ: Mapping[str, str], inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
         """
-        The connection values, read from the variables :attr:`env` names.
+        The connection values, read from the variables :attr:`env` names and the
+        inputs :attr:`inputs` names.
 
         Raises:
-            RunError: A named variable is unset or empty (never a silent fall-back to
-                the emulator).
+            RunError: A named variable is unset or empty, or a named input has no value
+                (never a silent fall-back to the emulator).
         """
-        missing = [f"{key} ({name})" for key, name in self.env.items() if not environ.get(name)]
+        given = inputs or {}
+        missing = [
+            f"{self.where}.env.{key} ({name})"
+            for key, name in self.env.items()
+            if not environ.get(name)
+        ]
+        missing += [
+            f"{self.where}.inputs.{key} (input {name})"
+            for key, name in self.inputs.items()
+            if given.get(name) in (None, "")
+        ]
         if missing:
-            raise RunError(
-                "connection.env names unset environment variables: " + ", ".join(missing)
-            )
-        return {key: environ[name] for key, name in self.env.items()}
+            raise RunError("connection values are not set: " + ", ".join(missing))
+        values = {key: environ[name] for key, name in self.env.items()}
+        values.update({key: str(given[name]) for key, name in self.inputs.items()})
+        return values
 
 
 @attrs.frozen
@@ -205,13 +229,14 @@ class Workflow:
         name: Its name.
         description: What it does.
         inputs: Its inputs by name.
-        connection: Where its connection comes from, if it says.
+        connection: Where Twilio's connection comes from, if it says (``connection:``).
         steps: The steps, in order.
         outputs: Output name -> value (templates compiled).
         file: The file it was loaded from.
         text: The file's text (for the journal's fingerprint).
         templates: Every compiled template by its place in the document.
         trigger: The event that starts its runs (``on:``), if any.
+        connections: Where each connector's connection comes from (``connections:``).
     """
 
     name: str
@@ -225,6 +250,22 @@ class Workflow:
     templates: Mapping[DocPath, Template]
     _node: yaml.Node | None = attrs.field(eq=False, repr=False, alias="node")
     trigger: TriggerOn | None = None
+    connections: Mapping[str, ConnectionSpec] = attrs.field(factory=dict)
+
+    def connection_for(self, connector_id: str) -> ConnectionSpec | None:
+        """Where *connector_id*'s connection comes from, if the workflow says."""
+        if connector_id == "twilio" and self.connection is not None:
+            return self.connection
+        return self.connections.get(connector_id)
+
+    @property
+    def connector_ids(self) -> list[str]:
+        """The connectors the steps use (not the built-in ``workflow``), in order."""
+        seen: dict[str, None] = {}
+        for step in self.steps:
+            if step.connector_id != "workflow":
+                seen.setdefault(step.connector_id, None)
+        return list(seen)
 
     @property
     def base_dir(self) -> Path:
@@ -370,9 +411,8 @@ def _build(
             )
         inputs[name] = spec
 
-    connection = None
-    if "connection" in document:
-        raw = document["connection"] or {}
+    def connection_block(raw: Mapping[str, Any] | None, path: DocPath) -> ConnectionSpec:
+        raw = raw or {}
         rate = raw.get("rate_limit")
         limit: tuple[int, float] | Literal[False] | None = None
         if rate is False:
@@ -383,9 +423,34 @@ def _build(
                 limit = parsed if isinstance(parsed, tuple) else False
             except ValueError:
                 problems.append(
-                    problem("must be CALLS/SECONDS, both above 0", ("connection", "rate_limit"))
+                    problem("must be CALLS/SECONDS, both above 0", (*path, "rate_limit"))
                 )
-        connection = ConnectionSpec(env=dict(raw.get("env") or {}), rate_limit=limit)
+        for key, name in (raw.get("inputs") or {}).items():
+            if name not in inputs:
+                problems.append(
+                    problem(f"names no input {name!r} of this workflow", (*path, "inputs", key))
+                )
+        return ConnectionSpec(
+            env=dict(raw.get("env") or {}),
+            rate_limit=limit,
+            inputs=dict(raw.get("inputs") or {}),
+            where=dotted(list(path)),
+        )
+
+    connection = None
+    if "connection" in document:
+        connection = connection_block(document["connection"], ("connection",))
+    connections = {
+        connector_id: connection_block(body, ("connections", connector_id))
+        for connector_id, body in (document.get("connections") or {}).items()
+    }
+    if connection is not None and "twilio" in connections:
+        problems.append(
+            problem(
+                "give Twilio's connection once: connection: or connections.twilio:",
+                ("connections", "twilio"),
+            )
+        )
 
     steps: list[StepSpec] = []
     seen: dict[str, int] = {}
@@ -455,6 +520,7 @@ def _build(
         description=document.get("description", ""),
         inputs=inputs,
         connection=connection,
+        connections=connections,
         steps=tuple(steps),
         outputs=outputs,
         file=file,

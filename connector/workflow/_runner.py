@@ -211,6 +211,7 @@ async def run_workflow(
     env: Mapping[str, str] | None = None,
     trigger: Mapping[str, Any] | None = None,
     clock: Clock | None = None,
+    connections: Mapping[str, Connection] | None = None,
 ) -> RunResult:
     """
     Run a workflow, or resume a run.
@@ -232,6 +233,8 @@ async def run_workflow(
             ``trigger`` (converted to the trigger's payload definition). On resume, the
             journaled event is used.
         clock: The run's time (for simulations and tests); the event loop's otherwise.
+        connections: Open connections of other connectors the steps use, by connector
+            id (``acme/...`` steps call through ``connections["acme"]``).
 
     Returns:
         The run's outcome.
@@ -240,7 +243,9 @@ async def run_workflow(
         WorkflowError: The workflow or the inputs are invalid; nothing ran.
         RunError: The run is active in another process, or its workflow changed.
     """
-    problems = check_workflow(workflow, connection.connector)
+    others = dict(connections or {})
+    specs = {c.connector.id: c.connector for c in [*others.values(), connection]}
+    problems = check_workflow(workflow, specs)
     if problems:
         raise WorkflowError(problems)
     if workflow.trigger is None and trigger is not None:
@@ -282,7 +287,7 @@ async def run_workflow(
     if workflow.trigger is not None:
         event = dict(event or {})
     recorder = _JournalRecorder(journal, run_id, progress or _NoProgress())
-    actions = ActionRunner(connection, claims=recorder.claims)
+    actions = ActionRunner(connection, claims=recorder.claims, connections=others)
 
     async def call(request: Call) -> Outcome:
         step, index = request.step, request.index
