@@ -264,7 +264,7 @@ def count_segments(body: str) -> int:
         body: The message text. An empty body counts as one segment.
 
     Returns:
-        The number of segments: one if the text fits in 160 septets (GSM-7) or 70 UTF-16
+        The number of segments. One if the text fits in 160 septets (GSM-7) or 70 UTF-16
         code units (UCS-2), otherwise parts of at most 153 septets or 67 code units.
     """
     encoding = encoding_for(body)

@@ -19,10 +19,10 @@ and any other distribution may add to the group. An entry point may target:
   manifest, so a distribution can ship a connector as data alone.
 
 A host calls :func:`find_plugins` to list what is installed (nothing is imported),
-:func:`load_plugin` to load one (every failure becomes a :class:`PluginLoadError` naming
-the distribution), or :meth:`Registry.discover` to do both and keep going past broken
-plugins. Tests build a :class:`Registry` with :meth:`Registry.from_plugins`, which never
-looks at entry points.
+:func:`load_plugin` to load one (every failure becomes a
+:class:`~connector.errors.PluginLoadError` naming the distribution), or
+:meth:`Registry.discover` to do both and keep going past broken plugins. Tests build a
+:class:`Registry` with :meth:`Registry.from_plugins`, which never looks at entry points.
 """
 
 from __future__ import annotations
@@ -327,7 +327,8 @@ class Plugin:
         Raises:
             RuntimeError: Called from inside a running event loop; ``await`` :meth:`invoke`
                 there instead (blocking the loop would stall every other task on it).
-            Everything :meth:`invoke` raises.
+
+        Otherwise it raises what :meth:`invoke` raises.
         """
         import asyncio
 

@@ -9,7 +9,7 @@ parameter (names sorted by code point, ``name + value`` with no separator), then
 accepts the URL with or without the scheme's default port, as twilio-python does,
 because Twilio's own signing is inconsistent about it.
 
-The functions live in :mod:`connector._twilio` with Twilio's other rules, shared with
+The functions live in ``connector._twilio`` with Twilio's other rules, shared with
 the emulator; this module is their public home.
 """
 

@@ -12,9 +12,9 @@ Fixtures:
   ``127.0.0.1:<free port>`` with an in-memory database, no throttle, instant delivery
   (``delivery_delay=0``), callbacks retried without waiting, and a
   :class:`~connector.emulator.ManualClock`; stopped after the test.
-- ``twilio_emulator_factory``: an async factory taking :class:`EmulatorConfig` fields as
-  keyword arguments (over the same test defaults); every server it starts is stopped
-  after the test, last started first.
+- ``twilio_emulator_factory``: an async factory taking
+  :class:`~connector.emulator.EmulatorConfig` fields as keyword arguments (over the same
+  test defaults); every server it starts is stopped after the test, last started first.
 
 - ``twilio_inbox``: an :class:`Inbox` on ``twilio_emulator``: ``await
   inbox.expect_sms(to=..., body_matches=..., timeout=...)`` returns the message or fails
@@ -65,7 +65,7 @@ def test_config(**overrides: Any) -> EmulatorConfig:
     Build a configuration with the test defaults, overridden by *overrides*.
 
     Args:
-        **overrides: Any :class:`EmulatorConfig` field.
+        **overrides: Any :class:`~connector.emulator.EmulatorConfig` field.
 
     Returns:
         The configuration.

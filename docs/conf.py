@@ -1,9 +1,13 @@
-"""Sphinx configuration: MyST Markdown pages, furo theme, autodoc for the API page."""
+"""Sphinx configuration: MyST Markdown pages, furo theme, autodoc for the API pages."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.ext import napoleon
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,5 +26,84 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-# Pages link to files of the repository (examples, manifests) that are not documents.
-suppress_warnings = ["myst.xref_missing"]
+
+# `nox -s docs` builds with -n: every cross-reference must resolve, except these.
+_UNRESOLVABLE = {
+    # The standard library and the dependencies: the build runs offline, so there is no
+    # intersphinx inventory to link them to. ("Path" and "dt.datetime" are annotations
+    # of class signatures that autodoc leaves unevaluated.)
+    "py:class": [
+        "Path",
+        "asyncio.locks.Event",
+        "collections.abc.AsyncIterator",
+        "collections.abc.Awaitable",
+        "collections.abc.Callable",
+        "collections.abc.Collection",
+        "collections.abc.Iterable",
+        "collections.abc.Iterator",
+        "collections.abc.Mapping",
+        "collections.abc.Sequence",
+        "collections.deque",
+        "datetime.datetime",
+        "decimal.Decimal",
+        "dt.datetime",
+        "importlib.metadata.EntryPoint",
+        "os.PathLike",
+        "pathlib.Path",
+        "re.Pattern",
+        "AsyncLimiter",  # aiolimiter
+        "aiohttp.ClientSession",
+        "aiohttp.web_app.Application",
+        "jmespath.parser.ParsedResult",
+        "yaml.Node",
+        "_pytest.fixtures.FixtureRequest",
+        "temporalio.client._client.Client",
+        "temporalio.client._workflow.WorkflowHandle",
+        "temporalio.worker._worker.Worker",
+    ],
+    "py:exc": ["pytest.fail.Exception"],
+}
+_UNRESOLVABLE_OURS = {
+    # Internal types that public signatures mention but no public module exports, so
+    # there is no page to link to.
+    "py:class": [
+        "Ingest",  # connector.receiving._poller.Ingest, a Callable alias
+        "connector._manifest.ConnectionParamSpec",
+        "connector._manifest.ItemSpec",
+        "connector._manifest.PagingSpec",
+        "connector._manifest.Rule",
+        "connector._manifest.Throttle",
+        "connector._manifest.TriggerSpec",
+        "connector.emulator._records.MessageRecord",
+        "connector.emulator._state.EmulatorState",
+        "connector.workflow._journal.StepRecord",
+        # connector.temporal is being rewritten; its docstrings are fixed there.
+        "Claims",
+    ],
+    "py:exc": ["WorkerConfigError"],
+    "py:func": ["worker_connection"],
+    "py:meth": ["invoke_action"],  # left out of api/temporal.md: its docstring does not parse
+}
+nitpick_ignore = [
+    (role, target)
+    for group in (_UNRESOLVABLE, _UNRESOLVABLE_OURS)
+    for role, targets in group.items()
+    for target in targets
+]
+
+
+def _napoleon_except_attributes(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    # Napoleon reads an attribute's docstring as "TYPE: DESCRIPTION", so "The sender.
+    # (JSON: ``From``)" would render with "The sender. (JSON" as its type. Our
+    # attributes take their types from annotations; their docstrings are prose.
+    if what not in ("attribute", "data", "property"):
+        napoleon._process_docstring(app, what, name, obj, options, lines)
+
+
+def setup(app: Sphinx) -> None:
+    for listener in list(app.events.listeners["autodoc-process-docstring"]):
+        if listener.handler is napoleon._process_docstring:
+            app.disconnect(listener.id)
+            app.connect("autodoc-process-docstring", _napoleon_except_attributes)

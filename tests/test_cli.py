@@ -8,9 +8,14 @@ import os
 import sys
 from typing import Any
 
+import pytest
 from conftest import ACCOUNT_SID, AUTH_TOKEN
 
 from connector.emulator import EmulatorServer
+
+
+# Every test runs the command in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 async def cli(

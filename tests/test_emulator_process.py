@@ -17,6 +17,10 @@ import pytest
 from connector.cli import main
 
 
+# Starts emulator processes and kills them.
+pytestmark = pytest.mark.slow
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SID = "AC" + "f" * 32
 TOKEN = "t0ken"

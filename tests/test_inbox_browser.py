@@ -17,7 +17,8 @@ from connector.emulator import EmulatorServer
 from connector.errors import TwilioAPIError
 
 
-pytestmark = pytest.mark.browser
+# Each test launches Chromium.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -382,6 +382,7 @@ async def test_invoke_sync_refuses_inside_a_running_loop() -> None:
         plugin.invoke_sync("get_message", {"MessageId": "SM" + "0" * 32}, {})
 
 
+@pytest.mark.slow  # runs the example host in a subprocess
 async def test_minimal_host_example(twilio_emulator: EmulatorServer) -> None:
     """The host in docs/embedding.md (examples/minimal_host.py) runs a step, in process and as a script."""
     spec = importlib.util.spec_from_file_location("minimal_host", ROOT / "examples/minimal_host.py")

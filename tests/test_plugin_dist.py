@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from uv import find_uv_bin
+
+
+# Builds a throwaway venv with uv and installs distributions into it.
+pytestmark = pytest.mark.slow
 
 
 ROOT = Path(__file__).resolve().parent.parent

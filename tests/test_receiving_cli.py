@@ -11,6 +11,11 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
+
+
+# Runs `twilio-connector listen` in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

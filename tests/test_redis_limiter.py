@@ -24,6 +24,10 @@ from connector.redis_limiter import KEY_PREFIX, RedisLimiter, limit_key
 from connector.testing import EmulatorFactory
 
 
+# Starts a redis-server (and, for one test, four processes).
+pytestmark = pytest.mark.slow
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -35,6 +35,10 @@ from connector.testing import EmulatorFactory
 from connector.workflow import WorkflowError, load_workflow
 
 
+# Starts a Temporal dev server, workers and subprocesses.
+pytestmark = pytest.mark.slow
+
+
 SENDER = "+15005550006"
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 
+# Every test runs pytest in a subprocess.
+pytestmark = pytest.mark.slow
+
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = """

@@ -15,6 +15,10 @@ from connector.emulator import Clock
 from connector.testing import EmulatorFactory
 
 
+# Runs the command in subprocesses and kills one mid-run.
+pytestmark = pytest.mark.slow
+
+
 RECIPIENTS = [f"+1500555{n:04d}" for n in range(1000, 1200)]
 
 WORKFLOW = """

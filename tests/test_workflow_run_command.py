@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 
+# Every test runs the command in a subprocess.
+pytestmark = pytest.mark.slow
+
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 DATA = Path(__file__).parent / "data" / "workflows"
 

@@ -149,6 +149,7 @@ steps:
     assert problems_of(text) == []
 
 
+@pytest.mark.slow  # runs the command in a subprocess
 def test_validate_command_reports_file_line_column() -> None:
     """`twilio-connector validate` prints FILE:LINE:COLUMN problems and exits 2."""
     done = subprocess.run(

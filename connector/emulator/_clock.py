@@ -65,7 +65,7 @@ class Clock:
 
 class ManualClock(Clock):
     """
-    A clock that stands still until :meth:`advance` is called.
+    A clock that stands still until :meth:`~Clock.advance` is called.
 
     Args:
         start: The initial time in epoch seconds (default: the wall time at creation).

@@ -61,7 +61,8 @@ class HandsetFault:
     A failure switch on one handset.
 
     Attributes:
-        code: The error code the send ends with (a key of :data:`FAULT_CODES`).
+        code: The error code the send ends with: 21610 (refused with a 400) or
+            30003-30008 (accepted, then undelivered or failed).
         mode: ``"next"`` fails one send and clears itself; ``"always"`` stays.
     """
 

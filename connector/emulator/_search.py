@@ -83,7 +83,7 @@ class MessageQuery:
             matches both outbound directions.
         since: Created at or after (epoch seconds).
         until: Created at or before (epoch seconds).
-        thread: A :func:`thread_key`.
+        thread: A conversation's key, ``"<account side>|<handset>"`` (as in inbox URLs).
         after_seq: Only messages created after this sequence number.
     """
 
@@ -115,8 +115,7 @@ class MessageQuery:
         Returns:
             The query.
 
-        Raises:
-            ApiError: 400 for a malformed code, date or pattern.
+        A malformed code, date or pattern raises the emulator's API error (a 400 answer).
         """
         values = {key: value.strip() for key, value in params.items() if value.strip()}
         try:

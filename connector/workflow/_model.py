@@ -273,7 +273,7 @@ class Workflow:
         return Path(self.file).resolve().parent
 
     def problem(self, message: str, path: DocPath) -> Problem:
-        """Build a :class:`Problem` located at *path* in the document."""
+        """Build a :class:`~connector.errors.Problem` located at *path* in the document."""
         line, column = locate(self._node, list(path))
         return Problem(self.file, line, column, dotted(list(path)), message)
 
