@@ -39,6 +39,7 @@ _UNRESOLVABLE = {
         "collections.abc.Awaitable",
         "collections.abc.Callable",
         "collections.abc.Collection",
+        "collections.abc.Coroutine",
         "collections.abc.Iterable",
         "collections.abc.Iterator",
         "collections.abc.Mapping",
@@ -51,6 +52,7 @@ _UNRESOLVABLE = {
         "os.PathLike",
         "pathlib.Path",
         "re.Pattern",
+        "AbstractAsyncContextManager",
         "AsyncLimiter",  # aiolimiter
         "aiohttp.ClientSession",
         "aiohttp.web_app.Application",
@@ -61,7 +63,7 @@ _UNRESOLVABLE = {
         "temporalio.client._workflow.WorkflowHandle",
         "temporalio.worker._worker.Worker",
     ],
-    "py:exc": ["pytest.fail.Exception"],
+    "py:exc": ["pytest.fail.Exception", "temporalio.exceptions.ApplicationError"],
 }
 _UNRESOLVABLE_OURS = {
     # Internal types that public signatures mention but no public module exports, so
@@ -77,12 +79,10 @@ _UNRESOLVABLE_OURS = {
         "connector.emulator._records.MessageRecord",
         "connector.emulator._state.EmulatorState",
         "connector.workflow._journal.StepRecord",
-        # connector.temporal is being rewritten; its docstrings are fixed there.
-        "Claims",
+        # Type aliases of connector.workflow._interpreter, documented with Interpreter.
+        "CallFn",
+        "FanOut",
     ],
-    "py:exc": ["WorkerConfigError"],
-    "py:func": ["worker_connection"],
-    "py:meth": ["invoke_action"],  # left out of api/temporal.md: its docstring does not parse
 }
 nitpick_ignore = [
     (role, target)

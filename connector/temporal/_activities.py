@@ -160,12 +160,13 @@ class ConnectorActivities:
         Run one action call and return its outcome as JSON.
 
         Returns:
-            ``{"status": "succeeded"|"failed", "output", "error", "error_code",
-            "reconciled"}``. Twilio refusing a call, or invalid inputs, is a *failed*
-            outcome, not an exception: retrying would not change it.
+            A JSON object with ``status`` (``succeeded`` or ``failed``), ``output``,
+            ``error``, ``error_code`` and ``reconciled``. Twilio refusing a call, or
+            invalid inputs, is a *failed* outcome, not an exception: retrying would not
+            change it.
 
         Raises:
-            ApplicationError: A send's outcome stayed unknown (type
+            temporalio.exceptions.ApplicationError: A send's outcome stayed unknown (type
                 ``MessageOutcomeUnknown``); the retry reconciles before sending.
         """
         # An earlier attempt may have sent it and died before reporting (a killed

@@ -196,7 +196,7 @@ async def run_worker(
         address: Temporal's frontend, ``HOST:PORT``.
         task_queue: The task queue to poll.
         namespace: The Temporal namespace.
-        redis_url: Share the rate limit through this Redis (see :func:`worker_connection`).
+        redis_url: Share the rate limit through this Redis (see ``worker_connection``).
         redis_key: The shared limit's key.
         rate_limit: ``(calls, seconds)`` for the whole account.
         max_concurrent_activities: Calls run at once by this worker.
@@ -204,7 +204,7 @@ async def run_worker(
         ready: Called once the worker polls its task queue.
 
     Raises:
-        WorkerConfigError: No Twilio account is configured.
+        ConfigurationError: No Twilio account is configured.
     """
     _check_credentials(os.environ)
     client = await Client.connect(address, namespace=namespace)

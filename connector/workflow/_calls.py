@@ -151,7 +151,7 @@ async def find_sent_message(
     Look for the message a send attempt may have sent, so that it is never sent twice.
 
     A match has the same To, From and body as *inputs* and was created no earlier than
-    the attempt (less :data:`RECONCILE_SKEW` of clock skew). It is looked up with
+    the attempt (less ``RECONCILE_SKEW`` of clock skew). It is looked up with
     ``list_messages_v2``: first filtered on the day the attempt started (``DateSent``,
     UTC), then without a date, because a message still queued has no ``date_sent`` yet
     and one sent just after midnight has the next day's.
@@ -206,7 +206,7 @@ class ActionRunner:
         connections: Open connections of other connectors, by connector id, for steps
             that use their actions.
         settle: Seconds a lookup right after an unknown outcome waits before looking
-            again (see :data:`RECONCILE_SETTLE`).
+            again (``RECONCILE_SETTLE``).
     """
 
     def __init__(

@@ -12,7 +12,7 @@ owner only (mode 0600, whatever the umask), and SQLite gives its ``-wal`` and ``
 files the same mode.
 
 Schema versions: the schema's version is SQLite's ``PRAGMA user_version``. Opening a
-journal brings it to :data:`SCHEMA_VERSION` by running the migrations it has not had,
+journal brings it to ``SCHEMA_VERSION`` by running the migrations it has not had,
 in order, in one ``BEGIN IMMEDIATE`` transaction: a second process opening the same
 journal waits for the first, then finds nothing left to do. Migration *n* (the *n*-th
 entry of ``_MIGRATIONS``) takes version *n - 1* to *n*; version 0 is a new file or a
@@ -319,7 +319,7 @@ class Journal:
 
     Args:
         path: The SQLite file; created (mode 0600) with its directory if missing, and
-            migrated to :data:`SCHEMA_VERSION` if older.
+            migrated to ``SCHEMA_VERSION`` if older.
 
     Raises:
         JournalVersionError: A newer version of the connector wrote the journal.
