@@ -1,9 +1,10 @@
 """
 Manifests: YAML files that describe a connector, its actions and its output shapes.
 
-Loading is a pipeline: parse the YAML (keeping line numbers), validate the document
-against the shipped JSON Schema, cross-check references the schema cannot express,
-then build frozen specs. Every error names the file, the place inside it and the rule.
+Loading is a pipeline: parse the YAML (keeping line numbers, :mod:`connector._document`),
+validate the document against the shipped JSON Schema, cross-check references the
+schema cannot express, then build frozen specs. Every error names the file, the place
+inside it and the rule.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
-import yaml
 
-from .errors import ManifestError, UnknownActionError
+from .errors import ManifestError, Problem, UnknownActionError
 
 
 if TYPE_CHECKING:
     import jsonschema
+
+    from ._document import Document
 
 
 __all__ = [
@@ -355,10 +357,6 @@ class ConnectorSpec:
         return spec
 
 
-# libyaml's C loader when PyYAML was built with it: several times faster at start-up.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @functools.cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
     import jsonschema
@@ -403,37 +401,47 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
 
     Raises:
         ManifestError: The file breaks the format; the error names the file, the place
-            inside it and the rule.
+            inside it and the rule. A file past the limits of
+            :func:`connector._document.read_document` (10 MiB, aliases that expand by
+            more than 100,000 nodes) breaks it too.
     """
-    file = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ManifestError(f"cannot read: {exc.strerror}", file=file) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ManifestError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from exc
+    document = _parse_and_validate(str(source), text)
+    return _build(document.data, document.file, _located(document))
 
+
+def _manifest_error(problem: Problem) -> ManifestError:
+    return ManifestError(
+        problem.message,
+        file=problem.file,
+        where=problem.where,
+        line=problem.line,
+        column=problem.column,
+    )
+
+
+def _located(document: Document) -> _Fail:
     def fail(rule: str, path: Sequence[str | int]) -> ManifestError:
-        line, column = locate(node, path)
-        return ManifestError(rule, file=file, where=dotted(path), line=line, column=column)
+        return _manifest_error(document.problem(rule, path))
 
+    return fail
+
+
+def _parse_and_validate(file: str, text: str | None) -> Document:
+    """Parse a manifest and check it against the schema (the first error is raised)."""
+    from ._document import DocumentError, read_document
+
+    try:
+        document = read_document(file, text=text)
+    except DocumentError as exc:
+        raise _manifest_error(exc.problem) from exc
     errors = sorted(
-        _schema_validator().iter_errors(document),
+        _schema_validator().iter_errors(document.data),
         key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]),
     )
     if errors:
         from jsonschema.exceptions import best_match
 
+        fail = _located(document)
         error = best_match(errors)
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
@@ -442,7 +450,7 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
             if extras:
                 raise fail(f"unknown key {extras[0]!r}", [*path, extras[0]])
         raise fail(_describe_schema_error(error), path)
-    return _build(document, file, fail)
+    return document
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> str:
@@ -453,39 +461,6 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
     if error.validator in ("oneOf", "anyOf") and error.context:
         return str(best_match(error.context).message)
     return str(error.message)
-
-
-def dotted(path: Sequence[str | int]) -> str:
-    """Render a path inside a document as ``actions.get_message.parameters[0]``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int | None, int | None]:
-    """Find the 1-based line and column of *path* in a composed YAML tree."""
-    best = node
-    for part in path:
-        if isinstance(best, yaml.MappingNode):
-            for key, value in best.value:
-                if key.value == str(part):
-                    best = value
-                    break
-            else:
-                break
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(best.value):
-                break
-            best = best.value[part]
-        else:
-            break
-    if best is None:
-        return None, None
-    return best.start_mark.line + 1, best.start_mark.column + 1
 
 
 _Fail = Any  # Callable[[str, Sequence[str | int]], ManifestError]
