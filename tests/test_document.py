@@ -190,6 +190,20 @@ def test_validate_exits_2_on_a_file_past_the_size_limit(tmp_path: Path) -> None:
     assert f"{path}:2:1: larger than 10 MiB" in done.stderr
 
 
+def test_call_inputs_exits_2_on_the_bomb(tmp_path: Path) -> None:
+    """`call --inputs` with a billion-laughs file or stdin exits 2 with FILE:LINE and sends nothing."""
+    path = tmp_path / "inputs.yaml"
+    path.write_text(BILLION_LAUGHS, encoding="utf-8")
+    done = run_cli("call", "send_text_message", "--no-emulator", "--inputs", str(path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{path}:{BOMB_LINE}:{BOMB_COLUMN}: f[0]: aliases expand" in done.stderr
+    piped = run_cli(
+        "call", "send_text_message", "--no-emulator", "--inputs", "-", stdin=BILLION_LAUGHS
+    )
+    assert piped.returncode == 2
+    assert f"<stdin>:{BOMB_LINE}:{BOMB_COLUMN}:" in piped.stderr
+
+
 def test_aliases_of_a_long_text_are_limited_in_characters() -> None:
     """Repeating one long string by alias cannot add more than 10 MiB of text."""
     text = "long: &long " + "x" * 100_000 + "\ncopies: [" + ", ".join(["*long"] * 100) + "]\n"
