@@ -5,18 +5,24 @@ Loading is a pipeline: parse the YAML (keeping line numbers, :mod:`connector._do
 validate the document against the shipped JSON Schema, cross-check references the
 schema cannot express, then build frozen specs. Every error names the file, the place
 inside it and the rule.
+
+The shipped manifest is read on every start of the command line, so its validated
+document is cached per user (see :func:`default_connector`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
+import os
 import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
@@ -361,11 +367,15 @@ class ConnectorSpec:
 def _schema_validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    text = resources.files(__package__).joinpath("schemas/manifest.schema.json").read_text()
-    schema = json.loads(text)
+    schema = json.loads(_schema_bytes())
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+
+
+@functools.cache
+def _schema_bytes() -> bytes:
+    return resources.files(__package__).joinpath("schemas/manifest.schema.json").read_bytes()
 
 
 def shipped_manifest_paths() -> list[Path]:
@@ -384,11 +394,84 @@ def shipped_manifest_paths() -> list[Path]:
 
 @functools.cache
 def default_connector() -> ConnectorSpec:
-    """The Twilio connector, loaded (once) from the shipped manifest."""
+    """
+    The Twilio connector, loaded (once) from the shipped manifest.
+
+    Parsing and validating the manifest costs more than everything else
+    ``twilio-connector actions`` does (PyYAML and jsonschema take 100 ms to import), so
+    the validated document is cached as JSON in the per-user cache directory, under
+    the SHA-256 of the manifest's bytes and of the schema's: any change to either
+    misses the cache and is validated in full. The cache holds data only, never code,
+    and the specs are always built from it afresh, so a change to this module needs
+    no invalidation.
+    """
     for path in shipped_manifest_paths():
         if path.stem == "twilio":
-            return load_manifest(path)
+            return _load_cached(path)
     raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
+
+
+#: Change when the same manifest and schema would read as a different document (a
+#: new YAML rule), so that entries written before are not used.
+_CACHE_FORMAT: Final = 1
+#: Entries kept: one per manifest version met (a few installs, an upgrade).
+_CACHE_ENTRIES: Final = 8
+
+
+def _cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("twilio-connector")) / "manifests"
+
+
+def _load_cached(path: Path) -> ConnectorSpec:
+    """Load the manifest at *path*, from the per-user cache when it is there."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_manifest(path)  # which says what is wrong, and where
+    digest = hashlib.sha256(b"%d\0" % _CACHE_FORMAT)
+    digest.update(hashlib.sha256(_schema_bytes()).digest())
+    digest.update(raw)
+    entry = _cache_dir() / f"{digest.hexdigest()}.json"
+    file = str(path)
+    try:
+        cached = json.loads(entry.read_bytes())
+    except (OSError, ValueError):
+        pass
+    else:
+        try:
+            return _build(cached, file, lambda rule, where: ManifestError(rule, file=file))
+        except Exception:
+            # A damaged entry must not be why loading fails: the file decides.
+            pass
+    document = _parse_and_validate(file, text)
+    spec = _build(document.data, file, _located(document))
+    _store(entry, document.data)
+    return spec
+
+
+def _store(entry: Path, data: Any) -> None:
+    """Write a cache entry; a cache that cannot be written is only slower."""
+    try:
+        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        if json.loads(encoded) != data:
+            return  # YAML values JSON cannot carry (dates, keys that are not strings)
+    except (TypeError, ValueError):
+        return
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(encoded, encoding="utf-8")
+        # Readers see the whole entry or none: another process may be reading it.
+        os.replace(partial, entry)
+        entries = sorted(entry.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_ENTRIES]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSpec:
