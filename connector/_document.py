@@ -162,8 +162,9 @@ def read_document(source: str | Path, *, text: str | None = None) -> Document:
     elif len(text) * 4 > MAX_BYTES and len(text.encode("utf-8")) > MAX_BYTES:
         # Only a text that might be too large is encoded to measure it.
         raise DocumentError(_too_large(file, text.encode("utf-8")))
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the pure-Python reader checks the characters here
         try:
             root = loader.get_single_node()
         except RecursionError as exc:  # the pure-Python parser recurses once per level
@@ -181,7 +182,8 @@ def read_document(source: str | Path, *, text: str | None = None) -> Document:
         # 2024-13-45, an integer of more than 4300 digits.
         raise DocumentError(Problem(file, None, None, "", f"not valid YAML: {exc}")) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Document(file, text, data, root)
 
 
@@ -216,8 +218,9 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
             line, column = exc.problem_mark.line + 1, exc.problem_mark.column + 1
     elif isinstance(exc, yaml.reader.ReaderError):
         message = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
-        # libyaml counts the position in bytes; exact for ASCII, close otherwise.
-        at = min(exc.position, len(text))
+        at = exc.position
+        if _Loader is not yaml.SafeLoader:  # libyaml counts bytes of UTF-8, not characters
+            at = len(text.encode("utf-8")[:at].decode("utf-8", "ignore"))
         line = text.count("\n", 0, at) + 1
         column = at - (text.rfind("\n", 0, at) + 1) + 1
     return Problem(file, line, column, "", f"not valid YAML: {message}")

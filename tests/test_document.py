@@ -9,8 +9,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 
-from connector import ManifestError, load_manifest
+from connector import ManifestError, _document, load_manifest
 from connector._document import (
     MAX_ALIAS_NODES,
     MAX_BYTES,
@@ -144,6 +145,7 @@ def test_values_keep_their_line_and_column() -> None:
         (b"name: [unclosed\nsteps: []\n", (2, 6), "not valid YAML"),
         (b"name: x\nbody: caf\xe9\n", (2, 10), "not UTF-8 text"),
         (b"name: x\nbell: \x07\n", (2, 7), "control characters are not allowed"),
+        ("name: x\ncafé: \x07\n".encode(), (2, 7), "control characters are not allowed"),
         (b"name: x\nwhen: 2024-13-45\n", (None, None), "month must be in 1..12"),
     ],
 )
@@ -211,3 +213,20 @@ def test_aliases_of_a_long_text_are_limited_in_characters() -> None:
     with pytest.raises(DocumentError, match="more than 10 MiB of text") as caught:
         read_document("over.yaml", text=text.replace("[", "[" + "*long, " * 5))
     assert caught.value.problem.where == "copies[104]"
+
+
+def test_without_libyaml_documents_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML's pure-Python loader, the fall-back without libyaml, gives the same data, places and refusals."""
+    text = "name: x\nsteps:\n  - id: a\n    with: {to: 'é€', body: café}\n"
+    with_c = read_document("w.yaml", text=text)
+    monkeypatch.setattr(_document, "_Loader", yaml.SafeLoader)
+    pure = read_document("w.yaml", text=text)
+    assert pure.data == with_c.data
+    where = ["steps", 0, "with", "body"]
+    assert pure.locate(where) == with_c.locate(where) == (4, 28)  # columns count characters
+    with pytest.raises(DocumentError) as caught:
+        read_document("laughs.yaml", text=BILLION_LAUGHS)
+    assert (caught.value.problem.line, caught.value.problem.where) == (BOMB_LINE, "f[0]")
+    with pytest.raises(DocumentError, match="not valid YAML") as caught:
+        read_document("w.yaml", text="café: \x07\n")
+    assert (caught.value.problem.line, caught.value.problem.column) == (1, 7)
