@@ -222,7 +222,7 @@ def test_without_libyaml_documents_read_the_same(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(_document, "_Loader", yaml.SafeLoader)
     pure = read_document("w.yaml", text=text)
     assert pure.data == with_c.data
-    where = ["steps", 0, "with", "body"]
+    where: list[str | int] = ["steps", 0, "with", "body"]
     assert pure.locate(where) == with_c.locate(where) == (4, 28)  # columns count characters
     with pytest.raises(DocumentError) as caught:
         read_document("laughs.yaml", text=BILLION_LAUGHS)
