@@ -133,3 +133,10 @@ def benchmark(session: nox.Session) -> None:
     """Run the client-overhead benchmark (long; prints figures)."""
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/client_overhead.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def startup(session: nox.Session) -> None:
+    """Time the start of `twilio-connector actions` against `python -c pass` (best of 10)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/startup.py", *session.posargs)

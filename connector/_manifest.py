@@ -1,30 +1,38 @@
 """
 Manifests: YAML files that describe a connector, its actions and its output shapes.
 
-Loading is a pipeline: parse the YAML (keeping line numbers), validate the document
-against the shipped JSON Schema, cross-check references the schema cannot express,
-then build frozen specs. Every error names the file, the place inside it and the rule.
+Loading is a pipeline: parse the YAML (keeping line numbers, :mod:`connector._document`),
+validate the document against the shipped JSON Schema, cross-check references the
+schema cannot express, then build frozen specs. Every error names the file, the place
+inside it and the rule.
+
+The shipped manifest is read on every start of the command line, so its validated
+document is cached per user (see :func:`default_connector`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
+import os
 import re
 import string
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
-import yaml
 
-from .errors import ManifestError, UnknownActionError
+from .errors import ManifestError, Problem, UnknownActionError
 
 
 if TYPE_CHECKING:
     import jsonschema
+
+    from ._document import Document
 
 
 __all__ = [
@@ -356,19 +364,19 @@ class ConnectorSpec:
         return spec
 
 
-# libyaml's C loader when PyYAML was built with it: several times faster at start-up.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @functools.cache
 def _schema_validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    text = resources.files(__package__).joinpath("schemas/manifest.schema.json").read_text()
-    schema = json.loads(text)
+    schema = json.loads(_schema_bytes())
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+
+
+@functools.cache
+def _schema_bytes() -> bytes:
+    return resources.files(__package__).joinpath("schemas/manifest.schema.json").read_bytes()
 
 
 def shipped_manifest_paths() -> list[Path]:
@@ -387,11 +395,84 @@ def shipped_manifest_paths() -> list[Path]:
 
 @functools.cache
 def default_connector() -> ConnectorSpec:
-    """The Twilio connector, loaded (once) from the shipped manifest."""
+    """
+    The Twilio connector, loaded (once) from the shipped manifest.
+
+    Parsing and validating the manifest costs more than everything else
+    ``twilio-connector actions`` does (PyYAML and jsonschema take 100 ms to import), so
+    the validated document is cached as JSON in the per-user cache directory, under
+    the SHA-256 of the manifest's bytes and of the schema's: any change to either
+    misses the cache and is validated in full. The cache holds data only, never code,
+    and the specs are always built from it afresh, so a change to this module needs
+    no invalidation.
+    """
     for path in shipped_manifest_paths():
         if path.stem == "twilio":
-            return load_manifest(path)
+            return _load_cached(path)
     raise FileNotFoundError("the shipped manifest twilio.yaml is missing from the installation")
+
+
+#: Change when the same manifest and schema would read as a different document (a
+#: new YAML rule), so that entries written before are not used.
+_CACHE_FORMAT: Final = 1
+#: Entries kept: one per manifest version met (a few installs, an upgrade).
+_CACHE_ENTRIES: Final = 8
+
+
+def _cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("twilio-connector")) / "manifests"
+
+
+def _load_cached(path: Path) -> ConnectorSpec:
+    """Load the manifest at *path*, from the per-user cache when it is there."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_manifest(path)  # which says what is wrong, and where
+    digest = hashlib.sha256(b"%d\0" % _CACHE_FORMAT)
+    digest.update(hashlib.sha256(_schema_bytes()).digest())
+    digest.update(raw)
+    entry = _cache_dir() / f"{digest.hexdigest()}.json"
+    file = str(path)
+    try:
+        cached = json.loads(entry.read_bytes())
+    except (OSError, ValueError):
+        pass
+    else:
+        try:
+            return _build(cached, file, lambda rule, where: ManifestError(rule, file=file))
+        except Exception:
+            # A damaged entry must not be why loading fails: the file decides.
+            pass
+    document = _parse_and_validate(file, text)
+    spec = _build(document.data, file, _located(document))
+    _store(entry, document.data)
+    return spec
+
+
+def _store(entry: Path, data: Any) -> None:
+    """Write a cache entry; a cache that cannot be written is only slower."""
+    try:
+        encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        if json.loads(encoded) != data:
+            return  # YAML values JSON cannot carry (dates, keys that are not strings)
+    except (TypeError, ValueError):
+        return
+    partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(encoded, encoding="utf-8")
+        # Readers see the whole entry or none: another process may be reading it.
+        os.replace(partial, entry)
+        entries = sorted(entry.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-_CACHE_ENTRIES]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSpec:
@@ -404,37 +485,47 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
 
     Raises:
         ManifestError: The file breaks the format; the error names the file, the place
-            inside it and the rule.
+            inside it and the rule. A file past the limits of
+            :func:`connector._document.read_document` (10 MiB, aliases that expand by
+            more than 100,000 nodes) breaks it too.
     """
-    file = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ManifestError(f"cannot read: {exc.strerror}", file=file) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ManifestError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from exc
+    document = _parse_and_validate(str(source), text)
+    return _build(document.data, document.file, _located(document))
 
+
+def _manifest_error(problem: Problem) -> ManifestError:
+    return ManifestError(
+        problem.message,
+        file=problem.file,
+        where=problem.where,
+        line=problem.line,
+        column=problem.column,
+    )
+
+
+def _located(document: Document) -> _Fail:
     def fail(rule: str, path: Sequence[str | int]) -> ManifestError:
-        line, column = locate(node, path)
-        return ManifestError(rule, file=file, where=dotted(path), line=line, column=column)
+        return _manifest_error(document.problem(rule, path))
 
+    return fail
+
+
+def _parse_and_validate(file: str, text: str | None) -> Document:
+    """Parse a manifest and check it against the schema (the first error is raised)."""
+    from ._document import DocumentError, read_document
+
+    try:
+        document = read_document(file, text=text)
+    except DocumentError as exc:
+        raise _manifest_error(exc.problem) from exc
     errors = sorted(
-        _schema_validator().iter_errors(document),
+        _schema_validator().iter_errors(document.data),
         key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]),
     )
     if errors:
         from jsonschema.exceptions import best_match
 
+        fail = _located(document)
         error = best_match(errors)
         path = list(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
@@ -443,7 +534,7 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
             if extras:
                 raise fail(f"unknown key {extras[0]!r}", [*path, extras[0]])
         raise fail(_describe_schema_error(error), path)
-    return _build(document, file, fail)
+    return document
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> str:
@@ -454,39 +545,6 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> str:
     if error.validator in ("oneOf", "anyOf") and error.context:
         return str(best_match(error.context).message)
     return str(error.message)
-
-
-def dotted(path: Sequence[str | int]) -> str:
-    """Render a path inside a document as ``actions.get_message.parameters[0]``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def locate(node: yaml.Node | None, path: Sequence[str | int]) -> tuple[int | None, int | None]:
-    """Find the 1-based line and column of *path* in a composed YAML tree."""
-    best = node
-    for part in path:
-        if isinstance(best, yaml.MappingNode):
-            for key, value in best.value:
-                if key.value == str(part):
-                    best = value
-                    break
-            else:
-                break
-        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(best.value):
-                break
-            best = best.value[part]
-        else:
-            break
-    if best is None:
-        return None, None
-    return best.start_mark.line + 1, best.start_mark.column + 1
 
 
 _Fail = Any  # Callable[[str, Sequence[str | int]], ManifestError]

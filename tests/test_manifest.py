@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from connector import ManifestError, default_connector, load_manifest
+from connector import ManifestError, _manifest, default_connector, load_manifest
 from connector._manifest import shipped_manifest_paths
 
 
@@ -231,3 +235,81 @@ def test_missing_file_is_a_manifest_error(tmp_path: Path) -> None:
     """A manifest that cannot be read is reported as such."""
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "absent.yaml")
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The manifest cache, in a directory of its own."""
+    directory = tmp_path / "cache"
+    monkeypatch.setattr(_manifest, "_cache_dir", lambda: directory)
+    return directory
+
+
+def test_shipped_manifest_is_read_from_the_cache_once_validated(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After one full load, the shipped manifest loads from the cache, unparsed, to the same spec."""
+    (path,) = shipped_manifest_paths()
+    first = _manifest._load_cached(path)
+    assert len(list(cache.glob("*.json"))) == 1
+
+    def parse(*args: object) -> None:
+        raise AssertionError("parsed and validated again")
+
+    monkeypatch.setattr(_manifest, "_parse_and_validate", parse)
+    assert _manifest._load_cached(path) == first == default_connector()
+
+
+def test_a_changed_manifest_is_validated_again(tmp_path: Path, cache: Path) -> None:
+    """Changed bytes miss the cache: the manifest is validated in full and errors keep their line."""
+    path = write(tmp_path, MINIMAL)
+    assert _manifest._load_cached(path).id == "demo"
+    path.write_text(MINIMAL.replace("returns: Thing", "returns: Thingy"), encoding="utf-8")
+    with pytest.raises(ManifestError) as caught:
+        _manifest._load_cached(path)
+    assert (caught.value.line, caught.value.where) == (17, "actions.get_thing.returns")
+
+
+@pytest.mark.parametrize("damage", ["{", "[]", '{"connector": 1}'])
+def test_a_damaged_cache_entry_is_ignored_and_replaced(
+    tmp_path: Path, cache: Path, damage: str
+) -> None:
+    """A truncated or foreign cache entry never breaks loading; the entry is written again."""
+    path = write(tmp_path, MINIMAL)
+    expected = _manifest._load_cached(path)
+    (entry,) = cache.glob("*.json")
+    entry.write_text(damage, encoding="utf-8")
+    assert _manifest._load_cached(path) == expected
+    assert json.loads(entry.read_text(encoding="utf-8"))["connector"]["id"] == "demo"
+
+
+def test_an_unwritable_cache_only_costs_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the cache directory cannot be created, the manifest still loads."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setattr(_manifest, "_cache_dir", lambda: blocker / "cache")
+    assert _manifest._load_cached(write(tmp_path, MINIMAL)).id == "demo"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="moves the cache with XDG")
+def test_actions_with_a_warm_cache_import_neither_yaml_nor_jsonschema(tmp_path: Path) -> None:
+    """`twilio-connector actions` reads a warm cache without importing PyYAML or jsonschema."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = (
+        "import sys\n"
+        "from connector.cli import main\n"
+        "main(['actions'])\n"
+        "print(sorted({'yaml', 'jsonschema'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].stderr.strip() == "['jsonschema', 'yaml']"  # the cold run validates
+    assert runs[1].stderr.strip() == "[]"
+    assert runs[1].stdout == runs[0].stdout
+    assert "send_text_message" in runs[1].stdout

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._common import (
@@ -200,10 +199,14 @@ def _parse_inputs(
 
     inputs: dict[str, Any] = {}
     if file is not None:
-        import yaml
+        from .._document import MAX_BYTES, read_document
 
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text) or {}
+        if file == "-":
+            # A character past the limit is enough for read_document to refuse it.
+            document = read_document("<stdin>", text=sys.stdin.read(MAX_BYTES + 1))
+        else:
+            document = read_document(file)
+        loaded = document.data or {}
         if not isinstance(loaded, Mapping):
             raise InvalidInputError(action.id, [InputIssue("--inputs", "must be a mapping")])
         inputs.update(loaded)
@@ -226,6 +229,7 @@ def _parse_inputs(
 
 
 def _call(ns: argparse.Namespace) -> int:
+    from .._document import DocumentError
     from ..errors import ConfigurationError, ConnectorError, InvalidInputError
 
     found = _find("call", ns.action)
@@ -239,6 +243,9 @@ def _call(ns: argparse.Namespace) -> int:
 
         compile_action(action).validate(inputs)
         result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator))
+    except DocumentError as exc:  # --inputs FILE: unreadable, not YAML, past the limits
+        complain("call", exc.problem)
+        return EXIT_INVALID
     except (InvalidInputError, ConfigurationError) as exc:
         complain("call", exc)
         return EXIT_INVALID

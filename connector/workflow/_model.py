@@ -10,7 +10,7 @@ the connector's manifest.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ import attrs
 import jsonschema
 import yaml
 
-from .._manifest import dotted, locate
+from .._document import DocumentError, dotted, locate, read_document
 from .._ratelimit import parse_rate_limit
 from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._expressions import Template, compile_template, has_expression
@@ -299,49 +299,24 @@ def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
         The workflow.
 
     Raises:
-        WorkflowError: The file cannot be read, is not YAML, breaks the schema, or holds
-            an expression that is not valid JMESPath.
+        WorkflowError: The file cannot be read, is not YAML, is past the limits of
+            :func:`connector._document.read_document` (10 MiB, aliases that expand by
+            more than 100,000 nodes), breaks the schema, or holds an expression that
+            is not valid JMESPath.
     """
-    file = str(source)
-    if text is None:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise WorkflowError(
-                [Problem(file, None, None, "", f"cannot read: {exc.strerror}")]
-            ) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise WorkflowError(
-            [
-                Problem(
-                    file,
-                    mark.line + 1 if mark else None,
-                    mark.column + 1 if mark else None,
-                    "",
-                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                )
-            ]
-        ) from exc
-
-    def problem(message: str, path: Sequence[str | int]) -> Problem:
-        line, column = locate(node, list(path))
-        return Problem(file, line, column, dotted(list(path)), message)
-
-    if isinstance(document, dict) and True in document and "on" not in document:
+        document = read_document(source, text=text)
+    except DocumentError as exc:
+        raise WorkflowError([exc.problem]) from exc
+    data = document.data
+    if isinstance(data, dict) and True in data and "on" not in data:
         # YAML 1.1 reads a bare `on` key as the boolean true (GitHub Actions has the same
         # quirk); the workflow format means the key "on".
-        document["on"] = document.pop(True)
-    errors = list(workflow_validator().iter_errors(document))
-    if errors:
-        problems = []
-        for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-            problems.append(problem(_describe(error), list(error.absolute_path)))
+        data["on"] = data.pop(True)
+    problems = document.schema_problems(workflow_validator().iter_errors(data), _describe)
+    if problems:
         raise WorkflowError(problems)
-    return _build(document, node, file, text, problem)
+    return _build(data, document.root, document.file, document.text, document.problem)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
