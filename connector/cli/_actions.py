@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -229,6 +228,8 @@ def _parse_inputs(
 
 
 def _call(ns: argparse.Namespace) -> int:
+    import asyncio
+
     from .._document import DocumentError
     from ..errors import ConfigurationError, ConnectorError, InvalidInputError
 

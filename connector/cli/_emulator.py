@@ -7,12 +7,7 @@ incoming message to a running one.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING
 
 from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, complain, rate_limit
@@ -144,6 +139,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 
 def _serve_command(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; print the base URL and the credentials first."""
+    import asyncio
+
     try:
         config = config_from_args(args)
     except (TypeError, ValueError) as exc:
@@ -154,6 +151,9 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: EmulatorConfig) -> None:
+    import asyncio
+    import signal
+
     from ..emulator import EmulatorServer
 
     stop = asyncio.Event()
@@ -175,6 +175,10 @@ async def _serve(config: EmulatorConfig) -> None:
 
 
 def _inbound(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
     fields = [("To", args.to), ("From", args.from_), ("Body", args.body)]
     fields += [("MediaUrl", url) for url in args.media_url]
     if args.url:

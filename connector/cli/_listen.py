@@ -9,11 +9,7 @@ missing auth token.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import logging
-import secrets
-import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TextIO
@@ -90,6 +86,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _listen(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import secrets
+
     from .._connect import choose_target
     from ..errors import ConfigurationError, Problem
     from ..receiving import Listener
@@ -196,6 +196,9 @@ async def _serve(
     out: TextIO,
     args: argparse.Namespace,
 ) -> None:
+    import asyncio
+    import signal
+
     from ..receiving import MESSAGES_PATH, STATUS_PATH
 
     stop = asyncio.Event()

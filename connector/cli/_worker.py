@@ -10,9 +10,7 @@ install.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 import sys
 
 from ..temporal import (
@@ -73,6 +71,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _worker_command(args: argparse.Namespace) -> int:
+    import asyncio
+
     if args.rate_limit is False:
         complain("worker", "a worker always paces its calls; give CALLS/SECONDS")
         return EXIT_INVALID
@@ -88,6 +88,9 @@ def _worker_command(args: argparse.Namespace) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

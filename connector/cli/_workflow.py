@@ -9,7 +9,6 @@ line, or the settings) is invalid, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -150,6 +149,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ..errors import ConfigurationError, ConnectorError, InvalidInputError, RunError
     from ..workflow import Journal, WorkflowError, default_journal_path, new_run_id, resolve_inputs
 
