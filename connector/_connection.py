@@ -225,6 +225,14 @@ class Connection:
         return (int(calls), float(period))
 
     @property
+    def credential_keys(self) -> tuple[str, str] | None:
+        """The connection values that authenticate (the first complete auth pair)."""
+        for username, password in self.connector.auth_pairs:
+            if username in self._values and password in self._values:
+                return (username, password)
+        return None
+
+    @property
     def account_sid(self) -> str | None:
         """The Account SID the connection works on."""
         return self._values.get("account_sid")

@@ -161,7 +161,8 @@ class ConnectorActivities:
 
         Returns:
             A JSON object with ``status`` (``succeeded`` or ``failed``), ``output``,
-            ``error``, ``error_code`` and ``reconciled``. Twilio refusing a call, or
+            ``error``, ``error_code``, ``reconciled`` and ``fatal`` (the credentials were
+            refused: the run stops). Twilio refusing a call, or
             invalid inputs, is a *failed* outcome, not an exception: retrying would not
             change it.
 
@@ -219,4 +220,5 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         "error": outcome.error,
         "error_code": outcome.error_code,
         "reconciled": outcome.reconciled,
+        "fatal": outcome.fatal,
     }

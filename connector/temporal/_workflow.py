@@ -20,9 +20,6 @@ would not fail a Temporal workflow (temporalio sdk-python#1020).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,8 +32,6 @@ from temporalio.exceptions import ActivityError
 
 
 with workflow.unsafe.imports_passed_through():
-    import jmespath.functions
-
     from ..workflow import (
         BUILTIN_CONNECTOR,
         Call,
@@ -100,23 +95,12 @@ class _BundledFunctions(WorkflowFunctions):
         super().__init__(Path(), clock=workflow.now)
         self._files = files
 
-    def _text(self, name: str) -> str:
+    def text(self, name: str) -> str:
+        """The bundled text of *name* (files are read on the submitting machine)."""
         if name not in self._files:
             # An OSError becomes an ExpressionError naming the file.
             raise FileNotFoundError(2, "not bundled with the run", name)
         return self._files[name]
-
-    @jmespath.functions.signature({"types": ["string"]})
-    def _func_read_csv(self, name: str) -> list[dict[str, str]]:
-        return [dict(row) for row in csv.DictReader(io.StringIO(self._text(name), newline=""))]
-
-    @jmespath.functions.signature({"types": ["string"]})
-    def _func_read_json(self, name: str) -> Any:
-        return json.loads(self._text(name))
-
-    @jmespath.functions.signature({"types": ["string"]})
-    def _func_read_lines(self, name: str) -> list[str]:
-        return [line.strip() for line in self._text(name).splitlines() if line.strip()]
 
 
 def _brief(output: Any) -> Any:
@@ -272,4 +256,5 @@ class ConnectorWorkflow:
             outcome["error"],
             outcome["error_code"],
             outcome["reconciled"],
+            fatal=bool(outcome.get("fatal")),
         )

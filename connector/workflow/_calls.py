@@ -23,7 +23,12 @@ import attrs
 from .._connection import Connection
 from .._convert import field_value, to_json
 from .._validation import CompiledAction, compile_action
-from ..errors import ConnectorError, MessageMayHaveBeenSentError, TwilioAPIError
+from ..errors import (
+    AuthenticationError,
+    ConnectorError,
+    MessageMayHaveBeenSentError,
+    TwilioAPIError,
+)
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
 from ._interpreter import Outcome
 
@@ -130,6 +135,24 @@ class CallRequest:
 
 def _code(exc: BaseException) -> int | None:
     return exc.code if isinstance(exc, TwilioAPIError) else None
+
+
+def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome:
+    """The outcome of a call Twilio (or the network) refused; nothing was sent."""
+    if isinstance(exc, AuthenticationError) and exc.status == 401:
+        # Every other call would be refused the same way: stop the run, with a hint.
+        pair = connection.credential_keys or ()
+        names = [str(p.env) for p in connection.connector.connection if p.key in pair and p.env]
+        check = " and ".join(names) or "the connection's values"
+        return Outcome(
+            "failed",
+            error=f"{exc}. The credentials were refused: check {check} (or the workflow's "
+            "connection variables); the run stopped before making the other calls",
+            error_code=exc.code,
+            inputs=shown,
+            fatal=True,
+        )
+    return Outcome("failed", error=str(exc), error_code=_code(exc), inputs=shown)
 
 
 def _json_inputs(inputs: Any) -> Any:
@@ -295,7 +318,7 @@ class ActionRunner:
                 return Outcome("succeeded", collected, inputs=shown)
             output = to_json(await connection.call(request.uses, clean))
         except ConnectorError as exc:
-            return Outcome("failed", error=str(exc), error_code=_code(exc), inputs=shown)
+            return _refused(exc, shown, connection)
         return Outcome("succeeded", output, inputs=shown)
 
     def _builtin(self, action_id: str, request: CallRequest) -> Outcome:
@@ -355,7 +378,7 @@ class ActionRunner:
                 return Outcome("succeeded", found, reconciled=True, inputs=shown)
             except ConnectorError as exc:
                 # Twilio refused it, or it never left: nothing was sent.
-                return Outcome("failed", error=str(exc), error_code=_code(exc), inputs=shown)
+                return _refused(exc, shown, self._connection(request.uses))
             if isinstance(output, Mapping) and isinstance(output.get("sid"), str):
                 await self.claims.claim(output["sid"], request.identity)
             return Outcome("succeeded", output, inputs=shown)

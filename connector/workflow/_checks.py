@@ -22,7 +22,7 @@ from .._manifest import ActionSpec, ConnectorSpec
 from .._validation import compile_action
 from ..errors import InvalidInputError
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
-from ._expressions import ITEM, Template, WorkflowFunctions, read_paths
+from ._expressions import ITEM, Template, WorkflowFunctions, csv_header, read_paths
 from ._model import ConnectionSpec, DocPath, Problem, StepSpec, Workflow
 
 
@@ -230,7 +230,9 @@ class _Checker:
                     self.add(f"{problem} (in ${{{{ {parsed.expression} }}}})", path)
             if template.whole:
                 paths = read_paths(parsed)
-                if _projects(parsed.parsed):
+                if parsed.parsed["type"] == "function_expression":
+                    result = self._function_type(parsed.parsed)
+                elif _projects(parsed.parsed):
                     # steps.send.outputs[*].sid is a list, whatever sid is.
                     result = Arr(None)
                 elif paths and parsed.parsed["type"] in (
@@ -240,6 +242,31 @@ class _Checker:
                 ):
                     result, _ = _resolve(paths[-1], root)
         return result
+
+    def _function_type(self, node: Mapping[str, Any]) -> StaticType:
+        """
+        The type of ``read_csv(FILE)`` when FILE is known now (a literal, or an input's
+        default): a list of rows with exactly the header's columns, so a misspelt
+        ``item.nmae`` is found before the run. Other calls: unknown.
+        """
+        if node["value"] != "read_csv" or len(node["children"]) != 1:
+            return None
+        argument = node["children"][0]
+        name: Any = None
+        if argument["type"] == "literal":
+            name = argument["value"]
+        else:
+            last = (read_paths(argument) or [()])[-1]
+            if len(last) == 2 and last[0] == "inputs":
+                spec = self.workflow.inputs.get(last[1])
+                name = spec.default if spec is not None else None
+        if not isinstance(name, str):
+            return None
+        try:
+            header = csv_header(WorkflowFunctions(self.workflow.base_dir).text(name))
+        except (OSError, UnicodeDecodeError):
+            return None  # not readable now; the run says so
+        return Arr(Obj(dict.fromkeys(header, "string"), name=name))
 
     def _functions(self, node: Mapping[str, Any], path: DocPath) -> None:
         if node.get("type") == "function_expression":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -26,10 +27,13 @@ from ..errors import ExpressionError
 
 
 __all__ = [
+    "CsvRow",
     "ExpressionError",
     "Template",
     "WorkflowFunctions",
     "compile_template",
+    "csv_header",
+    "csv_rows",
     "has_expression",
     "read_paths",
 ]
@@ -57,22 +61,24 @@ class WorkflowFunctions(jmespath.functions.Functions):
         path = Path(name).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
+    def text(self, name: str) -> str:
+        """The text of the file *name* (relative to the workflow's directory)."""
+        return self._path(name).read_text(encoding="utf-8-sig")
+
     @jmespath.functions.signature({"types": ["string"]})
-    def _func_read_csv(self, name: str) -> list[dict[str, str]]:
+    def _func_read_csv(self, name: str) -> list[CsvRow]:
         """Read a CSV file with a header row into a list of objects."""
-        with self._path(name).open(newline="", encoding="utf-8-sig") as f:
-            return [dict(row) for row in csv.DictReader(f)]
+        return csv_rows(self.text(name), name)
 
     @jmespath.functions.signature({"types": ["string"]})
     def _func_read_json(self, name: str) -> Any:
         """Read a JSON file."""
-        return json.loads(self._path(name).read_text(encoding="utf-8"))
+        return json.loads(self.text(name))
 
     @jmespath.functions.signature({"types": ["string"]})
     def _func_read_lines(self, name: str) -> list[str]:
         """Read a text file into its non-blank lines, stripped."""
-        text = self._path(name).read_text(encoding="utf-8")
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return [line.strip() for line in self.text(name).splitlines() if line.strip()]
 
     @jmespath.functions.signature()
     def _func_now(self) -> str:
@@ -93,6 +99,46 @@ class WorkflowFunctions(jmespath.functions.Functions):
     def _func_string(self, value: Any) -> str:
         """Any value as text (``null`` as the empty string, lists and objects as JSON)."""
         return stringify(value)
+
+
+class MissingColumn(ValueError):
+    """An expression read a column that the CSV file's header does not have."""
+
+
+class CsvRow(dict[str, str]):
+    """
+    One row of a CSV file read by ``read_csv``: reading a column that the header does not
+    have is an error, not ``null``, so a misspelt ``item.nmae`` fails the item before
+    anything is sent instead of sending "Hi ".
+    """
+
+    __slots__ = ("_file",)
+
+    def __init__(self, row: Mapping[str, str], file: str) -> None:
+        super().__init__(row)
+        self._file = file
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # JMESPath reads fields with get(); only a column of the header may be read.
+        if key in self:
+            return self[key]
+        import difflib
+
+        close = difflib.get_close_matches(key, list(self), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise MissingColumn(
+            f"{self._file} has no column {key!r}{hint} (columns: {', '.join(self)})"
+        )
+
+
+def csv_rows(text: str, name: str) -> list[CsvRow]:
+    """The rows of CSV *text* with a header row, each a :class:`CsvRow` of file *name*."""
+    return [CsvRow(row, name) for row in csv.DictReader(io.StringIO(text, newline=""))]
+
+
+def csv_header(text: str) -> list[str]:
+    """The column names of CSV *text*."""
+    return next(csv.reader(io.StringIO(text, newline="")), [])
 
 
 def stringify(value: Any) -> str:
@@ -203,14 +249,16 @@ Path_ = tuple[str, ...]
 ITEM = "[]"
 
 
-def read_paths(parsed: jmespath.parser.ParsedResult) -> list[Path_]:
+def read_paths(parsed: jmespath.parser.ParsedResult | Mapping[str, Any]) -> list[Path_]:
     """
-    The root-relative paths an expression reads, such as ``("steps", "send", "outputs",
-    "[]", "sid")`` for ``steps.send.outputs[*].sid``. Paths read relative to something
-    unknown (after a pipe, inside a function's result) are left out.
+    The root-relative paths an expression (compiled, or a node of its tree) reads, such
+    as ``("steps", "send", "outputs", "[]", "sid")`` for ``steps.send.outputs[*].sid``.
+    Paths read relative to something unknown (after a pipe, inside a function's result)
+    are left out.
     """
     out: list[Path_] = []
-    _walk(parsed.parsed, (), out)
+    node = parsed if isinstance(parsed, Mapping) else parsed.parsed
+    _walk(node, (), out)
     return out
 
 

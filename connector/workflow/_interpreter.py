@@ -161,6 +161,8 @@ class Outcome:
         inputs: The inputs as the journal keeps them (validated, secrets masked).
         unresolved: A send whose outcome stayed unknown: the driver keeps it "started",
             so the next attempt of the run looks the message up before any resend.
+        fatal: Every other call would fail the same way (Twilio refused the
+            credentials): the run stops, and what was not called stays for a resume.
     """
 
     status: Literal["succeeded", "failed"]
@@ -171,6 +173,7 @@ class Outcome:
     resumed: bool = False
     inputs: Any = None
     unresolved: bool = False
+    fatal: bool = False
 
     def result(self, index: int) -> ItemResult:
         """The :class:`ItemResult` of item *index*."""
@@ -290,6 +293,7 @@ class Interpreter:
             workflow.base_dir, clock=lambda: dt.datetime.fromtimestamp(clock.now(), dt.UTC)
         )
         self.context: dict[str, Any] = {}
+        self._fatal: str | None = None
 
     async def run(
         self,
@@ -314,7 +318,7 @@ class Interpreter:
             result = self.recorder.finished_step(step) or await self._step(step)
             results.append(result)
             self.context["steps"][step.id] = {"outputs": result.outputs, "status": result.status}
-            if result.status == "failed" and not step.continue_on_error:
+            if result.status == "failed" and (self._fatal or not step.continue_on_error):
                 failed = True
                 break
         outputs = self._outputs()
@@ -375,7 +379,7 @@ class Interpreter:
         state = _StepState(iter(enumerate(items)))
 
         async def worker() -> None:
-            while True:
+            while self._fatal is None:
                 parked = state.parked[0] if state.parked else None
                 if parked is not None and parked.due <= self.clock.now():
                     state.parked.popleft()
@@ -395,7 +399,9 @@ class Interpreter:
         await self._fan_out([worker] * max(1, min(width, len(items))))
         status: StepStatus = "failed" if state.failed else "succeeded"
         error = None
-        if state.failed:
+        if self._fatal is not None:
+            error = self._fatal
+        elif state.failed:
             error = (
                 f"{state.failed} of {state.done} items failed"
                 if step.for_each is not None
@@ -470,6 +476,8 @@ class Interpreter:
 
     def _finish(self, step: StepSpec, state: _StepState, index: int, outcome: Outcome) -> None:
         state.done += 1
+        if outcome.fatal and self._fatal is None:
+            self._fatal = outcome.error
         if outcome.status == "failed":
             state.failed += 1
             if state.first_error is None:
