@@ -9,6 +9,7 @@ import asyncio
 import base64
 import enum
 import functools
+import hmac
 import logging
 import os
 import re
@@ -223,6 +224,15 @@ class Connection:
             return (throttle.calls, throttle.period) if throttle else None
         calls, period = rate_limit
         return (int(calls), float(period))
+
+    def holds_secret(self, value: str) -> bool:
+        """Whether *value* is one of this connection's secret values (compared, never shown)."""
+        secret = {p.key for p in self.connector.connection if p.secret}
+        return any(
+            hmac.compare_digest(value.encode(), held.encode())
+            for key, held in self._values.items()
+            if key in secret and held
+        )
 
     @property
     def credential_keys(self) -> tuple[str, str] | None:

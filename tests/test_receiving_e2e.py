@@ -22,6 +22,7 @@ SENDER = "+15551230001"
 
 REPLY_WORKFLOW = """
 name: auto-reply
+env: [TWILIO_CONNECTOR_PUBLIC_URL]   # the listener sets it to its public URL
 on:
   twilio/message_received:
     to: "+15005550006"

@@ -8,7 +8,7 @@ import pytest
 
 from connector import Connection, default_connector
 from connector.emulator import EmulatorServer
-from connector.workflow import Journal, check_workflow, load_workflow, run_workflow
+from connector.workflow import Journal, RunError, check_workflow, load_workflow, run_workflow
 
 
 BROADCAST = """
@@ -111,3 +111,83 @@ async def test_refused_credentials_stop_even_steps_that_continue_on_error(
             result = await run_workflow(load_workflow(path), {}, conn, journal)
     assert result.status == "failed"
     assert [s.id for s in result.steps] == ["send"]
+
+
+SECRET_BODY = """
+name: leak
+steps:
+  - id: send
+    uses: twilio/send_text_message
+    with: {from: "+15005550006", to: "+15005550101", body: "token=${{ env.VARIABLE }}"}
+"""
+
+
+def test_validate_refuses_undeclared_and_secret_variables(tmp_path: Path) -> None:
+    """env.X must be declared, and no declared variable may hold a secret connection value."""
+    path = tmp_path / "leak.yaml"
+    path.write_text(SECRET_BODY.replace("VARIABLE", "TWILIO_AUTH_TOKEN"))
+    (problem,) = check_workflow(load_workflow(path), default_connector())
+    assert "env.TWILIO_AUTH_TOKEN is not declared" in problem.message
+    path.write_text(
+        "env: [TWILIO_AUTH_TOKEN]\n" + SECRET_BODY.replace("VARIABLE", "TWILIO_AUTH_TOKEN")
+    )
+    (problem,) = check_workflow(load_workflow(path), default_connector())
+    assert (
+        "TWILIO_AUTH_TOKEN holds a secret connection value (twilio auth_token)" in problem.message
+    )
+    assert (problem.line, problem.where) == (1, "env[0]")
+    path.write_text(
+        "env: [MY_TOKEN]\nconnection: {env: {auth_token: MY_TOKEN, account_sid: MY_SID}}\n"
+        + SECRET_BODY.replace("VARIABLE", "MY_TOKEN")
+    )
+    (problem,) = check_workflow(load_workflow(path), default_connector())
+    assert "MY_TOKEN holds a secret connection value" in problem.message
+
+
+async def test_a_variable_holding_the_token_never_reaches_an_expression(
+    twilio_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Whatever its name, a declared variable whose value is a secret stops the run before anything is sent or journaled."""
+    path = tmp_path / "leak.yaml"
+    path.write_text("env: [INNOCENT]\n" + SECRET_BODY.replace("VARIABLE", "INNOCENT"))
+    env = {"INNOCENT": twilio_emulator.auth_token, "OTHER": "x"}
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        async with connect(twilio_emulator) as conn:
+            with pytest.raises(RunError, match="env INNOCENT holds a secret connection value"):
+                await run_workflow(load_workflow(path), {}, conn, journal, env=env)
+        assert journal.runs() == []
+    assert twilio_emulator.messages() == []
+
+
+async def test_expressions_see_only_declared_variables(
+    twilio_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A declared variable is read; the rest of the environment is invisible."""
+    path = tmp_path / "ok.yaml"
+    path.write_text(
+        "env: [GREETING]\n"
+        + SECRET_BODY.replace("VARIABLE", "GREETING")
+        + "outputs:\n  env: ${{ env }}\n"
+    )
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        async with connect(twilio_emulator) as conn:
+            result = await run_workflow(
+                load_workflow(path), {}, conn, journal, env={"GREETING": "hi", "HOME": "/root"}
+            )
+    assert result.ok and result.outputs["env"] == {"GREETING": "hi"}
+    assert twilio_emulator.messages()[0]["body"] == "token=hi"
+
+
+def test_temporal_runs_never_carry_a_secret_variable(tmp_path: Path) -> None:
+    """The submitter refuses to put a secret variable in a Temporal run's input."""
+    from connector.errors import WorkflowError
+    from connector.temporal._client import workflow_env
+
+    path = tmp_path / "leak.yaml"
+    path.write_text("env: [INNOCENT]\n" + SECRET_BODY.replace("VARIABLE", "INNOCENT"))
+    env = {"TWILIO_AUTH_TOKEN": "tok", "INNOCENT": "tok", "HOME": "/root"}
+    with pytest.raises(WorkflowError, match="INNOCENT holds a secret connection value"):
+        workflow_env(load_workflow(path), env)
+    assert workflow_env(load_workflow(path), {"INNOCENT": "fine", "HOME": "/"}) == {
+        "INNOCENT": "fine"
+    }

@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from .._manifest import default_connector
 from ..errors import WorkflowError
 from ..workflow import (
     ItemResult,
@@ -26,7 +27,6 @@ from ..workflow import (
     Workflow,
     WorkflowFunctions,
     new_run_id,
-    read_paths,
     resolve_inputs,
 )
 from ._workflow import ConnectorWorkflow, WorkflowRun
@@ -65,7 +65,7 @@ def bundle_files(
     """
     functions = WorkflowFunctions(workflow.base_dir)
     interpreter = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=functions))
-    context = {"inputs": dict(inputs), "env": dict(env)}
+    context = {"inputs": dict(inputs), "env": workflow.visible_env(env)}
     files: dict[str, str] = {}
     for path, template in workflow.templates.items():
         for expression in template.expressions:
@@ -97,15 +97,29 @@ def bundle_files(
 
 
 def workflow_env(workflow: Workflow, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment variables the workflow's expressions read (only those travel)."""
-    names = {
-        found[1]
-        for template in workflow.templates.values()
-        for expression in template.expressions
-        for found in read_paths(expression)
-        if len(found) >= 2 and found[0] == "env"
+    """
+    The environment variables the workflow declares (only those travel with the run).
+
+    Raises:
+        WorkflowError: One of them holds a secret connection value: secrets never enter
+            a run's inputs or its history.
+    """
+    visible = workflow.visible_env(env)
+    secrets = {
+        env[p.env] for p in default_connector().connection if p.secret and p.env and env.get(p.env)
     }
-    return {name: env[name] for name in sorted(names) if name in env}
+    leaking = sorted(name for name, value in visible.items() if value in secrets)
+    if leaking:
+        raise WorkflowError(
+            [
+                workflow.problem(
+                    f"{name} holds a secret connection value; expressions never see secrets",
+                    ("env",),
+                )
+                for name in leaking
+            ]
+        )
+    return visible
 
 
 def result_from_json(data: Mapping[str, Any]) -> RunResult:

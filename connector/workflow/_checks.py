@@ -152,6 +152,11 @@ def _unknown_field(so_far: str, part: str, kind: Obj) -> str:
         return f"no earlier step {part!r}" + (
             _suggest(part, known) if known else "; no step runs before this one"
         )
+    if so_far == "env":
+        return (
+            f"env.{part} is not declared: add {part} to the workflow's env: list "
+            "(expressions see only the variables a workflow declares)"
+        )
     if so_far == "inputs":
         return f"the workflow has no input {part!r}{_suggest(part, known)}"
     what = f"{kind.name} " if kind.name != "object" else ""
@@ -199,7 +204,7 @@ class _Checker:
     def root(self, *, item: StaticType = None, fan_out: bool = False, outputs: Any = ...) -> Obj:
         fields: dict[str, StaticType] = {
             "inputs": self.inputs_type,
-            "env": Obj({}, open=True),
+            "env": Obj(dict.fromkeys(self.workflow.env, "string"), name="env"),
             "steps": Obj(dict(self.step_types), name="steps"),
         }
         if self.trigger_type is not ...:
@@ -448,6 +453,35 @@ class _Checker:
         if isinstance(trigger.reply, Template):
             self.expression(trigger.reply, (*trigger.path, "reply"), self.root())
 
+    def env(self) -> None:
+        """No declared variable may hold a secret connection value."""
+        secrets = self._secret_variables()
+        for i, name in enumerate(self.workflow.env):
+            if name in secrets:
+                self.add(
+                    f"{name} holds a secret connection value ({secrets[name]}); expressions "
+                    "never see secrets",
+                    ("env", i),
+                )
+
+    def _secret_variables(self) -> dict[str, str]:
+        """Variable name -> the secret connection value it holds, for every connector used."""
+        found: dict[str, str] = {}
+        used = {*self.workflow.connector_ids, *self.workflow.connections, "twilio"}
+        for connector_id in used:
+            connector = self.connectors.get(connector_id)
+            if connector is None:
+                continue
+            secret = {p.key for p in connector.connection if p.secret}
+            for param in connector.connection:
+                if param.secret and param.env:
+                    found[param.env] = f"{connector_id} {param.key}"
+            block = self.workflow.connection_for(connector_id)
+            for key, name in block.env.items() if block is not None else ():
+                if key in secret:
+                    found[name] = f"{connector_id} {key}"
+        return found
+
     def connections(self) -> None:
         """Each connection block names a connector the steps use, and only its values."""
         used = set(self.workflow.connector_ids)
@@ -525,6 +559,7 @@ def check_workflow(
         connectors = {connectors.id: connectors}
     checker = _Checker(workflow, connectors)
     checker.trigger()
+    checker.env()
     checker.connections()
     for step in workflow.steps:
         checker.step(step)

@@ -306,10 +306,15 @@ class Interpreter:
 
         Args:
             inputs: The resolved inputs.
-            env: What ``env`` reads.
+            env: The environment; expressions see only the variables the workflow
+                declares (``env:``).
             trigger: What ``trigger`` reads (workflows with ``on:`` only).
         """
-        self.context = {"inputs": dict(inputs), "env": dict(env), "steps": {}}
+        self.context = {
+            "inputs": dict(inputs),
+            "env": self.workflow.visible_env(env),
+            "steps": {},
+        }
         if self.workflow.trigger is not None:
             self.context["trigger"] = dict(trigger or {})
         results: list[StepResult] = []

@@ -237,6 +237,7 @@ class Workflow:
         templates: Every compiled template by its place in the document.
         trigger: The event that starts its runs (``on:``), if any.
         connections: Where each connector's connection comes from (``connections:``).
+        env: The environment variables expressions may read (``env:``).
     """
 
     name: str
@@ -251,6 +252,11 @@ class Workflow:
     _node: yaml.Node | None = attrs.field(eq=False, repr=False, alias="node")
     trigger: TriggerOn | None = None
     connections: Mapping[str, ConnectionSpec] = attrs.field(factory=dict)
+    env: tuple[str, ...] = ()
+
+    def visible_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """What ``env`` reads: the declared variables that are set, and no others."""
+        return {name: environ[name] for name in self.env if name in environ}
 
     def connection_for(self, connector_id: str) -> ConnectionSpec | None:
         """Where *connector_id*'s connection comes from, if the workflow says."""
@@ -496,6 +502,7 @@ def _build(
         inputs=inputs,
         connection=connection,
         connections=connections,
+        env=tuple(document.get("env") or ()),
         steps=tuple(steps),
         outputs=outputs,
         file=file,

@@ -248,6 +248,13 @@ async def run_workflow(
     problems = check_workflow(workflow, specs)
     if problems:
         raise WorkflowError(problems)
+    for name, value in workflow.visible_env(env or {}).items():
+        # Whatever variable it came from, a secret never reaches an expression.
+        if any(c.holds_secret(value) for c in [connection, *others.values()]):
+            raise RunError(
+                f"env {name} holds a secret connection value; expressions never see "
+                "secrets (remove it from the workflow's env:)"
+            )
     if workflow.trigger is None and trigger is not None:
         raise RunError(f"{workflow.file} has no trigger (on:), so a run cannot take one")
     fingerprint = _fingerprint(workflow.text)
