@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ FANOUT = DATA / "workflows" / "journal-fanout.yaml"
 REPLY = DATA / "workflows" / "journal-reply.yaml"
 SENDER = "+15005550006"
 # Journals written by earlier versions; tests/data/README.md says which.
-OLD_JOURNALS = ["journal-v0.sql", "journal-pre-trigger.sql"]
+OLD_JOURNALS = ["journal-v1.sql", "journal-v0.sql", "journal-pre-trigger.sql"]
 
 
 def load(dump: str, path: Path) -> Path:
@@ -196,31 +197,35 @@ def test_a_journal_of_a_newer_version_is_refused_and_left_unchanged(tmp_path: Pa
 def test_migrations_run_in_order_from_the_journals_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a migration 2 added, a version-1 journal runs only it, an older one both, a current one none."""
+    """With a next migration added, a current journal runs only it, an older one all it lacks, a migrated one none."""
     ran: list[str] = []
+    current = _journal.SCHEMA_VERSION
 
-    def migrate_to_2(db: sqlite3.Connection) -> None:
-        ran.append("2")
+    def recording(number: int, migrate: Any) -> Any:
+        def run(db: sqlite3.Connection) -> None:
+            ran.append(str(number))
+            migrate(db)
+
+        return run
+
+    def migrate_next(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    def migrate_to_1(db: sqlite3.Connection) -> None:
-        ran.append("1")
-        _journal._migrate_to_1(db)
-
-    Journal(tmp_path / "v1.sqlite3").close()
-    monkeypatch.setattr(_journal, "_MIGRATIONS", (migrate_to_1, migrate_to_2))
-    monkeypatch.setattr(_journal, "SCHEMA_VERSION", 2)
-    Journal(tmp_path / "v1.sqlite3").close()
-    assert ran == ["2"]
+    Journal(tmp_path / "current.sqlite3").close()
+    steps = [*_journal._MIGRATIONS, migrate_next]
+    monkeypatch.setattr(
+        _journal, "_MIGRATIONS", tuple(recording(n, m) for n, m in enumerate(steps, 1))
+    )
+    monkeypatch.setattr(_journal, "SCHEMA_VERSION", current + 1)
+    Journal(tmp_path / "current.sqlite3").close()
+    assert ran == [str(current + 1)]
     Journal(load("journal-pre-trigger.sql", tmp_path / "v0.sqlite3")).close()
-    assert ran == ["2", "1", "2"]
+    assert ran == [str(current + 1), *(str(n) for n in range(1, current + 2))]
+    before = list(ran)
     Journal(tmp_path / "v0.sqlite3").close()
-    assert ran == ["2", "1", "2"]
-    for name in ("v1", "v0"):
-        assert peek(tmp_path / f"{name}.sqlite3", "PRAGMA user_version") == [(2,)]
-        assert "note" in [
-            c[1] for c in peek(tmp_path / f"{name}.sqlite3", "PRAGMA table_info(runs)")
-        ]
+    assert ran == before
+    for name in ("current", "v0"):
+        assert peek(tmp_path / f"{name}.sqlite3", "PRAGMA user_version") == [(current + 1,)]
 
 
 def test_a_failing_migration_leaves_the_journal_as_it_was(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -368,3 +372,68 @@ async def test_results_keep_only_the_most_recent_runs(start: Start) -> None:
     assert journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
     with pytest.raises(ValueError, match="keep_results"):
         Listener(list(listener.workflows.values()), journal, auth_token=TOKEN, keep_results=0)
+
+
+async def test_two_listeners_on_one_journal_never_run_an_event_twice(
+    start: Start, tmp_path: Path
+) -> None:
+    """Deliveries are claimed in SQL: two listeners sharing a journal run each event once."""
+    first, client = await start(INBOUND)
+    second, _ = await start(INBOUND, journal=Journal(tmp_path / "runs.sqlite3"))
+    for i in range(8):
+        assert (await client.post("/messages", _inbound(f"SM{i:032d}")))[0] == 200
+    await asyncio.gather(
+        first.begin(_NoConnection(), poll=False), second.begin(_NoConnection(), poll=False)
+    )
+    await asyncio.gather(first.drain(), second.drain())
+    runs = [r.run_id for r in (*first.results, *second.results)]
+    assert len(runs) == 8 and len(set(runs)) == 8
+    second.journal.close()
+
+
+async def test_a_dead_listeners_claims_are_taken_over_without_a_restart(
+    start: Start, tmp_path: Path
+) -> None:
+    """A delivery claimed by a process that is gone, or whose lease lapsed, is run by a live listener."""
+    listener, client = await start(INBOUND, lease=0.3)
+    for i in range(2):
+        assert (await client.post("/messages", _inbound(f"SM{i:032d}")))[0] == 200
+    pending = listener.journal.pending_deliveries(10, workflows=list(listener.workflows))
+    dead_here = f"{socket.gethostname()}:{2**22 + 7}:gone"  # no such process
+    lapsed_elsewhere = "other-host:123:gone"
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
+        db.execute(
+            "UPDATE deliveries SET owner = ?, claimed = ? WHERE run_id = ?",
+            (dead_here, time.time(), pending[0].run_id),
+        )
+        db.execute(
+            "UPDATE deliveries SET owner = ?, claimed = ? WHERE run_id = ?",
+            (lapsed_elsewhere, time.time() - 60, pending[1].run_id),
+        )
+    await listener.begin(_NoConnection(), poll=False)
+    await listener.drain()
+    assert sorted(r.run_id for r in listener.results) == sorted(d.run_id for d in pending)
+
+
+def test_a_live_claim_elsewhere_is_respected(tmp_path: Path) -> None:
+    """Another machine's claim holds until its lease lapses; this machine's live process's holds."""
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        journal.record_event("inbound:x", None, "twilio/message_received", {}, {"w.yaml": "r1"})
+        with sqlite3.connect(tmp_path / "j.sqlite3") as db:
+            db.execute(
+                "UPDATE deliveries SET owner = 'other-host:1:t', claimed = ? WHERE run_id = 'r1'",
+                (time.time(),),
+            )
+        assert not journal.claim_delivery("r1")
+        assert journal.pending_deliveries(5, workflows=["w.yaml"]) == []
+        with sqlite3.connect(tmp_path / "j.sqlite3") as db:
+            db.execute(
+                "UPDATE deliveries SET owner = ?, claimed = ? WHERE run_id = 'r1'",
+                (f"{socket.gethostname()}:{os.getppid()}:t", time.time() - 3600),
+            )
+        assert not journal.claim_delivery("r1")  # that process (our parent) lives
+        with sqlite3.connect(tmp_path / "j.sqlite3") as db:
+            db.execute("UPDATE deliveries SET owner = NULL WHERE run_id = 'r1'")
+        assert journal.claim_delivery("r1")
+        with Journal(tmp_path / "j.sqlite3") as other:
+            assert not other.claim_delivery("r1")  # now held by the first journal object

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import secrets
@@ -29,6 +30,7 @@ from aiohttp import web
 from .._connection import Connection, default_connector
 from .._manifest import ConnectorSpec
 from ..workflow import (
+    DELIVERY_LEASE,
     ExpressionError,
     Journal,
     RunError,
@@ -105,6 +107,9 @@ class Listener:
         max_runs: How many runs execute at once.
         env: What ``env`` reads in the workflows' expressions; the listener adds
             ``TWILIO_CONNECTOR_PUBLIC_URL`` (its public URL, for ``StatusCallback``).
+        lease: Seconds a claim on a delivery lasts unless renewed: another listener on
+            the same journal takes over the runs of one that stopped renewing (one on
+            this machine whose process is gone, at once).
         keep_results: How many finished runs :attr:`results` keeps (the most recent),
             so a long-running listener's memory stays bounded; the journal has them all.
 
@@ -128,6 +133,7 @@ class Listener:
         max_runs: int = 10,
         env: Mapping[str, str] | None = None,
         keep_results: int = 100,
+        lease: float = DELIVERY_LEASE,
     ) -> None:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
@@ -142,6 +148,7 @@ class Listener:
         self._public_url = public_url
         self.verifier: SignatureVerifier | None = None
         self.max_runs = max_runs
+        self.lease = lease
         self.env = dict(env or {})
         self.workflows: dict[str, Workflow] = {}
         self._inputs: dict[str, dict[str, Any]] = {}
@@ -178,7 +185,6 @@ class Listener:
         self._connections: Mapping[str, Connection] = {}
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._deferred: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.pollers: list[MessagePoller] = []
 
@@ -389,7 +395,7 @@ class Listener:
 
     def _pending(self, limit: int) -> list[Any]:
         return self.journal.pending_deliveries(
-            limit, workflows=list(self.workflows), exclude=[*self._running, *self._deferred]
+            limit, workflows=list(self.workflows), exclude=list(self._running), lease=self.lease
         )
 
     async def _dispatch(self) -> None:
@@ -397,22 +403,24 @@ class Listener:
         while True:
             # Cleared before looking, so a wake-up during the look is not lost.
             self._wake.clear()
+            self.journal.renew_claims(list(self._running))
             for delivery in self._pending(self.max_runs - len(self._running)):
+                # Claimed in SQL: another listener on this journal never starts it too.
+                if not self.journal.claim_delivery(delivery.run_id, lease=self.lease):
+                    continue
                 self._running[delivery.run_id] = loop.create_task(
                     self._run(delivery.workflow, delivery.run_id, delivery.payload),
                     name=f"listener-run-{delivery.run_id}",
                 )
-            await self._wake.wait()
+            # Wake now and then even if nothing happens here: to renew this listener's
+            # claims, and to take over what a listener that died had claimed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.lease / 3)
 
     async def _run(self, file: str, run_id: str, event: Mapping[str, Any]) -> None:
         workflow = self.workflows[file]
         assert self._connection is not None
         try:
-            record = self.journal.run(run_id)
-            if record is not None and self.journal.is_active_elsewhere(record):
-                # Another listener on this journal runs it; leave it to that one.
-                self._deferred.add(run_id)
-                return
             result = await run_workflow(
                 workflow,
                 {},

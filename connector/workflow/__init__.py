@@ -30,7 +30,14 @@ from ._interpreter import (
     RunResult,
     StepResult,
 )
-from ._journal import DeliveryRecord, ItemRecord, Journal, RunRecord, default_journal_path
+from ._journal import (
+    DELIVERY_LEASE,
+    DeliveryRecord,
+    ItemRecord,
+    Journal,
+    RunRecord,
+    default_journal_path,
+)
 from ._model import (
     ConnectionSpec,
     InputSpec,
@@ -54,6 +61,7 @@ from ._schema import workflow_schema
 
 __all__ = [
     "BUILTIN_CONNECTOR",
+    "DELIVERY_LEASE",
     "ActionRunner",
     "Call",
     "CallRequest",

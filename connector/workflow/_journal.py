@@ -39,6 +39,7 @@ import socket
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +52,7 @@ from ..errors import JournalVersionError
 
 
 __all__ = [
+    "DELIVERY_LEASE",
     "SCHEMA_VERSION",
     "DeliveryRecord",
     "ItemRecord",
@@ -153,8 +155,18 @@ def _migrate_to_1(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN trigger TEXT")
 
 
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Version 2: deliveries are claimed by one listener (``owner``) under a lease (``claimed``)."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE deliveries ADD COLUMN claimed REAL")
+
+
 #: Migration *n* takes a journal from schema version *n - 1* to *n*.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+
+#: Seconds a listener's claim on a delivery lasts unless it renews it; a claim older
+#: than this (its listener died, on this machine or another) may be taken over.
+DELIVERY_LEASE: Final = 30.0
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -343,6 +355,8 @@ class Journal:
             self._db.close()
             raise
         self._host = socket.gethostname()
+        # Tells apart two journal objects of one process (two listeners in one test).
+        self._token = uuid.uuid4().hex[:8]
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -624,17 +638,30 @@ class Journal:
             )
         return True, reply
 
+    @property
+    def owner(self) -> str:
+        """Who this journal object claims deliveries as: ``host:pid:token``."""
+        return f"{self._host}:{os.getpid()}:{self._token}"
+
     def pending_deliveries(
-        self, limit: int, *, workflows: Collection[str], exclude: Collection[str] = ()
+        self,
+        limit: int,
+        *,
+        workflows: Collection[str],
+        exclude: Collection[str] = (),
+        lease: float = DELIVERY_LEASE,
     ) -> list[DeliveryRecord]:
         """
-        Return the oldest deliveries not yet done, for *workflows*, skipping the run ids
-        in *exclude*.
+        Return the oldest deliveries not yet done, for *workflows*, that this process
+        may claim: unclaimed, claimed by it, or whose claim lapsed (not renewed for
+        *lease* seconds, or held by a process of this machine that is gone). Run ids in
+        *exclude* are skipped.
 
         Args:
             limit: At most this many.
             workflows: Only deliveries to these workflow files.
             exclude: Run ids already being run.
+            lease: How long a claim lasts without renewal.
         """
         if limit <= 0 or not workflows:
             return []
@@ -642,16 +669,62 @@ class Journal:
         in_workflows = ",".join("?" * len(workflows))
         not_in = ",".join("?" * len(exclude))
         rows = self._db.execute(
-            "SELECT d.event_key, d.workflow, d.run_id, d.state, e.kind, e.payload"
-            " FROM deliveries d JOIN events e ON e.event_key = d.event_key"
+            "SELECT d.event_key, d.workflow, d.run_id, d.state, e.kind, e.payload, d.owner,"
+            " d.claimed FROM deliveries d JOIN events e ON e.event_key = d.event_key"
             f" WHERE d.state = 'pending' AND d.workflow IN ({in_workflows})"
-            f" AND d.run_id NOT IN ({not_in}) ORDER BY d.seq LIMIT ?",
-            (*workflows, *exclude, limit),
+            f" AND d.run_id NOT IN ({not_in})"
+            " AND (d.owner IS NULL OR d.owner = ? OR d.claimed < ? OR d.owner LIKE ?)"
+            " ORDER BY d.seq",
+            (*workflows, *exclude, self.owner, time.time() - lease, f"{self._host}:%"),
         ).fetchall()
-        return [
+        found = [
             DeliveryRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
             for row in rows
+            if not self._held_elsewhere(row[6], row[7], lease)
         ]
+        return found[:limit]
+
+    def _held_elsewhere(self, owner: str | None, claimed: float | None, lease: float) -> bool:
+        """Whether another process holds a delivery's claim."""
+        if owner is None or owner == self.owner:
+            return False
+        host, pid, _ = [*owner.rsplit(":", 2), "", ""][:3]
+        if host == self._host and pid.isdigit() and int(pid) != os.getpid():
+            return _alive(int(pid))  # this machine: whether the process lives decides
+        return claimed is not None and claimed >= time.time() - lease  # another: the lease
+
+    def claim_delivery(self, run_id: str, *, lease: float = DELIVERY_LEASE) -> bool:
+        """
+        Take the delivery of *run_id* for this process, unless another live listener
+        holds it: one atomic compare-and-set, so two listeners on one journal never both
+        start it.
+
+        Returns:
+            Whether this process now holds it.
+        """
+        with self._db:
+            row = self._db.execute(
+                "SELECT owner, claimed, state FROM deliveries WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None or row[2] != "pending" or self._held_elsewhere(row[0], row[1], lease):
+                return False
+            taken = self._db.execute(
+                "UPDATE deliveries SET owner = ?, claimed = ? WHERE run_id = ?"
+                " AND state = 'pending' AND owner IS ?",
+                (self.owner, time.time(), run_id, row[0]),
+            )
+            return taken.rowcount == 1
+
+    def renew_claims(self, run_ids: Collection[str]) -> None:
+        """Renew this process's claims on the deliveries of *run_ids* (they are still running)."""
+        if not run_ids:
+            return
+        marks = ",".join("?" * len(run_ids))
+        with self._db:
+            self._db.execute(
+                f"UPDATE deliveries SET claimed = ? WHERE owner = ? AND run_id IN ({marks})",
+                (time.time(), self.owner, *run_ids),
+            )
 
     def delivery_done(self, run_id: str) -> None:
         """Mark the delivery whose run is *run_id* as done (its run ended)."""
