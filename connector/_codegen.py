@@ -20,30 +20,10 @@ from ._manifest import (
     load_manifest,
     shipped_manifest_paths,
 )
+from ._types import TYPES
 
 
 __all__ = ["attribute_name", "generate"]
-
-_PY_TYPES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "decimal": "decimal.Decimal",
-    "boolean": "bool",
-    "datetime": "dt.datetime",
-    "date": "dt.date",
-    "object": "dict[str, Any]",
-}
-_CONVERTERS = {
-    "string": "_c.string",
-    "integer": "_c.integer",
-    "number": "_c.number",
-    "decimal": "_c.decimal_",
-    "boolean": "_c.boolean",
-    "datetime": "_c.datetime",
-    "date": "_c.date",
-    "object": "_c.object_",
-}
 
 
 def _q(text: str) -> str:
@@ -53,11 +33,16 @@ def _q(text: str) -> str:
 
 def _annotation(field: FieldSpec) -> str:
     if field.type == "array":
-        inner = field.items_ref or _PY_TYPES[field.items_type or "object"]
+        inner = field.items_ref or TYPES[field.items_type or "object"].annotation
         return f"tuple[{inner}, ...]"
     if field.enum_class:
         return f"{field.enum_class} | None"
-    return f"{_PY_TYPES[field.type]} | None"
+    return f"{TYPES[field.type].annotation} | None"
+
+
+def _converter(type_: str) -> str:
+    """The generated code's name for a type's wire converter (``_t.integer``)."""
+    return f"_t.{TYPES[type_].from_wire.__name__}"
 
 
 def _from_wire(field: FieldSpec) -> str:
@@ -65,13 +50,13 @@ def _from_wire(field: FieldSpec) -> str:
     if field.type == "array":
         if field.items_ref:
             return f"tuple({field.items_ref}.from_wire(x) for x in {get} or ())"
-        return f"tuple({_CONVERTERS[field.items_type or 'object']}(x) for x in {get} or ())"
+        return f"tuple({_converter(field.items_type or 'object')}(x) for x in {get} or ())"
     if field.enum_class:
         return f"_enum({field.enum_class}, {get})"
     if field.type == "string":
         # JSON strings need no conversion; skipping the call is measurable per page.
         return get
-    return f"{_CONVERTERS[field.type]}({get})"
+    return f"{_converter(field.type)}({get})"
 
 
 def _to_json(field: FieldSpec, attr: str) -> str:
@@ -82,13 +67,8 @@ def _to_json(field: FieldSpec, attr: str) -> str:
         return f"[_c.to_json(x) for x in {value}]"
     if field.enum_class:
         return f"_c.enum_value({value})"
-    if field.type == "datetime":
-        return f"_c.json_datetime({value})"
-    if field.type in ("decimal", "date"):
-        return f"_c.text({value})"
-    if field.type == "object":
-        return f"_c.object_({value})"
-    return value
+    to_json = TYPES[field.type].to_json
+    return value if to_json is None else f"_t.{to_json.__name__}({value})"
 
 
 def _quote_doc(text: str) -> str:
@@ -164,6 +144,7 @@ def generate(spec: ConnectorSpec) -> str:
         "import attrs",
         "",
         "from . import _convert as _c",
+        "from . import _types as _t",
         "",
         "",
         "__all__ = [",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import attrs
 
 from . import _convert as _c
+from . import _types as _t
 
 
 __all__ = [
@@ -126,18 +127,18 @@ class Message:
             sid=get("sid"),
             account_sid=get("account_sid"),
             api_version=get("api_version"),
-            num_segments=_c.integer(get("num_segments")),
-            num_media=_c.integer(get("num_media")),
-            date_created=_c.datetime(get("date_created")),
-            date_sent=_c.datetime(get("date_sent")),
-            date_updated=_c.datetime(get("date_updated")),
+            num_segments=_t.integer(get("num_segments")),
+            num_media=_t.integer(get("num_media")),
+            date_created=_t.datetime(get("date_created")),
+            date_sent=_t.datetime(get("date_sent")),
+            date_updated=_t.datetime(get("date_updated")),
             direction=_enum(MessageDirection, get("direction")),
-            error_code=_c.integer(get("error_code")),
+            error_code=_t.integer(get("error_code")),
             error_message=get("error_message"),
-            price=_c.decimal_(get("price")),
+            price=_t.decimal_(get("price")),
             price_unit=get("price_unit"),
             uri=get("uri"),
-            subresource_uris=_c.object_(get("subresource_uris")),
+            subresource_uris=_t.object_(get("subresource_uris")),
             messaging_service_sid=get("messaging_service_sid"),
         )
 
@@ -153,16 +154,16 @@ class Message:
             "api_version": self.api_version,
             "num_segments": self.num_segments,
             "num_media": self.num_media,
-            "date_created": _c.json_datetime(self.date_created),
-            "date_sent": _c.json_datetime(self.date_sent),
-            "date_updated": _c.json_datetime(self.date_updated),
+            "date_created": _t.json_datetime(self.date_created),
+            "date_sent": _t.json_datetime(self.date_sent),
+            "date_updated": _t.json_datetime(self.date_updated),
             "direction": _c.enum_value(self.direction),
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "price": _c.text(self.price),
+            "price": _t.text(self.price),
             "price_unit": self.price_unit,
             "uri": self.uri,
-            "subresource_uris": _c.object_(self.subresource_uris),
+            "subresource_uris": _t.object_(self.subresource_uris),
             "messaging_service_sid": self.messaging_service_sid,
         }
 
@@ -202,15 +203,15 @@ class MessageList:
         get = data.get
         return cls(
             messages=tuple(Message.from_wire(x) for x in get("messages") or ()),
-            page=_c.integer(get("page")),
-            page_size=_c.integer(get("page_size")),
-            num_pages=_c.integer(get("num_pages")),
-            start=_c.integer(get("start")),
-            end=_c.integer(get("end")),
+            page=_t.integer(get("page")),
+            page_size=_t.integer(get("page_size")),
+            num_pages=_t.integer(get("num_pages")),
+            start=_t.integer(get("start")),
+            end=_t.integer(get("end")),
             uri=get("uri"),
             first_page_uri=get("first_page_uri"),
             next_page_uri=get("next_page_uri"),
-            total=_c.integer(get("total")),
+            total=_t.integer(get("total")),
             previous_page_uri=get("previous_page_uri"),
         )
 
@@ -289,8 +290,8 @@ class Media:
             account_sid=get("account_sid"),
             parent_sid=get("parent_sid"),
             content_type=get("content_type"),
-            date_created=_c.datetime(get("date_created")),
-            date_updated=_c.datetime(get("date_updated")),
+            date_created=_t.datetime(get("date_created")),
+            date_updated=_t.datetime(get("date_updated")),
             uri=get("uri"),
         )
 
@@ -301,8 +302,8 @@ class Media:
             "account_sid": self.account_sid,
             "parent_sid": self.parent_sid,
             "content_type": self.content_type,
-            "date_created": _c.json_datetime(self.date_created),
-            "date_updated": _c.json_datetime(self.date_updated),
+            "date_created": _t.json_datetime(self.date_created),
+            "date_updated": _t.json_datetime(self.date_updated),
             "uri": self.uri,
         }
 
@@ -338,10 +339,10 @@ class MediaList:
         get = data.get
         return cls(
             media_list=tuple(Media.from_wire(x) for x in get("media_list") or ()),
-            page=_c.integer(get("page")),
-            page_size=_c.integer(get("page_size")),
-            start=_c.integer(get("start")),
-            end=_c.integer(get("end")),
+            page=_t.integer(get("page")),
+            page_size=_t.integer(get("page_size")),
+            start=_t.integer(get("start")),
+            end=_t.integer(get("end")),
             uri=get("uri"),
             first_page_uri=get("first_page_uri"),
             next_page_uri=get("next_page_uri"),
@@ -455,8 +456,8 @@ class InboundMessage:
             from_=get("From"),
             to=get("To"),
             body=get("Body"),
-            num_media=_c.integer(get("NumMedia")),
-            num_segments=_c.integer(get("NumSegments")),
+            num_media=_t.integer(get("NumMedia")),
+            num_segments=_t.integer(get("NumSegments")),
             media=tuple(InboundMedia.from_wire(x) for x in get("media") or ()),
             sms_status=get("SmsStatus"),
             api_version=get("ApiVersion"),
@@ -543,7 +544,7 @@ class MessageStatusEvent:
             to=get("To"),
             message_status=_enum(MessageStatus, get("MessageStatus")),
             sms_status=get("SmsStatus"),
-            error_code=_c.integer(get("ErrorCode")),
+            error_code=_t.integer(get("ErrorCode")),
             error_message=get("ErrorMessage"),
             raw_dlr_done_date=get("RawDlrDoneDate"),
             api_version=get("ApiVersion"),

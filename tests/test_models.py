@@ -12,7 +12,7 @@ import pytest
 import connector.models
 from connector import default_connector, to_json
 from connector._codegen import generate
-from connector._convert import datetime as parse_datetime
+from connector._types import datetime as parse_datetime
 from connector.models import Message, MessageDirection, MessageStatus
 
 
