@@ -512,3 +512,29 @@ def test_schemas_are_plain_json() -> None:
     for action in default_connector().actions.values():
         schema: Mapping[str, Any] = input_schema(action)
         assert json.loads(json.dumps(schema)) == schema
+
+
+def test_on_means_true_for_workflow_and_action_inputs_alike() -> None:
+    """`--input flag=on` is a boolean for a workflow, as it is for an action."""
+    from connector.workflow import WorkflowError, load_workflow, resolve_inputs
+
+    workflow = load_workflow(
+        "wf.yaml",
+        text="""
+name: x
+inputs:
+  flag: {type: boolean, default: false}
+  size: {type: integer}
+  price: {type: number}
+steps:
+  - {id: a, uses: twilio/list_messages_v2, with: {PageSize: "${{ inputs.size }}"}}
+""",
+    )
+    given = {"flag": "on", "size": "+20", "price": "0.5"}
+    assert resolve_inputs(workflow, given) == {"flag": True, "size": 20, "price": 0.5}
+    action = compile_action(default_connector().actions["send_message"])
+    service = {"messaging_service_sid": "MG" + "a" * 32}
+    clean = action.validate({**BASES["send_message"], **service, "shorten_urls": "on"})
+    assert clean["shorten_urls"] is True
+    with pytest.raises(WorkflowError, match="must be of type boolean"):
+        resolve_inputs(workflow, {"flag": "maybe"})
