@@ -28,6 +28,7 @@ __all__ = [
     "MessageListV2",
     "MessageStatus",
     "MessageStatusEvent",
+    "Twilio",
 ]
 
 _E = TypeVar("_E", bound=_c.OpenEnum)
@@ -39,6 +40,13 @@ def _enum(cls: type[_E], value: Any) -> _E | None:
         return None
     member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]
     return cls(value) if member is None else member
+
+
+class Twilio:
+    """
+    The Twilio connector as a type parameter: ``Connection[Twilio]``, what
+    ``Connection()`` makes, returns these models for the manifest's action ids.
+    """
 
 
 class MessageStatus(_c.OpenEnum):
