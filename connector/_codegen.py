@@ -1,7 +1,8 @@
 """
 Generate ``connector/models.py``, frozen attrs classes for the shipped manifest's
-definitions, and ``connector/_signatures.pyi``, the overloads that make
-``Connection.call`` return them, so that type checkers see every output field.
+definitions (and TypedDicts of their JSON forms), and ``connector/_signatures.pyi``, the
+overloads that make ``Connection.call`` and ``Plugin.invoke`` return them, so that type
+checkers see every output field.
 
 Run ``python -m connector._codegen`` (or ``nox -s codegen``) after changing a
 manifest; ``tests/test_models.py`` fails while either checked-in file is stale.
@@ -10,6 +11,7 @@ manifest; ``tests/test_models.py`` fails while either checked-in file is stale.
 from __future__ import annotations
 
 import json
+import keyword
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,7 @@ from ._manifest import (
 from ._types import TYPES
 
 
-__all__ = ["attribute_name", "generate", "generate_signatures", "marker"]
+__all__ = ["attribute_name", "generate", "generate_signatures", "json_name", "marker"]
 
 
 def _q(text: str) -> str:
@@ -72,6 +74,47 @@ def _to_json(field: FieldSpec, attr: str) -> str:
         return f"_c.enum_value({value})"
     to_json = TYPES[field.type].to_json
     return value if to_json is None else f"_t.{to_json.__name__}({value})"
+
+
+def json_name(definition: str) -> str:
+    """The name of the TypedDict of a definition's JSON form."""
+    return f"{definition}Json"
+
+
+def _json_annotation(field: FieldSpec) -> str:
+    if field.type == "array":
+        if field.items_ref:
+            return f"list[{json_name(field.items_ref)}]"
+        return f"list[{TYPES[field.items_type or 'object'].json_annotation}]"
+    if field.enum_class:
+        return "str | None"
+    return f"{TYPES[field.type].json_annotation} | None"
+
+
+def _json_dict(definition: DefinitionSpec) -> list[str]:
+    name = json_name(definition.name)
+    doc = f'"""The JSON form of :class:`{definition.name}` (``to_json()``, ``Plugin.invoke``)."""'
+    if all(f.path.isidentifier() and not keyword.iskeyword(f.path) for f in definition.fields):
+        return [
+            "",
+            "",
+            f"class {name}(TypedDict):",
+            f"    {doc}",
+            "",
+            *[f"    {f.path}: {_json_annotation(f)}" for f in definition.fields],
+        ]
+    # Keys such as "from" or "@odata.nextLink" need the functional form.
+    return [
+        "",
+        "",
+        f"{name} = TypedDict(",
+        f"    {_q(name)},",
+        "    {",
+        *[f"        {_q(f.path)}: {_json_annotation(f)}," for f in definition.fields],
+        "    },",
+        ")",
+        doc,
+    ]
 
 
 def _quote_doc(text: str) -> str:
@@ -129,7 +172,7 @@ def generate(spec: ConnectorSpec) -> str:
         for field in definition.fields:
             if field.enum_class and field.enum:
                 enums[field.enum_class] = field.enum
-    names = sorted([*enums, *spec.definitions, marker(spec)])
+    names = sorted([*enums, *spec.definitions, *map(json_name, spec.definitions), marker(spec)])
     lines = [
         '"""',
         f"Typed outputs of the {spec.title} connector.",
@@ -142,7 +185,7 @@ def generate(spec: ConnectorSpec) -> str:
         "import datetime as dt",
         "import decimal",
         "from collections.abc import Mapping",
-        "from typing import Any, TypeVar",
+        "from typing import Any, TypedDict, TypeVar",
         "",
         "import attrs",
         "",
@@ -185,6 +228,8 @@ def generate(spec: ConnectorSpec) -> str:
             lines.append(f"    {attribute_name(value).upper()} = {_q(value)}")
     for definition in _ordered(spec):
         lines += _class(definition)
+    for definition in _ordered(spec):
+        lines += _json_dict(definition)
     lines += [
         "",
         "",
@@ -204,6 +249,10 @@ def marker(spec: ConnectorSpec) -> str:
 
 def _returns(spec: ConnectorSpec, action: ActionSpec) -> str:
     return action.returns or "None"
+
+
+def _returns_json(spec: ConnectorSpec, action: ActionSpec) -> str:
+    return json_name(action.returns) if action.returns else "None"
 
 
 def _items(spec: ConnectorSpec, action: ActionSpec) -> str:
@@ -259,20 +308,27 @@ def generate_signatures(spec: ConnectorSpec) -> str:
         }
     )
     inputs = "inputs: Mapping[str, Any] | None = None"
+    models += sorted({json_name(a.returns) for a in spec.actions.values() if a.returns})
+    models.sort()
     lines = [
         '"""',
         "Typed signatures of ``Connection.call`` and ``Connection.paginate``: on a",
         f"``Connection[{marker(spec)}]`` (what ``Connection()`` makes) each action id of the",
         f"{spec.title} manifest returns its generated model; on any other connection, ``Any``.",
+        f"Likewise ``Plugin.invoke`` and ``invoke_sync`` of a ``Plugin[{marker(spec)}]``",
+        "(``connector.plugin.plugin``) return the model's JSON form as a TypedDict.",
         "",
         "Generated by ``python -m connector._codegen`` from the manifest; do not edit.",
         '"""',
         "",
-        "from collections.abc import AsyncIterator, Mapping",
+        "from collections.abc import AsyncIterator, Callable, Mapping",
         "from typing import Any, Literal, overload",
         "",
-        "from ._connection import Connection",
-        f"from .models import {', '.join(models)}",
+        "from ._connection import Connection, Limiter",
+        "from .models import (",
+        *[f"    {name}," for name in models],
+        ")",
+        "from .plugin import Plugin",
         "",
         *_overloads(spec, "call", ["Connection", inputs], _returns),
         *_overloads(
@@ -283,6 +339,31 @@ def generate_signatures(spec: ConnectorSpec) -> str:
             prefix="def",
             paging_only=True,
             generic="AsyncIterator[Any]",
+        ),
+        *_overloads(
+            spec,
+            "invoke",
+            [
+                "Plugin",
+                "inputs: Mapping[str, Any] | None",
+                "connection: Mapping[str, str] | Connection",
+                "*",
+                "limiter: Limiter | None = None",
+            ],
+            _returns_json,
+        ),
+        *_overloads(
+            spec,
+            "invoke_sync",
+            [
+                "Plugin",
+                "inputs: Mapping[str, Any] | None",
+                "connection: Mapping[str, str]",
+                "*",
+                "limiter_factory: Callable[[], Limiter] | None = None",
+            ],
+            _returns_json,
+            prefix="def",
         ),
         "",
     ]

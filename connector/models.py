@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import attrs
 
@@ -19,15 +19,23 @@ from . import _types as _t
 
 __all__ = [
     "InboundMedia",
+    "InboundMediaJson",
     "InboundMessage",
+    "InboundMessageJson",
     "Media",
+    "MediaJson",
     "MediaList",
+    "MediaListJson",
     "Message",
     "MessageDirection",
+    "MessageJson",
     "MessageList",
+    "MessageListJson",
     "MessageListV2",
+    "MessageListV2Json",
     "MessageStatus",
     "MessageStatusEvent",
+    "MessageStatusEventJson",
     "Twilio",
 ]
 
@@ -574,6 +582,137 @@ class MessageStatusEvent:
             "RawDlrDoneDate": self.raw_dlr_done_date,
             "ApiVersion": self.api_version,
         }
+
+
+MessageJson = TypedDict(
+    "MessageJson",
+    {
+        "body": str | None,
+        "from": str | None,
+        "to": str | None,
+        "status": str | None,
+        "sid": str | None,
+        "account_sid": str | None,
+        "api_version": str | None,
+        "num_segments": int | None,
+        "num_media": int | None,
+        "date_created": str | None,
+        "date_sent": str | None,
+        "date_updated": str | None,
+        "direction": str | None,
+        "error_code": int | None,
+        "error_message": str | None,
+        "price": str | None,
+        "price_unit": str | None,
+        "uri": str | None,
+        "subresource_uris": dict[str, Any] | None,
+        "messaging_service_sid": str | None,
+    },
+)
+"""The JSON form of :class:`Message` (``to_json()``, ``Plugin.invoke``)."""
+
+
+class MessageListJson(TypedDict):
+    """The JSON form of :class:`MessageList` (``to_json()``, ``Plugin.invoke``)."""
+
+    messages: list[MessageJson]
+    page: int | None
+    page_size: int | None
+    num_pages: int | None
+    start: int | None
+    end: int | None
+    uri: str | None
+    first_page_uri: str | None
+    next_page_uri: str | None
+    total: int | None
+    previous_page_uri: str | None
+
+
+MessageListV2Json = TypedDict(
+    "MessageListV2Json",
+    {
+        "@odata.nextLink": str | None,
+        "value": list[MessageJson],
+    },
+)
+"""The JSON form of :class:`MessageListV2` (``to_json()``, ``Plugin.invoke``)."""
+
+
+class MediaJson(TypedDict):
+    """The JSON form of :class:`Media` (``to_json()``, ``Plugin.invoke``)."""
+
+    sid: str | None
+    account_sid: str | None
+    parent_sid: str | None
+    content_type: str | None
+    date_created: str | None
+    date_updated: str | None
+    uri: str | None
+
+
+class MediaListJson(TypedDict):
+    """The JSON form of :class:`MediaList` (``to_json()``, ``Plugin.invoke``)."""
+
+    media_list: list[MediaJson]
+    page: int | None
+    page_size: int | None
+    start: int | None
+    end: int | None
+    uri: str | None
+    first_page_uri: str | None
+    next_page_uri: str | None
+    previous_page_uri: str | None
+
+
+class InboundMediaJson(TypedDict):
+    """The JSON form of :class:`InboundMedia` (``to_json()``, ``Plugin.invoke``)."""
+
+    url: str | None
+    content_type: str | None
+
+
+class InboundMessageJson(TypedDict):
+    """The JSON form of :class:`InboundMessage` (``to_json()``, ``Plugin.invoke``)."""
+
+    MessageSid: str | None
+    SmsSid: str | None
+    SmsMessageSid: str | None
+    AccountSid: str | None
+    MessagingServiceSid: str | None
+    From: str | None
+    To: str | None
+    Body: str | None
+    NumMedia: int | None
+    NumSegments: int | None
+    media: list[InboundMediaJson]
+    SmsStatus: str | None
+    ApiVersion: str | None
+    FromCity: str | None
+    FromState: str | None
+    FromZip: str | None
+    FromCountry: str | None
+    ToCity: str | None
+    ToState: str | None
+    ToZip: str | None
+    ToCountry: str | None
+    OptOutType: str | None
+
+
+class MessageStatusEventJson(TypedDict):
+    """The JSON form of :class:`MessageStatusEvent` (``to_json()``, ``Plugin.invoke``)."""
+
+    MessageSid: str | None
+    SmsSid: str | None
+    AccountSid: str | None
+    MessagingServiceSid: str | None
+    From: str | None
+    To: str | None
+    MessageStatus: str | None
+    SmsStatus: str | None
+    ErrorCode: int | None
+    ErrorMessage: str | None
+    RawDlrDoneDate: str | None
+    ApiVersion: str | None
 
 
 DEFINITIONS: Mapping[str, Any] = {

@@ -61,6 +61,13 @@ def test_the_type_checker_sees_a_misspelt_output_field(tmp_path: Path) -> None:
     ]
 
 
+def test_json_typed_dicts_have_the_keys_of_to_json() -> None:
+    """Each generated TypedDict lists exactly the keys its model's to_json() writes."""
+    for name, model in connector.models.DEFINITIONS.items():
+        typed = getattr(connector.models, f"{name}Json")
+        assert list(typed.__annotations__) == list(model.from_wire({}).to_json())
+
+
 def test_generated_docs_reference_matches_the_manifest() -> None:
     """docs/actions.md is what docs/generate_reference.py makes of today's manifest."""
     sys.path.insert(0, str(ROOT / "docs"))

@@ -71,6 +71,20 @@ def handle(error: Exception) -> list[str]:
     return []
 
 
+async def twilio_host(values: dict[str, str]) -> None:
+    from connector.models import MessageJson
+    from connector.plugin import plugin
+
+    sent = await plugin.invoke("twilio/send_text_message", {"body": "x"}, values)
+    assert_type(sent, MessageJson)
+    segments: int | None = sent["num_segments"]
+    assert_type(plugin.invoke_sync("delete_message", {"MessageId": "SM"}, values), None)
+    async with plugin.connect(values) as conn:
+        assert_type(await conn.call("get_message", {"MessageId": "SM"}), Message)
+        assert_type(await plugin.invoke("get_message", {}, conn), MessageJson)
+    print(segments)
+
+
 async def host(values: dict[str, str]) -> None:
     from connector.plugin import Plugin, find_plugins, load_plugin
     from connector.redis_limiter import RedisLimiter
@@ -86,4 +100,5 @@ async def host(values: dict[str, str]) -> None:
         output = await plugins[0].invoke(
             "get_message", {"MessageId": "SM" + "0" * 32}, values, limiter=limiter
         )
+        assert_type(output, Any)  # a plugin found at run time may be any connector
         print(output)
