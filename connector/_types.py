@@ -206,6 +206,10 @@ def _split(bound: Decimal) -> tuple[int, str]:
 
 
 def _at_least(bound: Decimal, fraction: bool) -> str | None:
+    """
+    Unsigned numerals of at least *bound* (above 0): leading zeros, then a larger whole
+    part with any fraction, or the same whole part with a fraction no smaller.
+    """
     whole, digits = _split(bound)
     any_fraction = r"(?:\.[0-9]*)?" if fraction else ""
     tail: str | None = any_fraction
@@ -227,6 +231,10 @@ def _at_least(bound: Decimal, fraction: bool) -> str | None:
 
 
 def _at_most(bound: Decimal, fraction: bool) -> str | None:
+    """
+    Unsigned numerals of at most *bound*: leading zeros, then a smaller whole part with
+    any fraction, or the same whole part with a fraction no larger.
+    """
     whole, digits = _split(bound)
     any_fraction = r"(?:\.[0-9]*)?" if fraction else ""
     tail = ""
@@ -240,6 +248,7 @@ def _at_most(bound: Decimal, fraction: bool) -> str | None:
 
 
 def _unsigned(low: Decimal, high: Decimal | None, fraction: bool) -> str | None:
+    """Unsigned numerals from *low* (0 or more) to *high*; both bounds by a look-ahead."""
     if high is not None and high < low:
         return None
     # At least one digit: "5", "5." and ".5" but not "." or "".
@@ -607,7 +616,7 @@ def _compile_numeric(
         checks.append((frozenset(members).__contains__, _enum_rule(spec.enum)))
         kept = [m for m in members if (low is None or m >= low) and (high is None or m <= high)]
         body = _any_of(numeral_pattern(m, m, fraction=fraction) for m in kept)
-        json_values = [int(m) if fraction is False else json_number(m) for m in kept]
+        json_values = [json_number(m) if fraction else int(m) for m in kept]
         schema["anyOf"] = [{"type": "string"}, {"enum": json_values}]
     schema["pattern"] = anchored(body if body is not None else "(?!)")
     return Compiled(_chain(base, checks), schema, str)
