@@ -1,49 +1,34 @@
 """
-Generate ``connector/models.py``: frozen attrs classes for the shipped manifests'
-definitions, so that type checkers see every output field.
+Generate ``connector/models.py``, frozen attrs classes for the shipped manifest's
+definitions (and TypedDicts of their JSON forms), and ``connector/_signatures.pyi``, the
+overloads that make ``Connection.call`` and ``Plugin.invoke`` return them, so that type
+checkers see every output field.
 
 Run ``python -m connector._codegen`` (or ``nox -s codegen``) after changing a
-manifest; ``tests/test_models.py`` fails while the checked-in module is stale.
+manifest; ``tests/test_models.py`` fails while either checked-in file is stale.
 """
 
 from __future__ import annotations
 
 import json
+import keyword
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._convert import attribute_name
 from ._manifest import (
+    ActionSpec,
     ConnectorSpec,
     DefinitionSpec,
     FieldSpec,
     load_manifest,
     shipped_manifest_paths,
 )
+from ._types import TYPES
 
 
-__all__ = ["attribute_name", "generate"]
-
-_PY_TYPES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "decimal": "decimal.Decimal",
-    "boolean": "bool",
-    "datetime": "dt.datetime",
-    "date": "dt.date",
-    "object": "dict[str, Any]",
-}
-_CONVERTERS = {
-    "string": "_c.string",
-    "integer": "_c.integer",
-    "number": "_c.number",
-    "decimal": "_c.decimal_",
-    "boolean": "_c.boolean",
-    "datetime": "_c.datetime",
-    "date": "_c.date",
-    "object": "_c.object_",
-}
+__all__ = ["attribute_name", "generate", "generate_signatures", "json_name", "marker"]
 
 
 def _q(text: str) -> str:
@@ -53,11 +38,16 @@ def _q(text: str) -> str:
 
 def _annotation(field: FieldSpec) -> str:
     if field.type == "array":
-        inner = field.items_ref or _PY_TYPES[field.items_type or "object"]
+        inner = field.items_ref or TYPES[field.items_type or "object"].annotation
         return f"tuple[{inner}, ...]"
     if field.enum_class:
         return f"{field.enum_class} | None"
-    return f"{_PY_TYPES[field.type]} | None"
+    return f"{TYPES[field.type].annotation} | None"
+
+
+def _converter(type_: str) -> str:
+    """The generated code's name for a type's wire converter (``_t.integer``)."""
+    return f"_t.{TYPES[type_].from_wire.__name__}"
 
 
 def _from_wire(field: FieldSpec) -> str:
@@ -65,13 +55,13 @@ def _from_wire(field: FieldSpec) -> str:
     if field.type == "array":
         if field.items_ref:
             return f"tuple({field.items_ref}.from_wire(x) for x in {get} or ())"
-        return f"tuple({_CONVERTERS[field.items_type or 'object']}(x) for x in {get} or ())"
+        return f"tuple({_converter(field.items_type or 'object')}(x) for x in {get} or ())"
     if field.enum_class:
         return f"_enum({field.enum_class}, {get})"
     if field.type == "string":
         # JSON strings need no conversion; skipping the call is measurable per page.
         return get
-    return f"{_CONVERTERS[field.type]}({get})"
+    return f"{_converter(field.type)}({get})"
 
 
 def _to_json(field: FieldSpec, attr: str) -> str:
@@ -82,13 +72,49 @@ def _to_json(field: FieldSpec, attr: str) -> str:
         return f"[_c.to_json(x) for x in {value}]"
     if field.enum_class:
         return f"_c.enum_value({value})"
-    if field.type == "datetime":
-        return f"_c.json_datetime({value})"
-    if field.type in ("decimal", "date"):
-        return f"_c.text({value})"
-    if field.type == "object":
-        return f"_c.object_({value})"
-    return value
+    to_json = TYPES[field.type].to_json
+    return value if to_json is None else f"_t.{to_json.__name__}({value})"
+
+
+def json_name(definition: str) -> str:
+    """The name of the TypedDict of a definition's JSON form."""
+    return f"{definition}Json"
+
+
+def _json_annotation(field: FieldSpec) -> str:
+    if field.type == "array":
+        if field.items_ref:
+            return f"list[{json_name(field.items_ref)}]"
+        return f"list[{TYPES[field.items_type or 'object'].json_annotation}]"
+    if field.enum_class:
+        return "str | None"
+    return f"{TYPES[field.type].json_annotation} | None"
+
+
+def _json_dict(definition: DefinitionSpec) -> list[str]:
+    name = json_name(definition.name)
+    doc = f'"""The JSON form of :class:`{definition.name}` (``to_json()``, ``Plugin.invoke``)."""'
+    if all(f.path.isidentifier() and not keyword.iskeyword(f.path) for f in definition.fields):
+        return [
+            "",
+            "",
+            f"class {name}(TypedDict):",
+            f"    {doc}",
+            "",
+            *[f"    {f.path}: {_json_annotation(f)}" for f in definition.fields],
+        ]
+    # Keys such as "from" or "@odata.nextLink" need the functional form.
+    return [
+        "",
+        "",
+        f"{name} = TypedDict(",
+        f"    {_q(name)},",
+        "    {",
+        *[f"        {_q(f.path)}: {_json_annotation(f)}," for f in definition.fields],
+        "    },",
+        ")",
+        doc,
+    ]
 
 
 def _quote_doc(text: str) -> str:
@@ -146,7 +172,7 @@ def generate(spec: ConnectorSpec) -> str:
         for field in definition.fields:
             if field.enum_class and field.enum:
                 enums[field.enum_class] = field.enum
-    names = sorted([*enums, *spec.definitions])
+    names = sorted([*enums, *spec.definitions, *map(json_name, spec.definitions), marker(spec)])
     lines = [
         '"""',
         f"Typed outputs of the {spec.title} connector.",
@@ -159,11 +185,12 @@ def generate(spec: ConnectorSpec) -> str:
         "import datetime as dt",
         "import decimal",
         "from collections.abc import Mapping",
-        "from typing import Any, TypeVar",
+        "from typing import Any, TypedDict, TypeVar",
         "",
         "import attrs",
         "",
         "from . import _convert as _c",
+        "from . import _types as _t",
         "",
         "",
         "__all__ = [",
@@ -180,6 +207,15 @@ def generate(spec: ConnectorSpec) -> str:
         "    member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]",
         "    return cls(value) if member is None else member",
     ]
+    lines += [
+        "",
+        "",
+        f"class {marker(spec)}:",
+        '    """',
+        f"    The {spec.title} connector as a type parameter: ``Connection[{marker(spec)}]``, what",
+        "    ``Connection()`` makes, returns these models for the manifest's action ids.",
+        '    """',
+    ]
     for name, values in enums.items():
         lines += [
             "",
@@ -192,6 +228,8 @@ def generate(spec: ConnectorSpec) -> str:
             lines.append(f"    {attribute_name(value).upper()} = {_q(value)}")
     for definition in _ordered(spec):
         lines += _class(definition)
+    for definition in _ordered(spec):
+        lines += _json_dict(definition)
     lines += [
         "",
         "",
@@ -199,6 +237,134 @@ def generate(spec: ConnectorSpec) -> str:
         *[f"    {_q(name)}: {name}," for name in spec.definitions],
         "}",
         '"""The generated class of each definition, by name."""',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def marker(spec: ConnectorSpec) -> str:
+    """The name of the class that stands for the connector in ``Connection[...]``."""
+    return spec.id.capitalize()
+
+
+def _returns(spec: ConnectorSpec, action: ActionSpec) -> str:
+    return action.returns or "None"
+
+
+def _returns_json(spec: ConnectorSpec, action: ActionSpec) -> str:
+    return json_name(action.returns) if action.returns else "None"
+
+
+def _items(spec: ConnectorSpec, action: ActionSpec) -> str:
+    assert action.paging is not None and action.returns is not None
+    field = next(
+        f for f in spec.definitions[action.returns].fields if f.path == action.paging.items
+    )
+    return field.items_ref or TYPES[field.items_type or "object"].annotation
+
+
+def _overloads(
+    spec: ConnectorSpec,
+    name: str,
+    params: list[str],
+    returns: Callable[[ConnectorSpec, ActionSpec], str],
+    *,
+    prefix: str = "async def",
+    paging_only: bool = False,
+    generic: str = "Any",
+) -> list[str]:
+    """One overload per action id (bare and prefixed), then one for any connection."""
+    out = []
+    for action in spec.actions.values():
+        if paging_only and action.paging is None:
+            continue
+        ids = f"Literal[{_q(action.id)}, {_q(f'{spec.id}/{action.id}')}]"
+        out += [
+            "@overload",
+            f"{prefix} {name}(",
+            f"    self: {params[0]}[{marker(spec)}],",
+            f"    action_id: {ids},",
+            *[f"    {p}," for p in params[1:]],
+            f") -> {returns(spec, action)}: ...",
+        ]
+    out += [
+        "@overload",
+        f"{prefix} {name}(",
+        f"    self: {params[0]}[object],",
+        "    action_id: str,",
+        *[f"    {p}," for p in params[1:]],
+        f") -> {generic}: ...",
+    ]
+    return out
+
+
+def generate_signatures(spec: ConnectorSpec) -> str:
+    """Return the source of the stub that types ``Connection.call`` and ``paginate``."""
+    models = sorted(
+        {
+            marker(spec),
+            *(a.returns for a in spec.actions.values() if a.returns),
+            *(_items(spec, a) for a in spec.actions.values() if a.paging is not None),
+        }
+    )
+    inputs = "inputs: Mapping[str, Any] | None = None"
+    models += sorted({json_name(a.returns) for a in spec.actions.values() if a.returns})
+    models.sort()
+    lines = [
+        '"""',
+        "Typed signatures of ``Connection.call`` and ``Connection.paginate``: on a",
+        f"``Connection[{marker(spec)}]`` (what ``Connection()`` makes) each action id of the",
+        f"{spec.title} manifest returns its generated model; on any other connection, ``Any``.",
+        f"Likewise ``Plugin.invoke`` and ``invoke_sync`` of a ``Plugin[{marker(spec)}]``",
+        "(``connector.plugin.plugin``) return the model's JSON form as a TypedDict.",
+        "",
+        "Generated by ``python -m connector._codegen`` from the manifest; do not edit.",
+        '"""',
+        "",
+        "from collections.abc import AsyncIterator, Callable, Mapping",
+        "from typing import Any, Literal, overload",
+        "",
+        "from ._connection import Connection, Limiter",
+        "from .models import (",
+        *[f"    {name}," for name in models],
+        ")",
+        "from .plugin import Plugin",
+        "",
+        *_overloads(spec, "call", ["Connection", inputs], _returns),
+        *_overloads(
+            spec,
+            "paginate",
+            ["Connection", inputs, "*", "max_items: int | None = None"],
+            lambda s, a: f"AsyncIterator[{_items(s, a)}]",
+            prefix="def",
+            paging_only=True,
+            generic="AsyncIterator[Any]",
+        ),
+        *_overloads(
+            spec,
+            "invoke",
+            [
+                "Plugin",
+                "inputs: Mapping[str, Any] | None",
+                "connection: Mapping[str, str] | Connection",
+                "*",
+                "limiter: Limiter | None = None",
+            ],
+            _returns_json,
+        ),
+        *_overloads(
+            spec,
+            "invoke_sync",
+            [
+                "Plugin",
+                "inputs: Mapping[str, Any] | None",
+                "connection: Mapping[str, str]",
+                "*",
+                "limiter_factory: Callable[[], Limiter] | None = None",
+            ],
+            _returns_json,
+            prefix="def",
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -222,11 +388,16 @@ def _ordered(spec: ConnectorSpec) -> list[DefinitionSpec]:
 
 
 def main() -> int:
-    """Regenerate ``connector/models.py`` from ``manifests/twilio.yaml``."""
+    """Regenerate ``connector/models.py`` and ``connector/_signatures.pyi``."""
     manifest = next(p for p in shipped_manifest_paths() if p.stem == "twilio")
-    target = Path(__file__).with_name("models.py")
-    target.write_text(generate(load_manifest(manifest)), encoding="utf-8")
-    print(f"wrote {target}", file=sys.stderr)
+    spec = load_manifest(manifest)
+    for name, source in (
+        ("models.py", generate(spec)),
+        ("_signatures.pyi", generate_signatures(spec)),
+    ):
+        target = Path(__file__).with_name(name)
+        target.write_text(source, encoding="utf-8")
+        print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

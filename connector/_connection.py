@@ -15,10 +15,11 @@ import os
 import re
 import string
 import time
+import typing
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, overload
 from urllib.parse import quote_plus, urlsplit
 
 import attrs
@@ -41,6 +42,21 @@ from .errors import (
     UnsafeLinkError,
     error_from_response,
 )
+
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    from . import _signatures
+    from .models import Twilio
+
+    # Covariant, so a Connection[Twilio] is a Connection; a bare `Connection` means
+    # Connection[object], whose calls return Any.
+    _Api = TypeVar("_Api", covariant=True, default=object)
+else:
+    # TypeVar defaults (PEP 696) exist at run time from Python 3.13 only, and only type
+    # checkers read them.
+    _Api = typing.TypeVar("_Api", covariant=True)
 
 
 __all__ = ["Connection", "Limiter", "default_connector"]
@@ -82,7 +98,7 @@ def _models_for(connector: ConnectorSpec) -> Mapping[str, Any]:
     return {}
 
 
-class Connection:
+class Connection(Generic[_Api]):
     """
     A connection to Twilio (or to anything a manifest describes).
 
@@ -99,6 +115,13 @@ class Connection:
 
         async with Connection() as conn:
             message = await conn.call("send_text_message", {"from": ..., "to": ..., "body": ...})
+
+    For type checkers, ``Connection()`` is a ``Connection[Twilio]``: ``call`` and
+    ``paginate`` return the generated model of each action id (``message`` above is a
+    :class:`connector.models.Message`). A connection built on a manifest
+    (``Connection(connector=spec)``) is a ``Connection[object]``, whose outputs are
+    ``Any`` (generic :class:`~connector.Record` objects at run time), since another
+    manifest may use the same action ids for other outputs.
 
     Args:
         account_sid: The Account SID (``AC...``).
@@ -121,6 +144,40 @@ class Connection:
         InvalidInputError: A connection value is missing or malformed.
     """
 
+    @overload
+    def __init__(
+        self: Connection[Twilio],
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        base_url: str | None = None,
+        rate_limit: tuple[int, float] | bool | None = None,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        connector: None = None,
+        env: Mapping[str, str] | None = None,
+        limiter: Limiter | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Connection[object],
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        base_url: str | None = None,
+        rate_limit: tuple[int, float] | bool | None = None,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        connector: ConnectorSpec | None,
+        env: Mapping[str, str] | None = None,
+        limiter: Limiter | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> None: ...
     def __init__(
         self,
         account_sid: str | None = None,
@@ -287,7 +344,7 @@ class Connection:
         compiled = self._compiled[action_id] = compile_action(spec)
         return compiled
 
-    async def call(self, action_id: str, inputs: Mapping[str, Any] | None = None) -> Any:
+    async def _call(self, action_id: str, inputs: Mapping[str, Any] | None = None) -> Any:
         """
         Run one action and return its typed output.
 
@@ -300,7 +357,8 @@ class Connection:
         Returns:
             A generated model (``connector.models.Message`` ...), a
             :class:`~connector.Record` for third-party manifests, or ``None`` for actions
-            without a body (``delete_message``).
+            without a body (``delete_message``). Type checkers see the model on a
+            ``Connection[Twilio]`` and ``Any`` on other connections.
 
         Raises:
             InvalidInputError: Bad inputs; nothing was sent and no rate budget was used.
@@ -324,7 +382,7 @@ class Connection:
         response = await self._send(action, request, clean)
         return self._parse(spec, response)
 
-    async def paginate(
+    async def _paginate(
         self,
         action_id: str,
         inputs: Mapping[str, Any] | None = None,
@@ -345,7 +403,7 @@ class Connection:
         current = dict(inputs or {})
         seen = 0
         while max_items is None or seen < max_items:
-            page = await self.call(action_id, current)
+            page = await self._call(action_id, current)
             for item in _convert.field_value(page, paging.items):
                 yield item
                 seen += 1
@@ -355,6 +413,14 @@ class Connection:
             if not link:
                 return
             current = {**current, paging.next_link: link}
+
+    # The generated overloads type each shipped action id; the methods above run them.
+    if TYPE_CHECKING:
+        call = _signatures.call
+        paginate = _signatures.paginate
+    else:
+        call = _call
+        paginate = _paginate
 
     # -- the executor ---------------------------------------------------------------
 

@@ -4,25 +4,25 @@ the JSON that downstream workflow steps read.
 
 Twilio sends counts as strings ("1"), prices as strings ("-0.00750") and dates in
 RFC 2822 ("Thu, 24 Aug 2023 05:01:45 +0000"). Outputs turn them into ints, Decimals
-and aware UTC datetimes; JSON for downstream steps writes dates as ISO 8601
-(``yyyy-MM-ddTHH:mm:ss.fffZ``) and decimals as strings, so nothing is lost.
+and aware UTC datetimes, as each type of ``_types`` says; JSON for downstream steps
+writes dates as ISO 8601 (``yyyy-MM-ddTHH:mm:ss.fffZ``) and decimals as strings, so
+nothing is lost.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import email.utils
 import enum
-import functools
 import keyword
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from ._manifest import DefinitionSpec
+from ._types import TYPES, json_datetime
 
 
 __all__ = [
@@ -33,13 +33,6 @@ __all__ = [
     "field_value",
     "to_json",
 ]
-
-_MONTHS: Final = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
 
 
 class OpenEnum(enum.StrEnum):
@@ -61,126 +54,9 @@ class OpenEnum(enum.StrEnum):
         return pseudo
 
 
-def string(value: Any) -> str | None:
-    """Wire value to ``str``."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-def integer(value: Any) -> int | None:
-    """Wire value (``"3"`` or ``3``) to ``int``."""
-    if value.__class__ is int or value is None:
-        return value
-    return int(value) if value != "" else None
-
-
-def number(value: Any) -> float | None:
-    """Wire value to ``float``."""
-    if value is None or value == "":
-        return None
-    return float(value)
-
-
-def decimal_(value: Any) -> decimal.Decimal | None:
-    """Wire value (``"-0.00750"``) to ``Decimal``, exactly."""
-    if value is None or value == "":
-        return None
-    return decimal.Decimal(str(value))
-
-
-def boolean(value: Any) -> bool | None:
-    """Wire value to ``bool``."""
-    if value is None or isinstance(value, bool):
-        return value
-    return str(value).lower() == "true"
-
-
-def datetime(value: Any) -> dt.datetime | None:
-    """
-    Wire date to an aware UTC ``datetime``.
-
-    Twilio's RFC 2822 form is parsed by slicing, which is many times faster than
-    ``email.utils``; anything else (other offsets, ISO 8601) takes the slow path. The
-    same second recurs across a page of messages, so parses are cached.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return _parse_datetime(str(value))
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_datetime(text: str) -> dt.datetime:
-    if len(text) == 31 and text.endswith(" +0000") and text[3:5] == ", ":
-        month = _MONTHS.get(text[8:11])
-        if month is not None:
-            try:
-                return dt.datetime(
-                    int(text[12:16]),
-                    month,
-                    int(text[5:7]),
-                    int(text[17:19]),
-                    int(text[20:22]),
-                    int(text[23:25]),
-                    tzinfo=dt.UTC,
-                )
-            except ValueError:
-                pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def date(value: Any) -> dt.date | None:
-    """Wire date (``YYYY-MM-DD``) to ``date``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
-
-
-def object_(value: Any) -> dict[str, Any] | None:
-    """Wire object to a ``dict`` (a copy)."""
-    if value is None:
-        return None
-    return dict(value)
-
-
-def text(value: Any) -> str | None:
-    """Write a Decimal or a date as a string."""
-    return None if value is None else str(value)
-
-
 def enum_value(value: enum.Enum | None) -> Any:
     """Write an enum member as its value."""
     return None if value is None else value.value
-
-
-def json_datetime(value: dt.datetime | None) -> str | None:
-    """Write a datetime as ``yyyy-MM-ddTHH:mm:ss.fffZ`` in UTC."""
-    if value is None:
-        return None
-    value = value.astimezone(dt.UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
-
-
-SCALARS: Final[Mapping[str, Callable[[Any], Any]]] = {
-    "string": string,
-    "integer": integer,
-    "number": number,
-    "decimal": decimal_,
-    "boolean": boolean,
-    "datetime": datetime,
-    "date": date,
-    "object": object_,
-}
 
 
 @attrs.frozen
@@ -260,10 +136,10 @@ def build_record(
                     build_record(definitions, spec.items_ref, x) for x in items
                 )
             else:
-                convert = SCALARS[spec.items_type or "object"]
+                convert = TYPES[spec.items_type or "object"].from_wire
                 fields[spec.path] = tuple(convert(x) for x in items)
         else:
-            fields[spec.path] = SCALARS[spec.type](value)
+            fields[spec.path] = TYPES[spec.type].from_wire(value)
     return Record(name, fields)
 
 

@@ -8,65 +8,83 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._manifest import ActionSpec, ConnectorSpec, FieldSpec, ItemSpec, ParamSpec
+from ._manifest import ActionSpec, ConnectorSpec, FieldSpec, ParamSpec, Rule
+from ._types import FORMATS, TYPES, Invalid
+from ._validation import compile_param
 
 
 __all__ = ["input_schema", "output_schema"]
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
-_PHONE = r"^(\+[1-9][0-9]{0,14}|[a-z][a-z0-9-]*:\S+)$"
 
 
-def _scalar(spec: ParamSpec | ItemSpec) -> dict[str, Any]:
-    out: dict[str, Any]
-    if spec.type == "date":
-        out = {"type": "string", "format": "date"}
-    elif spec.type == "datetime":
-        out = {"type": "string", "format": "date-time"}
-    elif spec.type == "object" or spec.format == "json":
-        out = {"type": ["object", "string"]} if spec.format == "json" else {"type": "object"}
+def _also_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """*prop*, also admitting ``null`` (an input that is not given)."""
+    if "enum" in prop:
+        prop["enum"] = [*prop["enum"], None]
+    if "anyOf" in prop:
+        prop["anyOf"] = [*prop["anyOf"], {"type": "null"}]
+    if "type" in prop:
+        types = prop["type"]
+        prop["type"] = [*([types] if isinstance(types, str) else types), "null"]
+    return prop
+
+
+def _property(param: ParamSpec) -> dict[str, Any]:
+    compiled = compile_param(param)
+    prop = dict(compiled.schema)
+    try:
+        compiled.coerce("")
+        takes_empty = True
+    except Invalid:
+        takes_empty = False
+    # The validator reads null, and "" for a required input, as "not given": fine when
+    # the input is optional or has a default, an error otherwise.
+    if param.required and param.default is None:
+        if takes_empty:
+            prop["minLength"] = max(prop.get("minLength", 0), 1)
     else:
-        out = {"type": spec.type}
-    if spec.format == "uri":
-        out["format"] = "uri"
-    elif spec.format == "phone":
-        out["pattern"] = _PHONE
-    elif spec.format == "sender":
-        out["x-format"] = "sender"
-    if spec.pattern is not None:
-        out["pattern"] = spec.pattern
-    for attr, keyword in (
-        ("min_length", "minLength"),
-        ("max_length", "maxLength"),
-        ("minimum", "minimum"),
-        ("maximum", "maximum"),
-    ):
-        value = getattr(spec, attr)
-        if value is not None:
-            out[keyword] = value
-    if spec.enum is not None:
-        out["enum"] = list(spec.enum)
-    return out
+        prop = _also_null(prop)
+        if param.required and not takes_empty:
+            prop = {"anyOf": [prop, {"const": ""}]}
+    return prop
+
+
+def _given(param: ParamSpec, *, empty: list[Any]) -> dict[str, Any] | None:
+    """A schema that holds when the input is given (None: it always is, by default)."""
+    if param.default is not None and compile_param(param).coerce(param.default) not in empty:
+        return None
+    return {"required": [param.key], "properties": {param.key: {"not": {"enum": empty}}}}
+
+
+def _rule(action: ActionSpec, rule: Rule) -> dict[str, Any] | None:
+    if rule.kind == "at_least_one":
+        # An empty list counts as not given.
+        given = [_given(action.parameter(k), empty=[None, []]) for k in rule.keys]
+        if any(g is None for g in given):
+            return None
+        return {"anyOf": given}
+    assert rule.subject is not None
+    needed = [g for k in rule.keys if (g := _given(action.parameter(k), empty=[None]))]
+    if not needed:
+        return None
+    then = needed[0] if len(needed) == 1 else {"allOf": needed}
+    subject = _given(action.parameter(rule.subject), empty=[None])
+    return then if subject is None else {"if": subject, "then": then}
 
 
 def input_schema(action: ActionSpec) -> dict[str, Any]:
     """
     The JSON Schema of an action's inputs.
 
-    Each property keeps the manifest's title and description, plus ``x-wire`` (where the
-    value goes), ``x-visibility`` and ``x-secret``.
+    It accepts exactly what the connector's validator accepts, including the text forms
+    of numbers and booleans that command lines and YAML produce, and the cross-input
+    rules. Each property keeps the manifest's title and description, plus ``x-wire``
+    (where the value goes), ``x-visibility`` and ``x-secret``.
     """
     properties: dict[str, Any] = {}
     for param in action.parameters:
-        if param.type == "array":
-            assert param.items is not None
-            prop: dict[str, Any] = {"type": "array", "items": _scalar(param.items)}
-            if param.min_items is not None:
-                prop["minItems"] = param.min_items
-            if param.max_items is not None:
-                prop["maxItems"] = param.max_items
-        else:
-            prop = _scalar(param)
+        prop = _property(param)
         prop["title"] = param.title
         if param.description:
             prop["description"] = param.description
@@ -79,7 +97,7 @@ def input_schema(action: ActionSpec) -> dict[str, Any]:
         properties[param.key] = prop
     if action.paging is not None:
         properties[action.paging.next_link] = {
-            "type": "string",
+            "type": ["string", "null"],
             "title": "Next page link",
             "description": "The next-page link of a previous page, to fetch that page.",
             "x-visibility": "internal",
@@ -89,9 +107,13 @@ def input_schema(action: ActionSpec) -> dict[str, Any]:
         "title": f"{action.id} inputs",
         "type": "object",
         "properties": properties,
-        "required": [p.key for p in action.parameters if p.required],
+        # A default fills a required input that is not given.
+        "required": [p.key for p in action.parameters if p.required and p.default is None],
         "additionalProperties": False,
     }
+    rules = [r for r in (_rule(action, rule) for rule in action.rules) if r is not None]
+    if rules:
+        schema["allOf"] = rules
     if action.deprecated:
         schema["deprecated"] = True
     return schema
@@ -103,18 +125,12 @@ def _field(field: FieldSpec) -> dict[str, Any]:
         if field.items_ref is not None:
             items: dict[str, Any] = {"$ref": f"#/$defs/{field.items_ref}"}
         else:
-            items = {"type": field.items_type or "object"}
+            items = dict(TYPES[field.items_type or "object"].output_schema)
         out = {"type": "array", "items": items}
-    elif field.type == "datetime":
-        out = {"type": ["string", "null"], "format": "date-time"}
-    elif field.type == "date":
-        out = {"type": ["string", "null"], "format": "date"}
-    elif field.type == "decimal":
-        out = {"type": ["string", "null"], "x-format": "decimal"}
     else:
-        out = {"type": [field.type, "null"]}
-    if field.format == "uri":
-        out["x-format"] = "uri-reference"
+        out = dict(TYPES[field.type].output_schema)
+    if field.format is not None and field.format in FORMATS:
+        out.update(FORMATS[field.format].output_schema)
     if field.enum is not None:
         # Listed, not enforced: Twilio adds values and outputs keep them.
         out["examples"] = list(field.enum)

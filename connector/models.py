@@ -9,24 +9,34 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import attrs
 
 from . import _convert as _c
+from . import _types as _t
 
 
 __all__ = [
     "InboundMedia",
+    "InboundMediaJson",
     "InboundMessage",
+    "InboundMessageJson",
     "Media",
+    "MediaJson",
     "MediaList",
+    "MediaListJson",
     "Message",
     "MessageDirection",
+    "MessageJson",
     "MessageList",
+    "MessageListJson",
     "MessageListV2",
+    "MessageListV2Json",
     "MessageStatus",
     "MessageStatusEvent",
+    "MessageStatusEventJson",
+    "Twilio",
 ]
 
 _E = TypeVar("_E", bound=_c.OpenEnum)
@@ -38,6 +48,13 @@ def _enum(cls: type[_E], value: Any) -> _E | None:
         return None
     member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]
     return cls(value) if member is None else member
+
+
+class Twilio:
+    """
+    The Twilio connector as a type parameter: ``Connection[Twilio]``, what
+    ``Connection()`` makes, returns these models for the manifest's action ids.
+    """
 
 
 class MessageStatus(_c.OpenEnum):
@@ -126,18 +143,18 @@ class Message:
             sid=get("sid"),
             account_sid=get("account_sid"),
             api_version=get("api_version"),
-            num_segments=_c.integer(get("num_segments")),
-            num_media=_c.integer(get("num_media")),
-            date_created=_c.datetime(get("date_created")),
-            date_sent=_c.datetime(get("date_sent")),
-            date_updated=_c.datetime(get("date_updated")),
+            num_segments=_t.integer(get("num_segments")),
+            num_media=_t.integer(get("num_media")),
+            date_created=_t.datetime(get("date_created")),
+            date_sent=_t.datetime(get("date_sent")),
+            date_updated=_t.datetime(get("date_updated")),
             direction=_enum(MessageDirection, get("direction")),
-            error_code=_c.integer(get("error_code")),
+            error_code=_t.integer(get("error_code")),
             error_message=get("error_message"),
-            price=_c.decimal_(get("price")),
+            price=_t.decimal_(get("price")),
             price_unit=get("price_unit"),
             uri=get("uri"),
-            subresource_uris=_c.object_(get("subresource_uris")),
+            subresource_uris=_t.object_(get("subresource_uris")),
             messaging_service_sid=get("messaging_service_sid"),
         )
 
@@ -153,16 +170,16 @@ class Message:
             "api_version": self.api_version,
             "num_segments": self.num_segments,
             "num_media": self.num_media,
-            "date_created": _c.json_datetime(self.date_created),
-            "date_sent": _c.json_datetime(self.date_sent),
-            "date_updated": _c.json_datetime(self.date_updated),
+            "date_created": _t.json_datetime(self.date_created),
+            "date_sent": _t.json_datetime(self.date_sent),
+            "date_updated": _t.json_datetime(self.date_updated),
             "direction": _c.enum_value(self.direction),
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "price": _c.text(self.price),
+            "price": _t.text(self.price),
             "price_unit": self.price_unit,
             "uri": self.uri,
-            "subresource_uris": _c.object_(self.subresource_uris),
+            "subresource_uris": _t.object_(self.subresource_uris),
             "messaging_service_sid": self.messaging_service_sid,
         }
 
@@ -202,15 +219,15 @@ class MessageList:
         get = data.get
         return cls(
             messages=tuple(Message.from_wire(x) for x in get("messages") or ()),
-            page=_c.integer(get("page")),
-            page_size=_c.integer(get("page_size")),
-            num_pages=_c.integer(get("num_pages")),
-            start=_c.integer(get("start")),
-            end=_c.integer(get("end")),
+            page=_t.integer(get("page")),
+            page_size=_t.integer(get("page_size")),
+            num_pages=_t.integer(get("num_pages")),
+            start=_t.integer(get("start")),
+            end=_t.integer(get("end")),
             uri=get("uri"),
             first_page_uri=get("first_page_uri"),
             next_page_uri=get("next_page_uri"),
-            total=_c.integer(get("total")),
+            total=_t.integer(get("total")),
             previous_page_uri=get("previous_page_uri"),
         )
 
@@ -289,8 +306,8 @@ class Media:
             account_sid=get("account_sid"),
             parent_sid=get("parent_sid"),
             content_type=get("content_type"),
-            date_created=_c.datetime(get("date_created")),
-            date_updated=_c.datetime(get("date_updated")),
+            date_created=_t.datetime(get("date_created")),
+            date_updated=_t.datetime(get("date_updated")),
             uri=get("uri"),
         )
 
@@ -301,8 +318,8 @@ class Media:
             "account_sid": self.account_sid,
             "parent_sid": self.parent_sid,
             "content_type": self.content_type,
-            "date_created": _c.json_datetime(self.date_created),
-            "date_updated": _c.json_datetime(self.date_updated),
+            "date_created": _t.json_datetime(self.date_created),
+            "date_updated": _t.json_datetime(self.date_updated),
             "uri": self.uri,
         }
 
@@ -338,10 +355,10 @@ class MediaList:
         get = data.get
         return cls(
             media_list=tuple(Media.from_wire(x) for x in get("media_list") or ()),
-            page=_c.integer(get("page")),
-            page_size=_c.integer(get("page_size")),
-            start=_c.integer(get("start")),
-            end=_c.integer(get("end")),
+            page=_t.integer(get("page")),
+            page_size=_t.integer(get("page_size")),
+            start=_t.integer(get("start")),
+            end=_t.integer(get("end")),
             uri=get("uri"),
             first_page_uri=get("first_page_uri"),
             next_page_uri=get("next_page_uri"),
@@ -455,8 +472,8 @@ class InboundMessage:
             from_=get("From"),
             to=get("To"),
             body=get("Body"),
-            num_media=_c.integer(get("NumMedia")),
-            num_segments=_c.integer(get("NumSegments")),
+            num_media=_t.integer(get("NumMedia")),
+            num_segments=_t.integer(get("NumSegments")),
             media=tuple(InboundMedia.from_wire(x) for x in get("media") or ()),
             sms_status=get("SmsStatus"),
             api_version=get("ApiVersion"),
@@ -543,7 +560,7 @@ class MessageStatusEvent:
             to=get("To"),
             message_status=_enum(MessageStatus, get("MessageStatus")),
             sms_status=get("SmsStatus"),
-            error_code=_c.integer(get("ErrorCode")),
+            error_code=_t.integer(get("ErrorCode")),
             error_message=get("ErrorMessage"),
             raw_dlr_done_date=get("RawDlrDoneDate"),
             api_version=get("ApiVersion"),
@@ -565,6 +582,137 @@ class MessageStatusEvent:
             "RawDlrDoneDate": self.raw_dlr_done_date,
             "ApiVersion": self.api_version,
         }
+
+
+MessageJson = TypedDict(
+    "MessageJson",
+    {
+        "body": str | None,
+        "from": str | None,
+        "to": str | None,
+        "status": str | None,
+        "sid": str | None,
+        "account_sid": str | None,
+        "api_version": str | None,
+        "num_segments": int | None,
+        "num_media": int | None,
+        "date_created": str | None,
+        "date_sent": str | None,
+        "date_updated": str | None,
+        "direction": str | None,
+        "error_code": int | None,
+        "error_message": str | None,
+        "price": str | None,
+        "price_unit": str | None,
+        "uri": str | None,
+        "subresource_uris": dict[str, Any] | None,
+        "messaging_service_sid": str | None,
+    },
+)
+"""The JSON form of :class:`Message` (``to_json()``, ``Plugin.invoke``)."""
+
+
+class MessageListJson(TypedDict):
+    """The JSON form of :class:`MessageList` (``to_json()``, ``Plugin.invoke``)."""
+
+    messages: list[MessageJson]
+    page: int | None
+    page_size: int | None
+    num_pages: int | None
+    start: int | None
+    end: int | None
+    uri: str | None
+    first_page_uri: str | None
+    next_page_uri: str | None
+    total: int | None
+    previous_page_uri: str | None
+
+
+MessageListV2Json = TypedDict(
+    "MessageListV2Json",
+    {
+        "@odata.nextLink": str | None,
+        "value": list[MessageJson],
+    },
+)
+"""The JSON form of :class:`MessageListV2` (``to_json()``, ``Plugin.invoke``)."""
+
+
+class MediaJson(TypedDict):
+    """The JSON form of :class:`Media` (``to_json()``, ``Plugin.invoke``)."""
+
+    sid: str | None
+    account_sid: str | None
+    parent_sid: str | None
+    content_type: str | None
+    date_created: str | None
+    date_updated: str | None
+    uri: str | None
+
+
+class MediaListJson(TypedDict):
+    """The JSON form of :class:`MediaList` (``to_json()``, ``Plugin.invoke``)."""
+
+    media_list: list[MediaJson]
+    page: int | None
+    page_size: int | None
+    start: int | None
+    end: int | None
+    uri: str | None
+    first_page_uri: str | None
+    next_page_uri: str | None
+    previous_page_uri: str | None
+
+
+class InboundMediaJson(TypedDict):
+    """The JSON form of :class:`InboundMedia` (``to_json()``, ``Plugin.invoke``)."""
+
+    url: str | None
+    content_type: str | None
+
+
+class InboundMessageJson(TypedDict):
+    """The JSON form of :class:`InboundMessage` (``to_json()``, ``Plugin.invoke``)."""
+
+    MessageSid: str | None
+    SmsSid: str | None
+    SmsMessageSid: str | None
+    AccountSid: str | None
+    MessagingServiceSid: str | None
+    From: str | None
+    To: str | None
+    Body: str | None
+    NumMedia: int | None
+    NumSegments: int | None
+    media: list[InboundMediaJson]
+    SmsStatus: str | None
+    ApiVersion: str | None
+    FromCity: str | None
+    FromState: str | None
+    FromZip: str | None
+    FromCountry: str | None
+    ToCity: str | None
+    ToState: str | None
+    ToZip: str | None
+    ToCountry: str | None
+    OptOutType: str | None
+
+
+class MessageStatusEventJson(TypedDict):
+    """The JSON form of :class:`MessageStatusEvent` (``to_json()``, ``Plugin.invoke``)."""
+
+    MessageSid: str | None
+    SmsSid: str | None
+    AccountSid: str | None
+    MessagingServiceSid: str | None
+    From: str | None
+    To: str | None
+    MessageStatus: str | None
+    SmsStatus: str | None
+    ErrorCode: int | None
+    ErrorMessage: str | None
+    RawDlrDoneDate: str | None
+    ApiVersion: str | None
 
 
 DEFINITIONS: Mapping[str, Any] = {

@@ -31,10 +31,11 @@ import functools
 import importlib.metadata
 import os
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, overload
 
 import attrs
 
@@ -44,7 +45,16 @@ from .errors import InputIssue, InvalidInputError, PluginLoadError, UnknownConne
 
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    from . import _signatures
     from ._connection import Connection, Limiter
+    from .models import Twilio
+
+    # As Connection's: Plugin[Twilio] is a Plugin, and a bare `Plugin` is Plugin[object].
+    _Api = TypeVar("_Api", covariant=True, default=object)
+else:
+    _Api = typing.TypeVar("_Api", covariant=True)
 
 
 __all__ = [
@@ -95,11 +105,14 @@ class ActionSchema:
 
 
 @attrs.frozen
-class Plugin:
+class Plugin(Generic[_Api]):
     """
     One connector, as a host sees it: metadata, schemas, and a way to call actions.
 
-    Build one with :meth:`from_manifest`. The Twilio connector's is :data:`plugin`.
+    Build one with :meth:`from_manifest`. The Twilio connector's is :data:`plugin`, a
+    ``Plugin[Twilio]``: for type checkers its :meth:`invoke` returns the JSON form of each
+    action's output as a TypedDict (``connector.models.MessageJson``...). Other plugins,
+    including one built from the same manifest, return ``Any``.
 
     .. warning:: Strictly read-only.
 
@@ -218,6 +231,14 @@ class Plugin:
 
     # -- calling ----------------------------------------------------------------------
 
+    @overload
+    def connect(
+        self: Plugin[Twilio], values: Mapping[str, str], *, limiter: Limiter | None = None
+    ) -> Connection[Twilio]: ...
+    @overload
+    def connect(
+        self: Plugin[object], values: Mapping[str, str], *, limiter: Limiter | None = None
+    ) -> Connection: ...
     def connect(self, values: Mapping[str, str], *, limiter: Limiter | None = None) -> Connection:
         """
         Make an (unopened) :class:`~connector.Connection` from connection values.
@@ -258,7 +279,7 @@ class Plugin:
 
         return Connection(connector=self.spec, values=values, env={}, limiter=limiter)
 
-    async def invoke(
+    async def _invoke(
         self,
         action_id: str,
         inputs: Mapping[str, Any] | None,
@@ -307,7 +328,7 @@ class Plugin:
         async with self.connect(connection, limiter=limiter) as conn:
             return to_json(await conn.call(action_id, inputs))
 
-    def invoke_sync(
+    def _invoke_sync(
         self,
         action_id: str,
         inputs: Mapping[str, Any] | None,
@@ -361,6 +382,14 @@ class Plugin:
             if close is not None:
                 await close()
 
+    # The generated overloads type each shipped action id; the methods above run them.
+    if TYPE_CHECKING:
+        invoke = _signatures.invoke
+        invoke_sync = _signatures.invoke_sync
+    else:
+        invoke = _invoke
+        invoke_sync = _invoke_sync
+
 
 def _connection_property(param: ConnectionParamSpec) -> dict[str, Any]:
     prop: dict[str, Any] = {"type": "string", "title": param.title}
@@ -401,7 +430,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     #: The Twilio connector, as the ``twilio`` entry point of :data:`ENTRY_POINT_GROUP`.
-    plugin: Plugin
+    plugin: Plugin[Twilio]
 
 
 # -- discovery --------------------------------------------------------------------------

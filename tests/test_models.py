@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pytest
 
 import connector.models
 from connector import default_connector, to_json
-from connector._codegen import generate
-from connector._convert import datetime as parse_datetime
+from connector._codegen import generate, generate_signatures
+from connector._types import datetime as parse_datetime
 from connector.models import Message, MessageDirection, MessageStatus
 
 
@@ -23,6 +24,48 @@ def test_generated_models_match_the_manifest() -> None:
     """connector/models.py is what the codegen makes of today's manifest (run nox -s codegen)."""
     expected = generate(default_connector())
     assert Path(connector.models.__file__).read_text(encoding="utf-8") == expected
+
+
+def test_generated_signatures_match_the_manifest() -> None:
+    """connector/_signatures.pyi, the typed overloads of Connection.call, is up to date."""
+    expected = generate_signatures(default_connector())
+    stub = Path(connector.models.__file__).with_name("_signatures.pyi")
+    assert stub.read_text(encoding="utf-8") == expected
+
+
+def test_the_type_checker_sees_a_misspelt_output_field(tmp_path: Path) -> None:
+    """mypy rejects msg.num_segmens on the result of conn.call("send_text_message")."""
+    from mypy import api
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from connector import Connection\n"
+        "\n"
+        "\n"
+        "async def main() -> None:\n"
+        "    async with Connection() as conn:\n"
+        '        msg = await conn.call("send_text_message", {"body": "hi"})\n'
+        "        print(msg.num_segments, msg.num_segmens)\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = true\n", encoding="utf-8")
+    report, _, status = api.run(
+        ["--config-file", str(config), "--no-incremental", "--cache-dir", os.devnull, str(snippet)]
+    )
+    assert status == 1
+    assert report.splitlines() == [
+        f'{snippet}:7: error: "Message" has no attribute "num_segmens"; '
+        'maybe "num_segments"?  [attr-defined]',
+        "Found 1 error in 1 file (checked 1 source file)",
+    ]
+
+
+def test_json_typed_dicts_have_the_keys_of_to_json() -> None:
+    """Each generated TypedDict lists exactly the keys its model's to_json() writes."""
+    for name, model in connector.models.DEFINITIONS.items():
+        typed = getattr(connector.models, f"{name}Json")
+        assert list(typed.__annotations__) == list(model.from_wire({}).to_json())
 
 
 def test_generated_docs_reference_matches_the_manifest() -> None:

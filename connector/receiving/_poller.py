@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .._connection import Connection
-from .._convert import field_value, json_datetime, to_json
+from .._convert import field_value, to_json
+from .._types import json_datetime
 from ..errors import ConnectorError
 from ..workflow import Journal, TriggerOn
 from ._triggers import MESSAGE_RECEIVED

@@ -49,7 +49,6 @@ class Arr:
 # None when nothing is known.
 StaticType = Any
 
-_SCALARS = {"string", "integer", "number", "decimal", "boolean", "datetime", "date"}
 _STEP_RESULT = ("outputs", "status")
 
 

@@ -341,21 +341,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return str(error.message)
 
 
-_INPUT_CHECKS: Mapping[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
 def input_type_ok(kind: str, value: Any) -> bool:
-    """Whether *value* has the workflow input type *kind*."""
-    if isinstance(value, bool) and kind in ("integer", "number"):
-        return False
-    return isinstance(value, _INPUT_CHECKS[kind])
+    """Whether *value* has the workflow input type *kind*, in its JSON form."""
+    from .._types import is_workflow_input
+
+    return is_workflow_input(kind, value)
 
 
 def _build(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -98,20 +97,9 @@ def new_run_id() -> str:
 
 
 def _coerce_input(kind: str, value: Any) -> Any:
-    if not isinstance(value, str) or kind == "string":
-        return value
-    if kind == "integer":
-        return int(value)
-    if kind == "number":
-        return float(value)
-    if kind == "boolean":
-        lowered = value.lower()
-        if lowered in ("true", "yes", "1"):
-            return True
-        if lowered in ("false", "no", "0"):
-            return False
-        raise ValueError(value)
-    return json.loads(value)
+    from .._types import coerce_workflow_input
+
+    return coerce_workflow_input(kind, value)
 
 
 def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, Any]:

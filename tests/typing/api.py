@@ -9,27 +9,58 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Mapping
+from typing import Any, assert_type
 
-from connector import Connection, InvalidInputError, MessageMayHaveBeenSentError, to_json
-from connector.models import Message, MessageListV2, MessageStatus
+from connector import (
+    Connection,
+    InvalidInputError,
+    MessageMayHaveBeenSentError,
+    default_connector,
+    to_json,
+)
+from connector.models import Media, Message, MessageListV2, MessageStatus, Twilio
 
 
 async def send_and_read() -> None:
     async with Connection("AC" + "0" * 32, "token") as conn:
-        result = await conn.call(
+        assert_type(conn, Connection[Twilio])
+        message = await conn.call(
             "send_text_message", {"from": "+15005550006", "to": "+1555", "body": "x"}
         )
-        message: Message = result
+        assert_type(message, Message)
+        assert_type(await conn.call("twilio/send_text_message", {}), Message)
+        assert_type(await conn.call("delete_message", {"MessageId": "SM"}), None)
         created: dt.datetime | None = message.date_created
         segments: int | None = message.num_segments
         price: decimal.Decimal | None = message.price
         status: MessageStatus | None = message.status
-        page: MessageListV2 = await conn.call("list_messages_v2", {"To": "+1555"})
+        page = await conn.call("list_messages_v2", {"To": "+1555"})
+        assert_type(page, MessageListV2)
         link: str | None = page.odata_next_link
         firsts: tuple[Message, ...] = page.value
         async for item in conn.paginate("list_messages_v2", {}, max_items=10):
+            assert_type(item, Message)
             print(to_json(item))
+        async for media in conn.paginate("twilio/list_message_media", {"MessageId": "MM"}):
+            assert_type(media, Media)
+        action_id: str = "send_text_message"
+        assert_type(await conn.call(action_id), Any)
         print(created, segments, price, status, link, firsts)
+
+
+async def generic(spec_path: str) -> None:
+    # Another manifest may use the same ids for other outputs: its calls are Any.
+    from connector import load_manifest
+
+    async with Connection(connector=load_manifest(spec_path)) as other:
+        assert_type(other, Connection[object])
+        assert_type(await other.call("send_text_message", {}), Any)
+        async for item in other.paginate("list_messages_v2"):
+            assert_type(item, Any)
+    shipped = Connection(connector=default_connector())
+    assert_type(await shipped.call("get_message"), Any)
+    anyone: Connection = Connection()  # a Connection[Twilio] is a Connection
+    assert_type(await anyone.call("get_message"), Any)
 
 
 def handle(error: Exception) -> list[str]:
@@ -38,6 +69,20 @@ def handle(error: Exception) -> list[str]:
     if isinstance(error, MessageMayHaveBeenSentError):
         return [str(error.inputs)]
     return []
+
+
+async def twilio_host(values: dict[str, str]) -> None:
+    from connector.models import MessageJson
+    from connector.plugin import plugin
+
+    sent = await plugin.invoke("twilio/send_text_message", {"body": "x"}, values)
+    assert_type(sent, MessageJson)
+    segments: int | None = sent["num_segments"]
+    assert_type(plugin.invoke_sync("delete_message", {"MessageId": "SM"}, values), None)
+    async with plugin.connect(values) as conn:
+        assert_type(await conn.call("get_message", {"MessageId": "SM"}), Message)
+        assert_type(await plugin.invoke("get_message", {}, conn), MessageJson)
+    print(segments)
 
 
 async def host(values: dict[str, str]) -> None:
@@ -55,4 +100,5 @@ async def host(values: dict[str, str]) -> None:
         output = await plugins[0].invoke(
             "get_message", {"MessageId": "SM" + "0" * 32}, values, limiter=limiter
         )
+        assert_type(output, Any)  # a plugin found at run time may be any connector
         print(output)
