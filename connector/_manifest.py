@@ -486,7 +486,7 @@ def load_manifest(source: str | Path, *, text: str | None = None) -> ConnectorSp
     Raises:
         ManifestError: The file breaks the format; the error names the file, the place
             inside it and the rule. A file past the limits of
-            :func:`connector._document.read_document` (10 MiB, aliases that expand by
+            ``read_document`` (10 MiB, aliases that expand by
             more than 100,000 nodes) breaks it too.
     """
     document = _parse_and_validate(str(source), text)

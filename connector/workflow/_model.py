@@ -306,7 +306,7 @@ def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
 
     Raises:
         WorkflowError: The file cannot be read, is not YAML, is past the limits of
-            :func:`connector._document.read_document` (10 MiB, aliases that expand by
+            ``read_document`` (10 MiB, aliases that expand by
             more than 100,000 nodes), breaks the schema, or holds an expression that
             is not valid JMESPath.
     """
