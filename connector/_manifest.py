@@ -132,6 +132,8 @@ class ParamSpec:
         secret: Whether the value must be masked in errors and logs.
         visibility: ``important`` or ``advanced`` (how a host shows it).
         items: For arrays, the spec of each item.
+        aliases: Other names callers may write instead of :attr:`key`
+            (twilio-python's: ``from_``, ``status_callback``...).
     """
 
     key: str
@@ -154,6 +156,25 @@ class ParamSpec:
     items: ItemSpec | None = None
     min_items: int | None = None
     max_items: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the input may be given by: its key, then its aliases."""
+        return (self.key, *self.aliases)
+
+    @property
+    def python_name(self) -> str:
+        """
+        The input's name as a Python parameter: its first alias that can be one (the
+        aliases are twilio-python's names: ``from_``, ``status_callback``), else its key.
+        """
+        import keyword
+
+        for name in (*self.aliases, self.key):
+            if name.isidentifier() and not keyword.iskeyword(name):
+                return name
+        return f"{self.key}_"
 
 
 @attrs.frozen
@@ -711,6 +732,14 @@ def _build_action(
     here: list[str | int] = ["actions", action_id]
     params = tuple(_build_param(p) for p in body["parameters"])
     _check_unique([p.key for p in params], [*here, "parameters"], "key", fail)
+    names = [name for p in params for name in p.names]
+    for i, param in enumerate(params):
+        for alias in param.aliases:
+            if names.count(alias) > 1:
+                raise fail(
+                    f"alias {alias!r} is also another input's name",
+                    [*here, "parameters", i, "aliases"],
+                )
     for location in ("path", "query", "form"):
         wire = [p.wire_name if p.location == location else f"\0{i}" for i, p in enumerate(params)]
         _check_unique(wire, [*here, "parameters"], "name", fail)
@@ -814,6 +843,7 @@ def _build_param(p: Mapping[str, Any]) -> ParamSpec:
     enum = p.get("enum")
     return ParamSpec(
         key=p["key"],
+        aliases=tuple(p.get("aliases", ())),
         title=p["title"],
         description=p.get("description", ""),
         type=p["type"],

@@ -54,7 +54,10 @@ def _given(param: ParamSpec, *, empty: list[Any]) -> dict[str, Any] | None:
     """A schema that holds when the input is given (None: it always is, by default)."""
     if param.default is not None and compile_param(param).coerce(param.default) not in empty:
         return None
-    return {"required": [param.key], "properties": {param.key: {"not": {"enum": empty}}}}
+    by_name = [
+        {"required": [name], "properties": {name: {"not": {"enum": empty}}}} for name in param.names
+    ]
+    return by_name[0] if len(by_name) == 1 else {"anyOf": by_name}
 
 
 def _rule(action: ActionSpec, rule: Rule) -> dict[str, Any] | None:
@@ -95,6 +98,14 @@ def input_schema(action: ActionSpec) -> dict[str, Any]:
         if param.secret:
             prop["x-secret"] = True
         properties[param.key] = prop
+        if param.aliases:
+            # twilio-python's names are accepted too (never two names of one input).
+            prop["x-aliases"] = list(param.aliases)
+            for alias in param.aliases:
+                properties[alias] = {
+                    **{k: v for k, v in prop.items() if k != "x-aliases"},
+                    "x-alias-of": param.key,
+                }
     if action.paging is not None:
         properties[action.paging.next_link] = {
             "type": ["string", "null"],
@@ -108,10 +119,24 @@ def input_schema(action: ActionSpec) -> dict[str, Any]:
         "type": "object",
         "properties": properties,
         # A default fills a required input that is not given.
-        "required": [p.key for p in action.parameters if p.required and p.default is None],
+        "required": [
+            p.key for p in action.parameters if p.required and p.default is None and not p.aliases
+        ],
         "additionalProperties": False,
     }
-    rules = [r for r in (_rule(action, rule) for rule in action.rules) if r is not None]
+    rules: list[dict[str, Any]] = [
+        # A required input with aliases is given by any one of its names.
+        {"anyOf": [{"required": [name]} for name in p.names]}
+        for p in action.parameters
+        if p.required and p.default is None and p.aliases
+    ]
+    rules += [
+        {"not": {"required": [first, second]}}
+        for p in action.parameters
+        for i, first in enumerate(p.names)
+        for second in p.names[i + 1 :]
+    ]
+    rules += [r for r in (_rule(action, rule) for rule in action.rules) if r is not None]
     if rules:
         schema["allOf"] = rules
     if action.deprecated:

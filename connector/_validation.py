@@ -53,6 +53,11 @@ class CompiledAction:
     link_key: str | None
     _required: tuple[str, ...]
     _defaults: tuple[tuple[str, Any], ...]
+    _aliases: Mapping[str, str] = attrs.field(factory=dict)
+
+    def canonical(self, name: str) -> str:
+        """The key an input name stands for (an alias's key; any other name itself)."""
+        return self._aliases.get(name, name)
 
     def validate(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """
@@ -67,8 +72,28 @@ class CompiledAction:
         issues: list[InputIssue] = []
         clean: dict[str, Any] = {}
         params = self.params
+        aliases = self._aliases
         for key, raw in inputs.items():
             param = params.get(key)
+            if param is None and key in aliases:
+                # twilio-python's name for an input (from_, status_callback): the key's.
+                canonical = aliases[key]
+                if canonical in inputs or any(
+                    other in inputs
+                    for other, same in aliases.items()
+                    if same == canonical and other != key
+                ):
+                    names = " and ".join(n for n in params[canonical].spec.names if n in inputs)
+                    issues.append(InputIssue(key, f"{names} name the same input; give one"))
+                    continue
+                param = params[canonical]
+                if raw is None or (raw == "" and param.spec.required):
+                    continue
+                try:
+                    clean[canonical] = param.coerce(raw)
+                except Invalid as exc:
+                    issues.append(InputIssue(key, exc.rule, mask(raw, param.spec.secret)))
+                continue
             if param is None:
                 if key == self.link_key:
                     if isinstance(raw, str) and raw:
@@ -102,7 +127,7 @@ class CompiledAction:
         return clean
 
     def _unknown_rule(self, key: str) -> str:
-        known = [*self.params, *([self.link_key] if self.link_key else [])]
+        known = [*self.params, *self._aliases, *([self.link_key] if self.link_key else [])]
         folded = {k.lower().replace("_", ""): k for k in known}
         guess = folded.get(key.lower().replace("_", ""))
         if guess is None:
@@ -225,4 +250,5 @@ def compile_action(spec: ActionSpec) -> CompiledAction:
         link_key=spec.paging.next_link if spec.paging else None,
         required=tuple(p.key for p in spec.parameters if p.required),
         defaults=tuple(defaults),
+        aliases={alias: p.key for p in spec.parameters for alias in p.aliases},
     )

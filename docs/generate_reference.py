@@ -46,7 +46,7 @@ def _action(connector: ConnectorSpec, action: ActionSpec) -> list[str]:
     for p in action.parameters:
         required = "True" if p.required else ""
         lines.append(
-            f"| {_cell(p.title)} | `{p.key}` | {required} | {_type(p)} | {_cell(p.description)} |"
+            f"| {_cell(p.title)} | {' or '.join(f'`{n}`' for n in p.names)} | {required} | {_type(p)} | {_cell(p.description)} |"
         )
     if action.paging is not None:
         lines.append(

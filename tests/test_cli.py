@@ -61,7 +61,12 @@ async def test_actions_json_lists_every_action_with_inputs_and_returns() -> None
     inputs = {i["key"]: i for i in send["inputs"]}
     assert inputs["to"]["required"] is True and inputs["to"]["type"] == "string"
     assert inputs["media_url"]["type"] == "array"
-    assert send["input_schema"]["required"] == ["from", "to", "body"]
+    # from is required too, given as from or as twilio-python's from_.
+    assert send["input_schema"]["required"] == ["to", "body"]
+    assert {"anyOf": [{"required": ["from"]}, {"required": ["from_"]}]} in send["input_schema"][
+        "allOf"
+    ]
+    assert inputs["from"]["aliases"] == ["from_"]
     assert send["output_schema"]["$ref"] == "#/$defs/Message"
 
 

@@ -347,6 +347,13 @@ def shipped_cases() -> Iterator[tuple[ActionSpec, dict[str, Any]]]:
             yield action, {k: v for k, v in base.items() if k != key}
             for value in VALUES:
                 yield action, {**base, key: value}
+        for param in action.parameters:
+            for alias in param.aliases:
+                # twilio-python's name instead of the key, and both at once.
+                without = {k: v for k, v in base.items() if k != param.key}
+                for value in VALUES:
+                    yield action, {**without, alias: value}
+                    yield action, {**base, alias: value}
 
 
 def test_validator_and_schema_agree_on_every_shipped_action() -> None:

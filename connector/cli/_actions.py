@@ -104,6 +104,7 @@ def _actions(ns: argparse.Namespace) -> int:
                     "inputs": [
                         {
                             "key": p.key,
+                            "aliases": list(p.aliases),
                             "title": p.title,
                             "type": p.type,
                             "format": p.format,
@@ -173,7 +174,13 @@ def _describe(ns: argparse.Namespace) -> int:
         console.print(action.notes)
     table = Table("Name", "Key", "Required", "Type", "Description", title="Parameters")
     for p in action.parameters:
-        table.add_row(p.title, p.key, "True" if p.required else "", _type_label(p), p.description)
+        table.add_row(
+            p.title,
+            " or ".join(p.names),
+            "True" if p.required else "",
+            _type_label(p),
+            p.description,
+        )
     if action.paging is not None:
         table.add_row(
             "Next page link", action.paging.next_link, "", "string", "A page's next link."
@@ -209,7 +216,7 @@ def _parse_inputs(
         if not isinstance(loaded, Mapping):
             raise InvalidInputError(action.id, [InputIssue("--inputs", "must be a mapping")])
         inputs.update(loaded)
-    arrays = {p.key for p in action.parameters if p.type == "array"}
+    arrays = {name for p in action.parameters if p.type == "array" for name in p.names}
     issues = []
     given: set[str] = set()
     for key, value in pairs:

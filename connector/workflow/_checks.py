@@ -392,7 +392,7 @@ class _Checker:
             return
         literal: dict[str, Any] = {}
         dynamic: set[str] = set()
-        params = {p.key: p for p in action.parameters}
+        params = {name: p for p in action.parameters for name in p.names}
         for key, value in step.with_.items():
             where = (*step.path, "with", key)
             if _contains_template(self.workflow, where):
