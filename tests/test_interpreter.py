@@ -54,7 +54,7 @@ class Recorder:
         self.items[step.id][index] = outcome.result(index)
         self.tasks_seen = max(self.tasks_seen, len(asyncio.all_tasks()))
 
-    def step_finished(
+    async def step_finished(
         self, step: StepSpec, status: Any, error: str | None, seconds: float
     ) -> StepResult:
         items = tuple(v for _, v in sorted(self.items.get(step.id, {}).items()))
@@ -63,7 +63,7 @@ class Recorder:
             outputs = items[0].output
         return StepResult(step.id, step.uses, status, outputs, items, error, seconds=seconds)
 
-    def run_finished(self, result: RunResult, error: str | None) -> None:
+    async def run_finished(self, result: RunResult, error: str | None) -> None:
         pass
 
 

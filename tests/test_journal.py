@@ -26,7 +26,7 @@ FANOUT = DATA / "workflows" / "journal-fanout.yaml"
 REPLY = DATA / "workflows" / "journal-reply.yaml"
 SENDER = "+15005550006"
 # Journals written by earlier versions; tests/data/README.md says which.
-OLD_JOURNALS = ["journal-v1.sql", "journal-v0.sql", "journal-pre-trigger.sql"]
+OLD_JOURNALS = ["journal-v2.sql", "journal-v1.sql", "journal-v0.sql", "journal-pre-trigger.sql"]
 
 
 def load(dump: str, path: Path) -> Path:

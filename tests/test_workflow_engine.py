@@ -267,7 +267,11 @@ def _forget_outcomes(journal: Journal, run_id: str) -> None:
     """Make the journal look as if the process died after starting every send."""
     db = sqlite3.connect(journal.path)
     with db:
-        db.execute("UPDATE items SET state = 'started', output = NULL WHERE run_id = ?", (run_id,))
+        db.execute(
+            "UPDATE item_rows SET state = 0, sid = NULL, status = NULL, output = NULL"
+            " WHERE step_key IN (SELECT key FROM step_keys WHERE run_id = ?)",
+            (run_id,),
+        )
         db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
         db.execute("UPDATE runs SET state = 'running', pid = NULL WHERE run_id = ?", (run_id,))
     db.close()

@@ -65,7 +65,7 @@ def test_failed_step_exits_1_with_twilio_codes(state: str, tmp_path: Path) -> No
     )
     assert done.returncode == 1, done.stderr
     assert "21211 x1" in done.stdout
-    assert "send[1]" in done.stdout
+    assert "send +15005550001" in done.stdout  # a failure is named by its recipient
     assert "step send: failed (2 done)" in done.stderr
 
 

@@ -300,7 +300,34 @@ def _trigger_json(value: str) -> dict[str, Any]:
     return event
 
 
+def _failures(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
+    """The step's first failures (index, recipient or other key, error, Twilio code)."""
+    if step.counts is not None and "failures" in step.counts:
+        return list(step.counts["failures"])[:limit]
+    found = []
+    for item in step.items:
+        if item.status == "failed":
+            found.append(
+                {"index": item.index, "key": None, "error": item.error, "code": item.error_code}
+            )
+            if len(found) == limit:
+                break
+    return found
+
+
 def _step_counts(step: StepResult) -> dict[str, Any]:
+    if step.counts is not None:
+        # Counted by the journal: a million items are not read again to be counted.
+        counts = step.counts
+        return {
+            "calls": counts["calls"],
+            "succeeded": counts["succeeded"],
+            "failed": counts["failed"],
+            "reconciled": counts["reconciled"],
+            "resumed": counts.get("resumed", 0),
+            "message_status": dict(sorted(counts["statuses"].items())),
+            "error_codes": {str(k): v for k, v in sorted(counts["error_codes"].items())},
+        }
     statuses: Counter[str] = Counter()
     codes: Counter[int] = Counter()
     for item in step.items:
@@ -334,12 +361,11 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         if step.error:
             entry["error"] = step.error
         errors = [
-            {"index": i.index, "error": i.error, "code": i.error_code}
-            for i in step.items
-            if i.status == "failed"
+            {k: v for k, v in failure.items() if k != "key" or v is not None}
+            for failure in _failures(step)
         ]
         if errors:
-            entry["errors"] = errors[:100]
+            entry["errors"] = errors
         steps.append(entry)
     return {
         "run_id": result.run_id,
@@ -376,14 +402,17 @@ def _print_summary(result: RunResult) -> None:
         )
     console.print(table)
     for step in result.steps:
-        failures = [i for i in step.items if i.status == "failed"]
-        for item in failures[:5]:
+        failures = _failures(step, limit=5)
+        failed = _step_counts(step)["failed"] if not step.resumed else 0
+        for failure in failures:
+            # Named by what the item is (a recipient) when there is one.
+            label = failure.get("key") or f"[{failure['index']}]"
             console.print(
-                f"[red]{step.id}\\[{item.index}][/red]: {escape(item.error or '')}",
+                f"[red]{step.id} {escape(str(label))}[/red]: {escape(failure['error'] or '')}",
                 highlight=False,
             )
-        if len(failures) > 5:
-            console.print(f"{step.id}: {len(failures) - 5} more failures (see --json)")
+        if failed > len(failures):
+            console.print(f"{step.id}: {failed - len(failures)} more failures (see --json)")
         if step.error and not failures:
             console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     if result.outputs:

@@ -111,6 +111,10 @@ class RedisClaims:
             owner = owner.decode()
         return bool(owner == identity)
 
+    async def record(self, sid: str, identity: str) -> None:
+        """*identity*'s send created *sid*."""
+        await self.claim(sid, identity)
+
 
 @contextlib.asynccontextmanager
 async def _heartbeating() -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ would not fail a Temporal workflow (temporalio sdk-python#1020).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from ..workflow import (
         BUILTIN_CONNECTOR,
         Call,
+        CsvRow,
         Interpreter,
         ItemResult,
         Outcome,
@@ -42,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         StepSpec,
         WorkflowFunctions,
+        brief,
+        csv_rows,
         load_workflow,
     )
     from ._activities import ACTIVITY_NAME, ActionCall
@@ -102,6 +105,11 @@ class _BundledFunctions(WorkflowFunctions):
             raise FileNotFoundError(2, "not bundled with the run", name)
         return self._files[name]
 
+    def csv_stream(self, name: str) -> tuple[Iterator[CsvRow], int | None]:
+        """The rows of a bundled CSV file (already in the run's input)."""
+        rows = csv_rows(self.text(name), name)
+        return iter(rows), len(rows)
+
 
 def _brief(output: Any) -> Any:
     """What the result keeps of a call's output: enough for the run's summary."""
@@ -142,19 +150,20 @@ class _MemoryRecorder:
         self._results[step.id][index] = outcome.result(index)
         self._progress[step.id]["done"] += 1
 
-    def step_finished(
+    async def step_finished(
         self, step: StepSpec, status: Any, error: str | None, seconds: float
     ) -> StepResult:
         by_index = self._results.pop(step.id, {})
         items = tuple(by_index[i] for i in sorted(by_index))
         outputs: Any = None
         if step.for_each is not None:
-            outputs = [item.output for item in items]
+            # As in a local run: a fan-out keeps each message's brief fields.
+            outputs = [brief(item.output) for item in items]
         elif items:
             outputs = items[0].output
         return StepResult(step.id, step.uses, status, outputs, items, error, seconds=seconds)
 
-    def run_finished(self, result: RunResult, error: str | None) -> None:
+    async def run_finished(self, result: RunResult, error: str | None) -> None:
         pass
 
 

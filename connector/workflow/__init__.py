@@ -19,7 +19,7 @@ from ._calls import (
     find_sent_message,
 )
 from ._checks import check_workflow
-from ._expressions import Template, WorkflowFunctions, read_paths
+from ._expressions import CsvRow, LazyList, Template, WorkflowFunctions, csv_rows, read_paths
 from ._interpreter import (
     Call,
     Clock,
@@ -36,6 +36,7 @@ from ._journal import (
     ItemRecord,
     Journal,
     RunRecord,
+    brief,
     default_journal_path,
 )
 from ._model import (
@@ -68,6 +69,7 @@ __all__ = [
     "Claims",
     "Clock",
     "ConnectionSpec",
+    "CsvRow",
     "DeliveryRecord",
     "ExpressionError",
     "InputSpec",
@@ -76,6 +78,7 @@ __all__ = [
     "ItemResult",
     "Journal",
     "JournalVersionError",
+    "LazyList",
     "LocalClaims",
     "LoopClock",
     "Outcome",
@@ -94,7 +97,9 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowFunctions",
+    "brief",
     "check_workflow",
+    "csv_rows",
     "default_journal_path",
     "fan_out",
     "find_sent_message",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -31,6 +31,11 @@ from ..errors import (
 )
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
 from ._interpreter import Outcome
+from ._journal import digest
+
+
+#: Paged items handed to a page sink at a time.
+_PAGE_BATCH = 500
 
 
 __all__ = [
@@ -64,7 +69,11 @@ class Claims(Protocol):
     """Records which call a message was credited to, so no message counts twice."""
 
     async def claim(self, sid: str, identity: str) -> bool:
-        """Credit *sid* to *identity* unless another identity has it; return whether it may."""
+        """Credit *sid*, found by a lookup, to *identity* unless another identity has it."""
+        ...
+
+    async def record(self, sid: str, identity: str) -> None:
+        """*identity*'s send just created *sid*: no lookup may credit it to another."""
         ...
 
 
@@ -72,20 +81,41 @@ class LocalClaims:
     """
     Claims held in this process: enough for one runner, or for one worker.
 
+    A lookup only considers messages created after its attempt started (less
+    :data:`RECONCILE_SKEW`), so claims older than *keep* seconds are forgotten: memory
+    follows the send rate, not the number of messages ever sent.
+
     Args:
-        owners: Messages already credited (SID -> identity), e.g. from a journal.
+        owners: Messages already credited (SID -> identity).
+        keep: Seconds a claim is kept.
     """
 
-    def __init__(self, owners: Mapping[str, str] | None = None) -> None:
-        self._owners: dict[str, str] = dict(owners or {})
+    def __init__(self, owners: Mapping[str, str] | None = None, *, keep: float = 3600.0) -> None:
+        now = time.monotonic()
+        self._owners: dict[str, tuple[str, float]] = {
+            sid: (owner, now) for sid, owner in (owners or {}).items()
+        }
+        self._keep = keep
 
     async def claim(self, sid: str, identity: str) -> bool:
         """Credit *sid* to *identity* unless another identity has it."""
-        return self._owners.setdefault(sid, identity) == identity
+        self._forget_old()
+        owner, _ = self._owners.setdefault(sid, (identity, time.monotonic()))
+        return owner == identity
 
-    def add(self, sid: str, identity: str) -> None:
-        """Record that *sid* belongs to *identity*."""
-        self._owners.setdefault(sid, identity)
+    async def record(self, sid: str, identity: str) -> None:
+        """*identity*'s send created *sid*."""
+        self._forget_old()
+        self._owners.setdefault(sid, (identity, time.monotonic()))
+
+    def _forget_old(self) -> None:
+        # Insertion order is age order: drop from the front while too old.
+        limit = time.monotonic() - self._keep
+        while self._owners:
+            sid, (_, since) = next(iter(self._owners.items()))
+            if since >= limit:
+                return
+            del self._owners[sid]
 
 
 @attrs.frozen
@@ -95,14 +125,14 @@ class Prior:
 
     Attributes:
         state: ``started`` (a send's outcome is unknown), ``succeeded`` or ``failed``.
-        inputs: The inputs it ran with, as journaled (``None``: unknown, not compared).
+        digest: The digest of the inputs it ran with (``None``: unknown, not compared).
         started: When its send started (POSIX seconds), or any earlier moment.
         output: Its output, when it succeeded.
         reconciled: Whether that output was found by a lookup.
     """
 
     state: Literal["started", "succeeded", "failed", "skipped"]
-    inputs: Any = None
+    digest: bytes | None = None
     started: float | None = None
     output: Any = None
     reconciled: bool = False
@@ -265,8 +295,8 @@ class ActionRunner:
         request: CallRequest,
         *,
         prior: Prior | None = None,
-        on_send: Callable[[Any, float], None] | None = None,
-        on_page_item: Callable[[], None] | None = None,
+        on_send: Callable[[Any, float], Awaitable[None]] | None = None,
+        on_page: Callable[[Sequence[Any]], None] | None = None,
     ) -> Outcome:
         """
         Run one call.
@@ -274,9 +304,10 @@ class ActionRunner:
         Args:
             request: The call.
             prior: What an earlier attempt of the same call left, if anything.
-            on_send: Called with the journaled inputs and the start time before each
+            on_send: Awaited with the journaled inputs and the start time before each
                 send attempt leaves; it must record them durably.
-            on_page_item: Called for each item of a paging call.
+            on_page: Takes each page's items of a paging call as it arrives; the
+                outcome's output is then their count instead of every item.
 
         Returns:
             The outcome. Twilio refusing the call, or invalid inputs, is a *failed*
@@ -294,7 +325,7 @@ class ActionRunner:
             )
         shown = to_json(action.masked(clean))
         if prior is not None and prior.state == "succeeded" and not request.repeat:
-            if prior.inputs is not None and prior.inputs != shown:
+            if prior.digest is not None and prior.digest != digest(shown):
                 return Outcome(
                     "failed",
                     error="this item's inputs changed since the run started; not resent",
@@ -308,24 +339,43 @@ class ActionRunner:
         try:
             connection = self._connection(request.uses)
             if request.paginate:
-                collected = []
-                async for entry in connection.paginate(
-                    request.uses, clean, max_items=request.max_items
-                ):
-                    collected.append(to_json(entry))
-                    if on_page_item is not None:
-                        on_page_item()
-                return Outcome("succeeded", collected, inputs=shown)
+                return await self._pages(connection, request, clean, shown, on_page)
             output = to_json(await connection.call(request.uses, clean))
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
         return Outcome("succeeded", output, inputs=shown)
 
+    async def _pages(
+        self,
+        connection: Connection,
+        request: CallRequest,
+        clean: Mapping[str, Any],
+        shown: Any,
+        on_page: Callable[[Sequence[Any]], None] | None,
+    ) -> Outcome:
+        collected: list[Any] = []
+        count = 0
+        async for entry in connection.paginate(request.uses, clean, max_items=request.max_items):
+            collected.append(to_json(entry))
+            count += 1
+            # Handed over a page's worth at a time, so memory does not grow with pages.
+            if on_page is not None and len(collected) >= _PAGE_BATCH:
+                on_page(collected)
+                collected = []
+        if on_page is None:
+            return Outcome("succeeded", collected, inputs=shown)
+        if collected:
+            on_page(collected)
+        return Outcome("succeeded", {"count": count}, inputs=shown)
+
     def _builtin(self, action_id: str, request: CallRequest) -> Outcome:
         inputs = request.inputs if isinstance(request.inputs, Mapping) else {}
-        shown = _json_inputs(inputs)
-        # Inputs of built-ins can be large (a whole export); the journal keeps a summary.
-        summary = {k: (f"<{len(v)} items>" if isinstance(v, list) else v) for k, v in shown.items()}
+        # Inputs of built-ins can be large (a whole export, read from the journal as it
+        # is written): the journal keeps a summary, never the items.
+        summary = {
+            k: (f"<{len(v)} items>" if isinstance(v, list) else _json_inputs(v))
+            for k, v in inputs.items()
+        }
         builtin = BUILTINS.get(action_id)
         if builtin is None:
             return Outcome("failed", error=f"no built-in action {action_id!r}", inputs=summary)
@@ -344,11 +394,11 @@ class ActionRunner:
         clean: Mapping[str, Any],
         shown: Any,
         prior: Prior | None,
-        on_send: Callable[[Any, float], None] | None,
+        on_send: Callable[[Any, float], Awaitable[None]] | None,
     ) -> Outcome:
         if prior is not None and prior.state == "started":
             # An earlier attempt started this send and never learnt its outcome.
-            if prior.inputs is not None and prior.inputs != shown:
+            if prior.digest is not None and prior.digest != digest(shown):
                 return Outcome(
                     "failed",
                     error="this item's inputs changed since its send started; not resent",
@@ -365,7 +415,7 @@ class ActionRunner:
         for _ in range(MAX_UNKNOWN_ATTEMPTS):
             started = time.time()
             if on_send is not None:
-                on_send(shown, started)
+                await on_send(shown, started)
             try:
                 output = to_json(await self._connection(request.uses).call(request.uses, clean))
             except MessageMayHaveBeenSentError:
@@ -380,7 +430,7 @@ class ActionRunner:
                 # Twilio refused it, or it never left: nothing was sent.
                 return _refused(exc, shown, self._connection(request.uses))
             if isinstance(output, Mapping) and isinstance(output.get("sid"), str):
-                await self.claims.claim(output["sid"], request.identity)
+                await self.claims.record(output["sid"], request.identity)
             return Outcome("succeeded", output, inputs=shown)
         return Outcome(
             "failed",

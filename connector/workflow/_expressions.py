@@ -22,6 +22,7 @@ import attrs
 import jmespath
 import jmespath.exceptions
 import jmespath.functions
+import jmespath.visitor
 
 from ..errors import ExpressionError
 
@@ -64,6 +65,48 @@ class WorkflowFunctions(jmespath.functions.Functions):
     def text(self, name: str) -> str:
         """The text of the file *name* (relative to the workflow's directory)."""
         return self._path(name).read_text(encoding="utf-8-sig")
+
+    def csv_stream(self, name: str) -> tuple[Iterator[CsvRow], int | None]:
+        """
+        The rows of CSV file *name*, read as they are taken, and about how many there
+        are (its lines, less the header; a quoted newline counts one too many).
+        """
+        path = self._path(name)
+        with path.open("rb") as raw:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(1 << 20), b""))
+
+        def rows() -> Iterator[CsvRow]:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                for row in csv.DictReader(f):
+                    yield CsvRow(row, name)
+
+        return rows(), max(0, lines - 1)
+
+    def stream(
+        self, template: Template, context: Mapping[str, Any]
+    ) -> tuple[Iterator[Any], int | None] | None:
+        """
+        The items of a ``for_each`` that is exactly ``read_csv(FILE)``, read row by row
+        (any other expression is evaluated whole: ``None``).
+        """
+        if not template.whole:
+            return None
+        node = next(iter(template.expressions)).parsed
+        if node["type"] != "function_expression" or node["value"] != "read_csv":
+            return None
+        if len(node["children"]) != 1:
+            return None
+        visitor = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=self))
+        try:
+            name = visitor.visit(node["children"][0], context)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise ExpressionError(template.text, str(exc)) from exc
+        if not isinstance(name, str):
+            return None
+        try:
+            return self.csv_stream(name)
+        except OSError as exc:
+            raise ExpressionError(template.text, f"{exc.strerror}: {exc.filename}") from exc
 
     @jmespath.functions.signature({"types": ["string"]})
     def _func_read_csv(self, name: str) -> list[CsvRow]:
@@ -131,6 +174,114 @@ class CsvRow(dict[str, str]):
         )
 
 
+#: How many items of a step's outputs one expression may read; beyond, a run would hold
+#: millions of items in memory: count them with length(), or export them.
+READ_LIMIT = 100_000
+
+
+class LazyList(list[Any]):
+    """
+    A list read from somewhere else (the journal) a batch at a time: what
+    ``steps.<id>.outputs`` is for a step with many items, so that expressions and
+    ``for_each`` over it never hold every item in memory.
+
+    It holds no elements of its own; every read goes through *iterate* and *count*. An
+    expression may read at most :data:`READ_LIMIT` of its items. Do not subclass it:
+    JMESPath knows list types by their class name.
+
+    Args:
+        name: What it is, for messages (``steps.send.outputs``).
+        count: Returns how many items there are.
+        iterate: Returns a fresh iterator over the items.
+    """
+
+    def __init__(
+        self, name: str, count: Callable[[], int], iterate: Callable[[], Iterator[Any]]
+    ) -> None:
+        super().__init__()
+        self._name = name
+        self._count = count
+        self._iterate = iterate
+
+    def __len__(self) -> int:
+        return self._count()
+
+    def __bool__(self) -> bool:
+        return self._count() > 0
+
+    def __iter__(self) -> Iterator[Any]:
+        # What JMESPath's projections and filters call: bounded, since they collect.
+        return self._bounded()
+
+    def stream(self) -> Iterator[Any]:
+        """Every item, for ``for_each`` and the built-ins (no limit: nothing is kept)."""
+        return self._iterate()
+
+    def _bounded(self) -> Iterator[Any]:
+        for count, item in enumerate(self._iterate(), 1):
+            if count > READ_LIMIT:
+                raise TooLarge(
+                    f"{self._name} has {self._count():,} items; an expression may read at "
+                    f"most {READ_LIMIT:,} of them. Count them with length({self._name}), or "
+                    "read them with `twilio-connector runs export RUN_ID`"
+                )
+            yield item
+
+    def materialise(self) -> list[Any]:
+        """A plain list of every item (refused past :data:`READ_LIMIT`)."""
+        return list(self._bounded())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.materialise()[index]
+
+    def __contains__(self, value: object) -> bool:
+        return any(item == value for item in self._bounded())
+
+    def __reversed__(self) -> Iterator[Any]:
+        items: list[Any] = self.materialise()
+        return iter(items[::-1])
+
+    def __eq__(self, other: object) -> bool:
+        return self.materialise() == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<{self._name}: {self._count()} items>"
+
+    def index(self, value: Any, *args: Any) -> int:
+        return self.materialise().index(value, *args)
+
+    def count(self, value: Any) -> int:
+        return self.materialise().count(value)
+
+    def copy(self) -> list[Any]:
+        return self.materialise()
+
+
+class TooLarge(ValueError):
+    """An expression would read more items of a step's outputs than it may."""
+
+
+# JMESPath checks function arguments by the class's name: give it ours.
+jmespath.functions.TYPES_MAP.update({"CsvRow": "object", "LazyList": "array"})
+jmespath.functions.REVERSE_TYPES_MAP["object"] += ("CsvRow",)
+jmespath.functions.REVERSE_TYPES_MAP["array"] += ("LazyList",)
+
+
+def materialise(value: Any) -> Any:
+    """*value* with every :class:`LazyList` inside it read into a plain list (bounded)."""
+    if isinstance(value, LazyList):
+        return [materialise(v) for v in value.materialise()]
+    if isinstance(value, CsvRow):
+        return dict(value)
+    if isinstance(value, dict):
+        return {k: materialise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [materialise(v) for v in value]
+    return value
+
+
 def csv_rows(text: str, name: str) -> list[CsvRow]:
     """The rows of CSV *text* with a header row, each a :class:`CsvRow` of file *name*."""
     return [CsvRow(row, name) for row in csv.DictReader(io.StringIO(text, newline=""))]
@@ -143,6 +294,7 @@ def csv_header(text: str) -> list[str]:
 
 def stringify(value: Any) -> str:
     """Turn an expression's value into text for an embedded expression."""
+    value = materialise(value)
     if value is None:
         return ""
     if isinstance(value, str):

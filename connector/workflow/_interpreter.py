@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from ..errors import ExpressionError
-from ._expressions import Template, WorkflowFunctions
+from ._expressions import LazyList, Template, WorkflowFunctions, materialise
 from ._model import StepSpec, Workflow
 
 
@@ -87,20 +87,25 @@ class StepResult:
         status: ``succeeded``, ``failed`` or ``skipped`` (its ``if`` was false).
         outputs: What ``steps.<id>.outputs`` reads: the action's output, or for
             ``for_each`` a list with one entry per item (``None`` for failed items).
-        items: Each call's outcome.
+        items: Each call's outcome (for a local run, read from the journal on demand).
         error: Why the step failed, when not because of its items.
         resumed: Whether the whole step was finished in an earlier attempt.
         seconds: How long the step took in this attempt.
+        counts: What its items came to (``calls``, ``succeeded``, ``failed``,
+            ``reconciled``, ``resumed``, message ``statuses``, ``error_codes``, and the
+            first ``failures`` with their ``index``, ``key``, ``error`` and ``code``),
+            when the driver counted them without reading every item.
     """
 
     id: str
     uses: str
     status: StepStatus
     outputs: Any = None
-    items: tuple[ItemResult, ...] = ()
+    items: Sequence[ItemResult] = ()
     error: str | None = None
     resumed: bool = False
     seconds: float = 0.0
+    counts: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -113,12 +118,15 @@ class RunResult:
         status: ``succeeded`` or ``failed``.
         outputs: The workflow's outputs.
         steps: Each step that ran or was skipped, in order.
+        output_errors: Outputs left null because they would read too many items, with
+            why (``runs export`` reads them).
     """
 
     run_id: str
     status: Literal["succeeded", "failed"]
     outputs: Mapping[str, Any]
     steps: tuple[StepResult, ...]
+    output_errors: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -220,13 +228,13 @@ class Recorder(Protocol):
         """An item's final outcome (after its ``wait_until``, if any)."""
         ...
 
-    def step_finished(
+    async def step_finished(
         self, step: StepSpec, status: StepStatus, error: str | None, seconds: float
     ) -> StepResult:
         """A step ended; return its result (with the outputs later steps read)."""
         ...
 
-    def run_finished(self, result: RunResult, error: str | None) -> None:
+    async def run_finished(self, result: RunResult, error: str | None) -> None:
         """The run ended."""
         ...
 
@@ -255,6 +263,16 @@ class _StepState:
     failed: int = 0
     done: int = 0
     first_error: str | None = None
+    # The item source failed midway (an unreadable row): the items taken so far ran.
+    broken: str | None = None
+
+
+def _checked(step: StepSpec, items: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """The step's items, with a failure of their source raised as an ExpressionError."""
+    try:
+        yield from items
+    except (OSError, ValueError) as exc:
+        raise ExpressionError(getattr(step.for_each, "text", "for_each"), str(exc)) from exc
 
 
 class Interpreter:
@@ -332,7 +350,7 @@ class Interpreter:
             last = results[-1]
             error = last.error or f"step {last.id} failed"
         run = RunResult(self.run_id, "failed" if failed else "succeeded", outputs, tuple(results))
-        self.recorder.run_finished(run, error)
+        await self.recorder.run_finished(run, error)
         return run
 
     def render(self, value: Any, path: tuple[str | int, ...], context: Mapping[str, Any]) -> Any:
@@ -348,40 +366,54 @@ class Interpreter:
 
     def _outputs(self) -> dict[str, Any]:
         outputs: dict[str, Any] = {}
+        self.output_errors: dict[str, str] = {}
         for name, value in self.workflow.outputs.items():
             try:
-                outputs[name] = self.render(value, ("outputs", name), self.context)
-            except ExpressionError:
-                # An output may read a step that did not run; it is then null.
+                outputs[name] = materialise(self.render(value, ("outputs", name), self.context))
+            except ExpressionError as exc:
+                # An output may read a step that did not run; it is then null. One that
+                # would read millions of items says so.
                 outputs[name] = None
+                if "an expression may read at most" in exc.reason:
+                    self.output_errors[name] = str(exc)
         return outputs
 
     # -- steps ----------------------------------------------------------------------
 
-    def _items(self, step: StepSpec) -> list[Any]:
+    def _items(self, step: StepSpec) -> tuple[Iterator[Any], int | None]:
+        """
+        The step's items, drawn one at a time, and how many there are (``None`` when
+        only reading them all would tell): a CSV file or an earlier step's outputs are
+        read as the items are taken, never all at once.
+        """
         if step.for_each is None:
-            return [None]
+            return iter([None]), 1
         if isinstance(step.for_each, Template):
+            stream = self.functions.stream(step.for_each, self.context)
+            if stream is not None:
+                return stream
             items = step.for_each.render(self.context, self.functions)
         else:
             items = self.render(step.for_each, (*step.path, "for_each"), self.context)
+        if isinstance(items, LazyList):
+            return items.stream(), len(items)
         if not isinstance(items, list):
             raise ExpressionError(
                 getattr(step.for_each, "text", "for_each"),
                 f"for_each needs a list, got {type(items).__name__}",
             )
-        return items
+        return iter(items), len(items)
 
     async def _step(self, step: StepSpec) -> StepResult:
         try:
             if step.if_ is not None and not truthy(step.if_.render(self.context, self.functions)):
-                return self.recorder.step_finished(step, "skipped", None, 0.0)
-            items = self._items(step)
+                return await self.recorder.step_finished(step, "skipped", None, 0.0)
+            items, total = self._items(step)
         except ExpressionError as exc:
-            return self.recorder.step_finished(step, "failed", str(exc), 0.0)
-        self.recorder.step_started(step, None if step.paginate else len(items))
+            return await self.recorder.step_finished(step, "failed", str(exc), 0.0)
+        self.recorder.step_started(step, None if step.paginate else total)
         began = self.clock.now()
-        state = _StepState(iter(enumerate(items)))
+        state = _StepState(_checked(step, enumerate(items)))
 
         async def worker() -> None:
             while self._fatal is None:
@@ -390,7 +422,12 @@ class Interpreter:
                     state.parked.popleft()
                     await self._poll(step, state, parked)
                     continue
-                job = next(state.items, None)
+                try:
+                    job = next(state.items, None)
+                except ExpressionError as exc:
+                    state.broken = str(exc)
+                    state.items = iter(())
+                    job = None
                 if job is not None:
                     await self._first_call(step, state, *job)
                 elif parked is not None:
@@ -401,7 +438,7 @@ class Interpreter:
                     return
 
         width = step.concurrency if step.for_each is not None else 1
-        await self._fan_out([worker] * max(1, min(width, len(items))))
+        await self._fan_out([worker] * max(1, min(width, total if total is not None else width)))
         status: StepStatus = "failed" if state.failed else "succeeded"
         error = None
         if self._fatal is not None:
@@ -412,7 +449,9 @@ class Interpreter:
                 if step.for_each is not None
                 else state.first_error
             )
-        return self.recorder.step_finished(step, status, error, self.clock.now() - began)
+        if state.broken is not None:
+            status, error = "failed", state.broken
+        return await self.recorder.step_finished(step, status, error, self.clock.now() - began)
 
     def _item_context(self, step: StepSpec, index: int, item: Any) -> Mapping[str, Any]:
         if step.for_each is None:

@@ -33,14 +33,18 @@ To change the schema:
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
+import queue
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -52,6 +56,7 @@ from ..errors import JournalVersionError
 
 
 __all__ = [
+    "BRIEF_FIELDS",
     "DELIVERY_LEASE",
     "SCHEMA_VERSION",
     "DeliveryRecord",
@@ -59,7 +64,9 @@ __all__ = [
     "Journal",
     "RunRecord",
     "StepRecord",
+    "brief",
     "default_journal_path",
+    "digest",
 ]
 
 # How long an opener waits for another connection's lock (seconds).
@@ -161,8 +168,78 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE deliveries ADD COLUMN claimed REAL")
 
 
+_STATE_CODES: Final = {"started": 0, "succeeded": 1, "failed": 2, "skipped": 3}
+_STATES: Final = {code: state for state, code in _STATE_CODES.items()}
+
+
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """
+    Version 3: a small journal. Each item keeps its key (the recipient), a digest of its
+    inputs, its state, and for a message its SID, status and error code (the message
+    itself stays fetchable by SID); a paging step's items get a table of their own. Old
+    item rows are carried over.
+    """
+    db.execute(
+        "CREATE TABLE step_keys (key INTEGER PRIMARY KEY, run_id TEXT NOT NULL,"
+        " step_id TEXT NOT NULL, UNIQUE (run_id, step_id))"
+    )
+    db.execute(
+        "CREATE TABLE item_rows (step_key INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, key TEXT, digest BLOB, sid TEXT, status TEXT,"
+        " error_code INTEGER, output TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+        " started REAL, finished REAL, reconciled INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (step_key, idx)) WITHOUT ROWID"
+    )
+    # Lookups after an unknown outcome ask which item holds a message.
+    db.execute("CREATE INDEX item_rows_sid ON item_rows (step_key, sid) WHERE sid IS NOT NULL")
+    db.execute(
+        "CREATE TABLE pages (step_key INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        " data TEXT NOT NULL, PRIMARY KEY (step_key, idx)) WITHOUT ROWID"
+    )
+    keys: dict[tuple[str, str], int] = {}
+    old = db.execute(
+        "SELECT run_id, step_id, idx, state, inputs, attempts, started, output, error,"
+        " error_code, reconciled FROM items"
+    ).fetchall()
+    for run_id, step_id, idx, state, inputs, attempts, started, output, error, code, rec in old:
+        if (run_id, step_id) not in keys:
+            keys[run_id, step_id] = (
+                db.execute(
+                    "INSERT INTO step_keys (run_id, step_id) VALUES (?, ?)", (run_id, step_id)
+                ).lastrowid
+                or 0
+            )
+        shown = json.loads(inputs) if inputs else {}
+        row = _item_row(shown, json.loads(output) if output else None)
+        db.execute(
+            "INSERT INTO item_rows (step_key, idx, state, key, digest, sid, status, error_code,"
+            " output, error, attempts, started, reconciled)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                keys[run_id, step_id],
+                idx,
+                _STATE_CODES.get(state, 2),
+                row.key,
+                digest(shown),
+                row.sid,
+                row.status,
+                code if code is not None else row.error_code,
+                row.output,
+                error,
+                attempts,
+                started,
+                rec,
+            ),
+        )
+    db.execute("DROP TABLE items")
+
+
 #: Migration *n* takes a journal from schema version *n - 1* to *n*.
-_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_1,
+    _migrate_to_2,
+    _migrate_to_3,
+)
 
 #: Seconds a listener's claim on a delivery lasts unless it renews it; a claim older
 #: than this (its listener died, on this machine or another) may be taken over.
@@ -231,24 +308,30 @@ class ItemRecord:
     Attributes:
         index: The item's position.
         state: ``started`` (outcome unknown), ``succeeded``, ``failed`` or ``skipped``.
-        inputs: The call's inputs, secrets masked.
+        key: What the item is known by: a send's recipient.
+        digest: A digest of the call's inputs (secrets masked), to tell whether a resumed
+            item still has the inputs it started with.
         attempts: How many sends were started.
         started: When the latest attempt started (epoch seconds).
-        output: The output, JSON form.
+        output: The output in JSON form; for a message, its SID, recipient, status and
+            error code only (the message is fetchable by SID).
         error: The error, in words.
         error_code: Twilio's error code, when there is one.
         reconciled: Whether the outcome was found by looking the message up.
+        finished: When it ended (epoch seconds).
     """
 
     index: int
     state: ItemState
-    inputs: Mapping[str, Any]
+    key: str | None
+    digest: bytes | None
     attempts: int
     started: float | None
     output: Any
     error: str | None
     error_code: int | None
     reconciled: bool
+    finished: float | None = None
 
 
 @attrs.frozen
@@ -323,6 +406,137 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: The fields a message keeps per item of a fan-out step: what the journal stores, and
+#: what ``steps.<id>.outputs`` gives for each item (the rest is fetchable by SID).
+BRIEF_FIELDS: Final = ("sid", "to", "status", "error_code")
+
+
+def brief(output: Any) -> Any:
+    """What a fan-out step keeps of an output: a message's brief fields, anything else whole."""
+    if isinstance(output, Mapping) and "sid" in output:
+        return {field: output.get(field) for field in BRIEF_FIELDS}
+    return output
+
+
+def digest(inputs: Any) -> bytes:
+    """An 8-byte digest of journaled inputs (order of keys does not matter)."""
+    text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+
+@attrs.frozen
+class _Row:
+    key: str | None
+    sid: str | None
+    status: str | None
+    error_code: int | None
+    output: str | None
+
+
+def _item_row(inputs: Any, output: Any) -> _Row:
+    """Split an item's inputs and output into the journal's columns."""
+    key = inputs.get("to") if isinstance(inputs, Mapping) else None
+    if isinstance(output, Mapping) and "sid" in output:
+        code = output.get("error_code")
+        return _Row(
+            str(key) if key is not None else output.get("to"),
+            output.get("sid"),
+            output.get("status"),
+            code if isinstance(code, int) else None,
+            None,
+        )
+    return _Row(
+        str(key) if key is not None else None,
+        None,
+        None,
+        None,
+        None if output is None else _dumps(output),
+    )
+
+
+def _row_output(
+    sid: str | None, key: str | None, status: str | None, code: int | None, output: str | None
+) -> Any:
+    if sid is not None:
+        return {"sid": sid, "to": key, "status": status, "error_code": code}
+    return None if output is None else json.loads(output)
+
+
+class _Writer:
+    """
+    Commits the journal's item rows in a thread of its own, grouped: every row waiting
+    when a commit starts goes into it, so N items in flight cost one fsync, not N, and
+    the event loop never waits on the disk.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._path = path
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, sql: str, params: tuple[Any, ...], done: asyncio.Future[None] | None) -> None:
+        self._queue.put(_Op(sql, params, done))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT)
+        db.execute("PRAGMA synchronous=FULL")
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while True:
+                    try:
+                        op = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is None:
+                        stop = True
+                        break
+                    batch.append(op)
+                error: BaseException | None = None
+                try:
+                    with db:
+                        for op in batch:
+                            if op.sql:
+                                db.execute(op.sql, op.params)
+                except Exception as exc:
+                    error = exc
+                for op in batch:
+                    if op.done is not None:
+                        _resolve(op.done, error)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+
+@attrs.frozen
+class _Op:
+    sql: str
+    params: tuple[Any, ...]
+    done: asyncio.Future[None] | None
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    def settle() -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    future.get_loop().call_soon_threadsafe(settle)
+
+
 class Journal:
     """
     The journal of runs, in one SQLite file.
@@ -357,6 +571,8 @@ class Journal:
         self._host = socket.gethostname()
         # Tells apart two journal objects of one process (two listeners in one test).
         self._token = uuid.uuid4().hex[:8]
+        self._step_keys: dict[tuple[str, str], int] = {}
+        self._writer: _Writer | None = None
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -390,7 +606,10 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (after committing what the writer still holds)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         self._db.close()
 
     # -- runs -----------------------------------------------------------------------
@@ -522,41 +741,152 @@ class Journal:
 
     # -- items ----------------------------------------------------------------------
 
+    def _step_key(self, run_id: str, step_id: str) -> int:
+        key = self._step_keys.get((run_id, step_id))
+        if key is None:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO step_keys (run_id, step_id) VALUES (?, ?)",
+                    (run_id, step_id),
+                )
+            row = self._db.execute(
+                "SELECT key FROM step_keys WHERE run_id = ? AND step_id = ?", (run_id, step_id)
+            ).fetchone()
+            key = self._step_keys[run_id, step_id] = int(row[0])
+        return key
+
+    _ITEM_COLUMNS = (
+        "idx, state, key, digest, attempts, started, sid, status, error_code, output, error,"
+        " reconciled, finished"
+    )
+
+    @staticmethod
+    def _item_record(row: tuple[Any, ...]) -> ItemRecord:
+        idx, state, key, dig, attempts, started, sid, status, code, output, error, rec, fin = row
+        return ItemRecord(
+            index=idx,
+            state=_STATES.get(state, "failed"),  # type: ignore[arg-type]
+            key=key,
+            digest=dig,
+            attempts=attempts,
+            started=started,
+            output=_row_output(sid, key, status, code, output),
+            error=error,
+            error_code=code,
+            reconciled=bool(rec),
+            finished=fin,
+        )
+
+    def item(self, run_id: str, step_id: str, index: int) -> ItemRecord | None:
+        """One item's record, if an attempt of the run recorded it."""
+        row = self._db.execute(
+            f"SELECT {self._ITEM_COLUMNS} FROM item_rows WHERE step_key = ? AND idx = ?",
+            (self._step_key(run_id, step_id), index),
+        ).fetchone()
+        return None if row is None else self._item_record(row)
+
+    def iter_items(self, run_id: str, step_id: str, *, batch: int = 2000) -> Iterator[ItemRecord]:
+        """A step's item records in index order, read in batches (memory stays flat)."""
+        key = self._step_key(run_id, step_id)
+        after = -1
+        while True:
+            rows = self._db.execute(
+                f"SELECT {self._ITEM_COLUMNS} FROM item_rows WHERE step_key = ? AND idx > ?"
+                " ORDER BY idx LIMIT ?",
+                (key, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._item_record(row)
+            after = rows[-1][0]
+
     def items(self, run_id: str, step_id: str) -> dict[int, ItemRecord]:
-        """Return a step's item records by index."""
-        rows = self._db.execute(
-            "SELECT idx, state, inputs, attempts, started, output, error, error_code,"
-            " reconciled FROM items WHERE run_id = ? AND step_id = ?",
-            (run_id, step_id),
-        ).fetchall()
+        """A step's item records by index (all in memory: for small steps and tests)."""
+        return {record.index: record for record in self.iter_items(run_id, step_id)}
+
+    def item_count(self, run_id: str, step_id: str) -> int:
+        """How many items a step recorded."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM item_rows WHERE step_key = ?", (self._step_key(run_id, step_id),)
+        ).fetchone()
+        return int(row[0])
+
+    def step_counts(self, run_id: str, step_id: str) -> dict[str, Any]:
+        """
+        What a step's items came to, counted in SQL: ``calls``, ``succeeded``,
+        ``failed``, ``reconciled``, message ``statuses`` and Twilio ``error_codes``.
+        """
+        key = self._step_key(run_id, step_id)
+        calls, succeeded, failed, reconciled = self._db.execute(
+            "SELECT COUNT(*), SUM(state = 1), SUM(state = 2), SUM(reconciled)"
+            " FROM item_rows WHERE step_key = ?",
+            (key,),
+        ).fetchone()
+        statuses = dict(
+            self._db.execute(
+                "SELECT status, COUNT(*) FROM item_rows WHERE step_key = ? AND status IS NOT NULL"
+                " GROUP BY status ORDER BY status",
+                (key,),
+            ).fetchall()
+        )
+        codes = dict(
+            self._db.execute(
+                "SELECT error_code, COUNT(*) FROM item_rows WHERE step_key = ?"
+                " AND error_code IS NOT NULL GROUP BY error_code ORDER BY error_code",
+                (key,),
+            ).fetchall()
+        )
         return {
-            row[0]: ItemRecord(
-                index=row[0],
-                state=row[1],
-                inputs=json.loads(row[2]),
-                attempts=row[3],
-                started=row[4],
-                output=None if row[5] is None else json.loads(row[5]),
-                error=row[6],
-                error_code=row[7],
-                reconciled=bool(row[8]),
-            )
-            for row in rows
+            "calls": calls,
+            "succeeded": succeeded or 0,
+            "failed": failed or 0,
+            "reconciled": reconciled or 0,
+            "statuses": statuses,
+            "error_codes": codes,
         }
 
-    def item_started(
-        self, run_id: str, step_id: str, index: int, inputs: Mapping[str, Any], started: float
+    def failures(self, run_id: str, step_id: str, limit: int = 100) -> list[ItemRecord]:
+        """A step's first *limit* failed items."""
+        rows = self._db.execute(
+            f"SELECT {self._ITEM_COLUMNS} FROM item_rows WHERE step_key = ? AND state = 2"
+            " ORDER BY idx LIMIT ?",
+            (self._step_key(run_id, step_id), limit),
+        ).fetchall()
+        return [self._item_record(row) for row in rows]
+
+    def holder_of(self, run_id: str, step_id: str, sid: str) -> int | None:
+        """The index of the item of a step whose message is *sid*, if one recorded it."""
+        row = self._db.execute(
+            "SELECT idx FROM item_rows WHERE step_key = ? AND sid = ? LIMIT 1",
+            (self._step_key(run_id, step_id), sid),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _writer_for(self) -> _Writer:
+        if self._writer is None:
+            self._writer = _Writer(self.path)
+        return self._writer
+
+    async def item_started(
+        self, run_id: str, step_id: str, index: int, inputs: Any, started: float
     ) -> None:
-        """Record, durably, that a send is about to go out."""
-        with self._db:
-            self._db.execute(
-                "INSERT INTO items (run_id, step_id, idx, state, inputs, attempts, started)"
-                " VALUES (?, ?, ?, 'started', ?, 1, ?)"
-                " ON CONFLICT (run_id, step_id, idx) DO UPDATE SET state = 'started',"
-                " inputs = excluded.inputs, attempts = attempts + 1, started = excluded.started,"
-                " error = NULL, error_code = NULL",
-                (run_id, step_id, index, _dumps(inputs), started),
-            )
+        """
+        Record that a send is about to go out, and return once that is durable. Sends
+        started together share one commit.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        row = _item_row(inputs, None)
+        self._writer_for().submit(
+            "INSERT INTO item_rows (step_key, idx, state, key, digest, attempts, started)"
+            " VALUES (?, ?, 0, ?, ?, 1, ?)"
+            " ON CONFLICT (step_key, idx) DO UPDATE SET state = 0, key = excluded.key,"
+            " digest = excluded.digest, attempts = attempts + 1, started = excluded.started,"
+            " error = NULL, error_code = NULL",
+            (self._step_key(run_id, step_id), index, row.key, digest(inputs), started),
+            done,
+        )
+        await done
 
     def item_finished(
         self,
@@ -565,32 +895,94 @@ class Journal:
         index: int,
         state: ItemState,
         *,
-        inputs: Mapping[str, Any],
+        inputs: Any,
         output: Any = None,
         error: str | None = None,
         error_code: int | None = None,
         reconciled: bool = False,
+    ) -> asyncio.Future[None]:
+        """
+        Record an item's outcome. It is committed with the next group (a crash before
+        then leaves a send "started", looked up on resume); the returned future is done
+        once it is, as is :meth:`flush`.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        row = _item_row(inputs, output)
+        self._writer_for().submit(
+            "INSERT INTO item_rows (step_key, idx, state, key, digest, sid, status, error_code,"
+            " output, error, reconciled, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (step_key, idx) DO UPDATE SET state = excluded.state,"
+            " key = excluded.key, digest = excluded.digest, sid = excluded.sid,"
+            " status = excluded.status, error_code = excluded.error_code,"
+            " output = excluded.output, error = excluded.error,"
+            " reconciled = excluded.reconciled, finished = excluded.finished",
+            (
+                self._step_key(run_id, step_id),
+                index,
+                _STATE_CODES[state],
+                row.key,
+                digest(inputs),
+                row.sid,
+                row.status,
+                error_code if error_code is not None else row.error_code,
+                row.output,
+                error,
+                int(reconciled),
+                time.time(),
+            ),
+            done,
+        )
+        return done
+
+    def item_unresolved(
+        self, run_id: str, step_id: str, index: int, error: str | None, error_code: int | None
     ) -> None:
-        """Record an item's outcome."""
-        with self._db:
-            self._db.execute(
-                "INSERT INTO items (run_id, step_id, idx, state, inputs, output, error,"
-                " error_code, reconciled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, step_id, idx) DO UPDATE SET state = excluded.state,"
-                " inputs = excluded.inputs, output = excluded.output, error = excluded.error,"
-                " error_code = excluded.error_code, reconciled = excluded.reconciled",
-                (
-                    run_id,
-                    step_id,
-                    index,
-                    state,
-                    _dumps(inputs),
-                    None if output is None else _dumps(output),
-                    error,
-                    error_code,
-                    int(reconciled),
-                ),
+        """Note why a send's outcome is still unknown; it stays ``started``."""
+        self._writer_for().submit(
+            "UPDATE item_rows SET error = ?, error_code = ? WHERE step_key = ? AND idx = ?",
+            (error, error_code, self._step_key(run_id, step_id), index),
+            None,
+        )
+
+    def add_pages(self, run_id: str, step_id: str, first: int, items: Sequence[Any]) -> None:
+        """Record items of a paging step from position *first* on (committed with the next group)."""
+        key = self._step_key(run_id, step_id)
+        for offset, item in enumerate(items):
+            self._writer_for().submit(
+                "INSERT OR REPLACE INTO pages (step_key, idx, data) VALUES (?, ?, ?)",
+                (key, first + offset, _dumps(item)),
+                None,
             )
+
+    def iter_pages(self, run_id: str, step_id: str, *, batch: int = 2000) -> Iterator[Any]:
+        """A paging step's items in order, read in batches."""
+        key = self._step_key(run_id, step_id)
+        after = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT idx, data FROM pages WHERE step_key = ? AND idx > ? ORDER BY idx LIMIT ?",
+                (key, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for _, data in rows:
+                yield json.loads(data)
+            after = rows[-1][0]
+
+    def page_count(self, run_id: str, step_id: str) -> int:
+        """How many items a paging step recorded."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM pages WHERE step_key = ?", (self._step_key(run_id, step_id),)
+        ).fetchone()
+        return int(row[0])
+
+    async def flush(self) -> None:
+        """Return once every item row recorded so far is committed."""
+        if self._writer is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer.submit("", (), done)
+        await done
 
     # -- received events ------------------------------------------------------------
 

@@ -15,17 +15,19 @@ import datetime as dt
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, overload
 
 import anyio
+import attrs
 
 from .._connection import Connection
 from .._convert import build_record
 from .._manifest import ConnectorSpec
 from ..errors import Problem, RunError, WorkflowError
-from ._calls import ActionRunner, CallRequest, LocalClaims, Prior
+from ._calls import ActionRunner, CallRequest, Prior
 from ._checks import check_workflow
+from ._expressions import LazyList
 from ._interpreter import (
     Call,
     Clock,
@@ -287,11 +289,11 @@ async def run_workflow(
     async def call(request: Call) -> Outcome:
         step, index = request.step, request.index
 
-        def started(shown: Any, at: float) -> None:
-            journal.item_started(run_id, step.id, index, shown, at)
+        async def started(shown: Any, at: float) -> None:
+            await journal.item_started(run_id, step.id, index, shown, at)
 
-        def paged() -> None:
-            recorder.progress.advance(step.id)
+        def paged(items: Sequence[Any]) -> None:
+            recorder.add_pages(step, items)
 
         return await actions.run(
             CallRequest(
@@ -305,7 +307,7 @@ async def run_workflow(
             ),
             prior=recorder.prior(step, index),
             on_send=started,
-            on_page_item=paged,
+            on_page=paged,
         )
 
     interpreter = Interpreter(
@@ -318,49 +320,103 @@ async def run_workflow(
     )
     # If cancelled or killed, the run stays "running" in the journal: `runs` shows it as
     # interrupted once this process is gone, and a resume picks it up.
-    return await interpreter.run(values, env or {}, event)
+    result = await interpreter.run(values, env or {}, event)
+    if interpreter.output_errors:
+        result = attrs.evolve(result, output_errors=interpreter.output_errors)
+    return result
+
+
+#: Steps with at most this many items keep their results in memory; larger ones are
+#: read from the journal when asked for, so memory does not grow with their size.
+KEEP_IN_MEMORY = 1_000
+
+
+class _JournalClaims:
+    """
+    Claims checked against the journal: a message already recorded for another item of
+    the step is not credited again, and one found by a lookup but not yet recorded is
+    held in memory until its item's row is written (only calls in flight, so memory
+    stays bounded however many items the step has).
+    """
+
+    def __init__(self, journal: Journal, run_id: str) -> None:
+        self._journal = journal
+        self._run_id = run_id
+        self._pending: dict[str, str] = {}
+
+    async def claim(self, sid: str, identity: str) -> bool:
+        """Credit *sid* to *identity* unless another item has it."""
+        owner = self._pending.get(sid)
+        if owner is not None:
+            return owner == identity
+        _, step_id, index = identity.rsplit("/", 2)
+        holder = self._journal.holder_of(self._run_id, step_id, sid)
+        if holder is not None and str(holder) != index:
+            return False
+        self._pending[sid] = identity
+        return True
+
+    async def record(self, sid: str, identity: str) -> None:
+        """*identity*'s send created *sid*; held until its item's row is committed."""
+        self._pending[sid] = identity
+
+    def settled(self, sid: str) -> None:
+        """*sid* is in the journal now (or its item failed): stop holding it."""
+        self._pending.pop(sid, None)
 
 
 class _JournalRecorder:
-    """The local runner's recorder: every outcome goes to the journal."""
+    """The local runner's recorder: every outcome goes to the journal, not to memory."""
 
     def __init__(self, journal: Journal, run_id: str, progress: Progress) -> None:
         self.journal = journal
         self.run_id = run_id
         self.progress = progress
-        # Messages already credited to an item, so that reconciliation never credits
-        # one message to two items (a list may name a number twice).
-        self.claims = LocalClaims()
-        self._journaled: dict[str, dict[int, ItemRecord]] = {}
-        self._results: dict[str, dict[int, ItemResult]] = {}
+        self.claims = _JournalClaims(journal, run_id)
+        self._single: dict[str, Outcome] = {}
+        self._resumed: dict[str, int] = {}
+        # Items the journal shows finished before this attempt began were resumed.
+        self.began = time.time()
+        self._paged: dict[str, int] = {}
 
     def finished_step(self, step: StepSpec) -> StepResult | None:
         done = self.journal.step(self.run_id, step.id)
         if done is None or done.state not in ("succeeded", "skipped"):
             return None
         status: StepStatus = "succeeded" if done.state == "succeeded" else "skipped"
-        return StepResult(step.id, step.uses, status, done.outputs, resumed=True)
+        outputs = done.outputs
+        if outputs is None and status == "succeeded":
+            outputs = self._outputs(step)
+        return StepResult(step.id, step.uses, status, outputs, resumed=True)
 
     def step_started(self, step: StepSpec, total: int | None) -> None:
-        journaled = self._journaled[step.id] = self.journal.items(self.run_id, step.id)
-        for record in journaled.values():
-            sid = record.output.get("sid") if isinstance(record.output, Mapping) else None
-            if record.state == "succeeded" and isinstance(sid, str):
-                self.claims.add(sid, f"{self.run_id}/{step.id}/{record.index}")
-        self._results[step.id] = {}
+        self._resumed[step.id] = 0
+        self._paged[step.id] = 0
         self.progress.step_started(step.id, total)
 
     def prior(self, step: StepSpec, index: int) -> Prior | None:
-        record = self._journaled.get(step.id, {}).get(index)
+        record = self.journal.item(self.run_id, step.id, index)
         if record is None:
             return None
-        return Prior(record.state, record.inputs, record.started, record.output, record.reconciled)
+        return Prior(record.state, record.digest, record.started, record.output, record.reconciled)
+
+    def add_pages(self, step: StepSpec, items: Sequence[Any]) -> None:
+        first = self._paged.get(step.id, 0)
+        self.journal.add_pages(self.run_id, step.id, first, items)
+        self._paged[step.id] = first + len(items)
+        self.progress.advance(step.id, len(items))
 
     def item_finished(self, step: StepSpec, index: int, outcome: Outcome) -> None:
         # An unresolved send stays "started" in the journal, so a resume looks it up
         # before any resend; a resumed one is in the journal already.
-        if not (outcome.unresolved or outcome.resumed):
-            self.journal.item_finished(
+        if outcome.resumed:
+            self._resumed[step.id] = self._resumed.get(step.id, 0) + 1
+        elif outcome.unresolved:
+            self.journal.item_unresolved(
+                self.run_id, step.id, index, outcome.error, outcome.error_code
+            )
+        else:
+            committed = self.journal.item_finished(
                 self.run_id,
                 step.id,
                 index,
@@ -371,24 +427,115 @@ class _JournalRecorder:
                 error_code=outcome.error_code,
                 reconciled=outcome.reconciled,
             )
-        self._results.setdefault(step.id, {})[index] = outcome.result(index)
+            sid = outcome.output.get("sid") if isinstance(outcome.output, Mapping) else None
+            if isinstance(sid, str):
+                # Held until the journal shows it, so no lookup credits it elsewhere.
+                committed.add_done_callback(lambda _: self.claims.settled(sid))
+        if step.for_each is None:
+            self._single[step.id] = outcome
         if not step.paginate:
             self.progress.advance(step.id)
 
-    def step_finished(
+    def _outputs(self, step: StepSpec) -> Any:
+        """What steps.<id>.outputs reads: a view of the journal for steps with many items."""
+        journal, run_id = self.journal, self.run_id
+        name = f"steps.{step.id}.outputs"
+        if step.paginate:
+            return LazyList(
+                name,
+                lambda: journal.page_count(run_id, step.id),
+                lambda: journal.iter_pages(run_id, step.id),
+            )
+
+        def outputs() -> Iterator[Any]:
+            for record in journal.iter_items(run_id, step.id):
+                yield record.output if record.state == "succeeded" else None
+
+        return LazyList(name, lambda: journal.item_count(run_id, step.id), outputs)
+
+    async def step_finished(
         self, step: StepSpec, status: StepStatus, error: str | None, seconds: float
     ) -> StepResult:
-        by_index = self._results.pop(step.id, {})
-        self._journaled.pop(step.id, None)
-        items = tuple(by_index[i] for i in sorted(by_index))
-        outputs: Any = None
-        if step.for_each is not None:
-            outputs = [item.output for item in items]
-        elif items:
-            outputs = items[0].output
-        self.journal.finish_step(self.run_id, step.id, status, outputs, error)
+        await self.journal.flush()
+        single = self._single.pop(step.id, None)
+        counts: dict[str, Any] | None = None
+        if step.for_each is not None or step.paginate:
+            outputs: Any = self._outputs(step)
+            kept = None  # the journal has them, once
+        else:
+            outputs = None if single is None else single.output
+            kept = outputs
+        if status != "skipped":
+            counts = {**self.journal.step_counts(self.run_id, step.id)}
+            counts["resumed"] = self._resumed.pop(step.id, 0)
+            counts["failures"] = [
+                {"index": f.index, "key": f.key, "error": f.error, "code": f.error_code}
+                for f in self.journal.failures(self.run_id, step.id, limit=100)
+            ]
+        self.journal.finish_step(self.run_id, step.id, status, kept, error)
         self.progress.step_finished(step.id, status)
-        return StepResult(step.id, step.uses, status, outputs, items, error, seconds=seconds)
+        items: Sequence[ItemResult] = ()
+        if counts is not None:
+            items = _JournalItems(self.journal, self.run_id, step.id, self.began)
+            if counts["calls"] <= KEEP_IN_MEMORY:
+                # A small step is read back whole, so its result outlives the journal.
+                items = tuple(items)
+        if isinstance(outputs, LazyList) and len(outputs) <= KEEP_IN_MEMORY:
+            outputs = list(outputs.stream())
+        return StepResult(
+            step.id, step.uses, status, outputs, items, error, seconds=seconds, counts=counts
+        )
 
-    def run_finished(self, result: RunResult, error: str | None) -> None:
+    async def run_finished(self, result: RunResult, error: str | None) -> None:
+        await self.journal.flush()
         self.journal.finish_run(self.run_id, result.status, result.outputs, error)
+
+
+class _JournalItems(Sequence[ItemResult]):
+    """A step's item results, read from the journal when asked for (never all at once)."""
+
+    def __init__(self, journal: Journal, run_id: str, step_id: str, began: float) -> None:
+        self._journal, self._run_id, self._step_id = journal, run_id, step_id
+        self._began = began
+
+    def __len__(self) -> int:
+        return self._journal.item_count(self._run_id, self._step_id)
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        for record in self._journal.iter_items(self._run_id, self._step_id):
+            yield _item_result(record, self._began)
+
+    @overload
+    def __getitem__(self, index: int) -> ItemResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ItemResult]: ...
+
+    def __getitem__(self, index: int | slice) -> ItemResult | Sequence[ItemResult]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        record = self._journal.item(self._run_id, self._step_id, index)
+        if record is None:
+            raise IndexError(index)
+        return _item_result(record, self._began)
+
+
+def _item_result(record: ItemRecord, began: float) -> ItemResult:
+    status: Literal["succeeded", "failed"] = (
+        "succeeded" if record.state == "succeeded" else "failed"
+    )
+    # Rows carried over from journals before version 3 have no finishing time.
+    resumed = record.state in ("succeeded", "failed") and (
+        record.finished is None or record.finished < began
+    )
+    return ItemResult(
+        record.index,
+        status,
+        record.output if status == "succeeded" else None,
+        record.error,
+        record.error_code,
+        record.reconciled,
+        resumed,
+    )
