@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -299,3 +302,34 @@ async def test_date_filters_since_and_until(twilio_emulator: EmulatorServer) -> 
     assert await bodies(since=str(base + day)) == ["next"]
     status, _ = await admin(emu, "GET", "/emulator/messages", params={"since": "someday"})
     assert status == 400
+
+
+async def test_events_stream_ends_quietly_when_the_browser_goes_away(
+    twilio_emulator: EmulatorServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A live-update stream whose browser went away ends without logging an error."""
+    emu = twilio_emulator
+    hub = emu.state.events
+    ended = asyncio.Event()
+    subscribe = hub.subscribe
+
+    @asynccontextmanager
+    async def tracked() -> AsyncIterator[Any]:
+        try:
+            async with subscribe() as queue:
+                yield queue
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(hub, "subscribe", tracked)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emu.base_url + "/emulator/events") as response,
+    ):
+        assert (await response.content.readline()).startswith(b"retry:")
+    # The tab is gone; the next change makes the server write to the closed connection.
+    await send(emu)
+    await asyncio.wait_for(ended.wait(), 5)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -249,20 +249,24 @@ async def _events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     async with state.events.subscribe() as queue:
-        # The first event tells the page it is connected, so it can catch up on anything
-        # that changed between rendering and subscribing.
-        await response.write(
-            f"retry: 1000\nevent: hello\ndata: {json.dumps({'version': state.events.version})}\n\n".encode()
-        )
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), _KEEPALIVE)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if event["type"] == "close":
-                break
-            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        try:
+            # The first event tells the page it is connected, so it can catch up on
+            # anything that changed between rendering and subscribing.
+            hello = json.dumps({"version": state.events.version})
+            await response.write(f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode())
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), _KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event["type"] == "close":
+                    break
+                text = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                await response.write(text.encode())
+        except ConnectionResetError:
+            # The tab closed: the normal end of every stream, not an error to report.
+            pass
     return response
 
 
