@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from conftest import Receiver
 from openapi_spec_validator import validate
+from yarl import URL
 
 from connector._twilio import count_segments, split_segments, ucs2_forcing
 from connector.emulator import EmulatorServer
@@ -333,3 +334,23 @@ async def test_events_stream_ends_quietly_when_the_browser_goes_away(
     await send(emu)
     await asyncio.wait_for(ended.wait(), 5)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_literal_plus_in_a_number_parameter_is_a_plus(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """``?to=+1555...`` as typed finds the message; ``+`` still means a space in a body."""
+    emu = twilio_emulator
+    await send(emu, Body="see you soon")
+    async with aiohttp.ClientSession() as session:
+        for query in (f"to={HANDSET}", f"to=%2B{HANDSET[1:]}", f"to={HANDSET}&body=you+soon"):
+            url = URL(f"{emu.base_url}/emulator/messages/latest?{query}", encoded=True)
+            async with session.get(url) as response:
+                assert response.status == 200, query
+                assert (await response.json())["to"] == HANDSET
+        thread = URL(f"{emu.base_url}/?thread={OK_FROM}|{HANDSET}", encoded=True)
+        async with session.get(thread) as response:
+            assert 'id="reply-form"' in await response.text()
+        reset = URL(f"{emu.base_url}/emulator/reset?number={HANDSET}", encoded=True)
+        async with session.post(reset) as response:
+            assert (await response.json())["messages"] == 1

@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 from aiohttp import web
@@ -26,7 +27,7 @@ from connector.emulator._search import MessageQuery, thread_key
 from connector.emulator._state import EmulatorState
 
 
-__all__ = ["add_admin_routes", "admin_params", "message_detail", "state_of"]
+__all__ = ["add_admin_routes", "admin_params", "message_detail", "query_params", "state_of"]
 
 STATE = web.AppKey("emulator_state", EmulatorState)
 """Where the application keeps its :class:`EmulatorState`."""
@@ -34,6 +35,9 @@ _JSON = "application/json"
 _DEFAULT_LIMIT = 100
 _MAX_WAIT = 60.0
 _KEEPALIVE = 15.0
+# Parameters that hold phone numbers (or a thread key made of them): no number contains
+# a space, so a literal "+" in them is the E.164 plus, not form encoding's space.
+_NUMBER_PARAMS = frozenset({"to", "from", "To", "From", "handset", "number", "thread"})
 
 
 def state_of(request: web.Request) -> EmulatorState:
@@ -53,6 +57,35 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type=_JSON)
 
 
+def query_params(request: web.Request) -> MultiDict[str]:
+    """
+    The query string, keeping a literal ``+`` in phone-number parameters.
+
+    Form encoding reads ``+`` as a space, so ``?to=+15551230001``, as people type it and
+    as the docs show it, would otherwise look for ``" 15551230001"``. ``%2B`` still
+    works, and ``+`` stays a space in every other parameter.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The parameters.
+    """
+    params: MultiDict[str] = MultiDict(request.query)
+    raw = request.rel_url.raw_query_string
+    if "+" not in raw:
+        return params
+    literal = [
+        (key, value)
+        for key, value in parse_qsl(raw.replace("+", "%2B"), keep_blank_values=True)
+        if key in _NUMBER_PARAMS
+    ]
+    for key in {key for key, _ in literal}:
+        params.popall(key)
+    params.extend(literal)
+    return params
+
+
 async def admin_params(request: web.Request) -> MultiMapping[str]:
     """
     Read parameters from a JSON object, a form body, or (for GET) the query string.
@@ -65,7 +98,7 @@ async def admin_params(request: web.Request) -> MultiMapping[str]:
     Returns:
         The parameters as strings.
     """
-    pairs: MultiDict[str] = MultiDict(request.query)
+    pairs = query_params(request)
     if request.content_type == _JSON and request.can_read_body:
         data = await request.json()
         for key, value in data.items():
@@ -113,7 +146,7 @@ def message_detail(state: EmulatorState, record: MessageRecord) -> dict[str, Any
 
 
 def _query(request: web.Request, params: MultiMapping[str] | None = None) -> MessageQuery:
-    source = params if params is not None else request.query
+    source = params if params is not None else query_params(request)
     query = MessageQuery.from_params({key: source[key] for key in source})
     after = source.get("after")
     if after:
@@ -220,7 +253,7 @@ async def _set_fault(request: web.Request) -> web.Response:
 
 async def _clear_fault(request: web.Request) -> web.Response:
     state = state_of(request)
-    handset = request.query.get("handset", "").strip()
+    handset = query_params(request).get("handset", "").strip()
     if not handset:
         raise ApiError(400, 20001, "handset is required")
     state.rules.set_fault(handset, None)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from connector.emulator._admin import message_detail, state_of
+from connector.emulator._admin import message_detail, query_params, state_of
 from connector.emulator._errors import ApiError
 from connector.emulator._handsets import FAULT_CODES, FaultMode, HandsetFault
 from connector.emulator._records import MessageRecord
@@ -350,7 +350,7 @@ def _highlight(text: str, forcing: list[str]) -> str:
 
 
 async def _index(request: web.Request) -> web.Response:
-    html = _index_html(state_of(request), request.query)
+    html = _index_html(state_of(request), query_params(request))
     return web.Response(text=html, content_type="text/html")
 
 
