@@ -238,6 +238,7 @@ async def test_pages_render_threads_detail_and_search(
     assert "1 matching" in page
     status, page = await admin(emu, "GET", f"/messages/{sent['sid']}")
     assert "UCS-2" in page and "U+1F600" in page and "/cb" in page
+    assert "&lt;/b&gt; 😀&quot;," in page and "\\ud83d" not in page  # the JSON is UTF-8
     status, _ = await admin(
         emu, "POST", "/inbox/reply", data={"thread": thread, "body": "yes"}, allow_redirects=False
     )

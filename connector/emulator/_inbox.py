@@ -334,7 +334,7 @@ def _detail_html(state: EmulatorState, record: MessageRecord) -> str:
         f'<h3>Encoding</h3><p id="encoding"><strong>{_e(encoding["encoding"])}</strong>: {why}</p>'
         f'<h3>{len(encoding["segments"])} segment(s)</h3><ol class="segments">{segments}</ol></section>'
         "<section><h3>Twilio JSON</h3>"
-        f'<pre class="json">{_e(json.dumps(detail["message"], indent=2))}</pre></section></div>'
+        f'<pre class="json">{_e(json.dumps(detail["message"], indent=2, ensure_ascii=False))}</pre></section></div>'
         f'<h3>Status callback deliveries</h3><div id="callbacks">{log}</div></main>'
     )
     return _page(f"Message {record.sid}", body)
