@@ -17,6 +17,7 @@ from yarl import URL
 
 from connector._twilio import count_segments, split_segments, ucs2_forcing
 from connector.emulator import EmulatorServer
+from connector.emulator._store import REFUSED_PER_THREAD, REFUSED_TOTAL, MessageStore, RefusedSend
 from connector.signature import validate_signature
 
 
@@ -355,3 +356,28 @@ async def test_a_literal_plus_in_a_number_parameter_is_a_plus(
         reset = URL(f"{emu.base_url}/emulator/reset?number={HANDSET}", encoded=True)
         async with session.post(reset) as response:
             assert (await response.json())["messages"] == 1
+
+
+async def test_refused_sends_are_capped_per_thread_and_in_all() -> None:
+    """The store keeps the newest refused sends: 50 per conversation, 1000 in all."""
+    store = MessageStore(None)
+    store.open()
+
+    def refuse(handset: str) -> None:
+        store.refuse(
+            RefusedSend(
+                seq=store.next_seq(), thread=f"{OK_FROM}|{handset}", to=handset, from_=OK_FROM,
+                messaging_service_sid=None, body="x", code=21610, message="no", at=0.0,
+            )
+        )  # fmt: skip
+
+    for _ in range(REFUSED_PER_THREAD + 5):
+        refuse(HANDSET)
+    kept = store.refused()
+    assert len(kept) == REFUSED_PER_THREAD and kept[0].seq == 6
+    for index in range(REFUSED_TOTAL):
+        refuse(f"+1555{index:07d}")
+    assert len(store.refused()) == REFUSED_TOTAL
+    assert all(item.to != HANDSET for item in store.refused())
+    await store.commit()
+    store.close()
