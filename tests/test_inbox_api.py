@@ -7,11 +7,14 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from conftest import Receiver
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from yarl import URL
 
@@ -358,6 +361,44 @@ async def test_a_literal_plus_in_a_number_parameter_is_a_plus(
             assert (await response.json())["messages"] == 1
 
 
+def assert_documented(spec: dict[str, Any], path: str, method: str, body: Any) -> None:
+    """Check *body* against the 200 answer the OpenAPI document describes for the route."""
+    answer = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+    schema = {**answer["schema"], "components": spec["components"]}
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(body)
+
+
+async def test_sends_refused_after_stop_are_kept_for_their_thread(
+    twilio_emulator_factory: Any, tmp_path: Path
+) -> None:
+    """A 21610 refusal stores no message but a note in its thread, which survives a restart."""
+    db = str(tmp_path / "emulator.db")
+    emu = await twilio_emulator_factory(db_path=db)
+    _, spec = await admin(emu, "GET", "/emulator/openapi.json")
+    await emu.inbound(to=OK_FROM, from_=HANDSET, body="STOP")
+    status, error = await send(emu, Body="Your order shipped", MediaUrl="https://x.test/a.png")
+    assert (status, error["code"]) == (400, 21610)
+    assert (await send(emu, To="+15551230002"))[0] == 201
+    status, listed = await admin(emu, "GET", "/emulator/refused", params={"to": HANDSET})
+    assert status == 200 and listed["total"] == 1
+    assert_documented(spec, "/emulator/refused", "get", listed)
+    refused = listed["refused"][0]
+    assert refused["thread"] == f"{OK_FROM}|{HANDSET}"
+    assert (refused["code"], refused["body"]) == (21610, "Your order shipped")
+    assert refused["media_urls"] == ["https://x.test/a.png"]
+    _, threads = await admin(emu, "GET", "/emulator/threads")
+    assert_documented(spec, "/emulator/threads", "get", threads)
+    assert {t["key"]: t["refused"] for t in threads["threads"]} == {
+        f"{OK_FROM}|{HANDSET}": 1,
+        f"{OK_FROM}|+15551230002": 0,
+    }
+    await emu.stop()
+    again = await twilio_emulator_factory(db_path=db)
+    assert (await admin(again, "GET", "/emulator/refused"))[1]["total"] == 1
+    await admin(again, "POST", "/emulator/reset", params={"number": HANDSET})
+    assert (await admin(again, "GET", "/emulator/refused"))[1]["total"] == 0
+
+
 async def test_refused_sends_are_capped_per_thread_and_in_all() -> None:
     """The store keeps the newest refused sends: 50 per conversation, 1000 in all."""
     store = MessageStore(None)
@@ -381,3 +422,55 @@ async def test_refused_sends_are_capped_per_thread_and_in_all() -> None:
     assert all(item.to != HANDSET for item in store.refused())
     await store.commit()
     store.close()
+
+
+async def test_threads_are_listed_a_page_at_a_time(twilio_emulator: EmulatorServer) -> None:
+    """/emulator/threads answers 50 conversations by default and a token for the next page."""
+    emu = twilio_emulator
+    items = [
+        {"to": f"+1555{i:07d}", "from": OK_FROM, "body": f"n{i}", "date_created": 1e9 + i}
+        for i in range(120)
+    ]
+    await admin(emu, "POST", "/emulator/messages", json={"messages": items})
+    seen: list[str] = []
+    params: dict[str, str] = {}
+    sizes = []
+    while True:
+        status, page = await admin(emu, "GET", "/emulator/threads", params=params)
+        assert status == 200 and page["total"] == 120
+        sizes.append(len(page["threads"]))
+        seen += [t["last_message"]["body"] for t in page["threads"]]
+        if page["next_before"] is None:
+            break
+        params = {"before": page["next_before"]}
+    assert sizes == [50, 50, 20]
+    assert seen == [f"n{i}" for i in reversed(range(120))]
+    _, page = await admin(emu, "GET", "/emulator/threads", params={"limit": "5", "body": "n11"})
+    assert [t["handset"] for t in page["threads"]] == [f"+1555{i:07d}" for i in range(119, 114, -1)]
+    assert page["total"] == 11
+    status, _ = await admin(emu, "GET", "/emulator/threads", params={"before": "soon"})
+    assert status == 400
+
+
+async def test_delete_a_message_and_a_thread(twilio_emulator: EmulatorServer) -> None:
+    """DELETE forgets one message, or a whole conversation; foreign origins may not."""
+    emu = twilio_emulator
+    _, first = await send(emu, Body="one")
+    _, second = await send(emu, Body="two")
+    await send(emu, Body="elsewhere", To="+15551230002")
+    evil = {"Origin": "https://evil.example"}
+    path = f"/emulator/messages/{first['sid']}"
+    assert (await admin(emu, "DELETE", path, headers=evil))[0] == 403
+    status, body = await admin(emu, "DELETE", path)
+    assert (status, body) == (200, {"sid": first["sid"], "thread": f"{OK_FROM}|{HANDSET}"})
+    assert (await admin(emu, "GET", path))[0] == 404
+    assert (await admin(emu, "DELETE", path))[0] == 404
+    await admin(emu, "POST", "/emulator/opt-outs", json={"number": OK_FROM, "handset": HANDSET})
+    await send(emu, Body="refused")
+    key = quote(f"{OK_FROM}|{HANDSET}", safe="")
+    assert (await admin(emu, "DELETE", f"/emulator/threads/{key}", headers=evil))[0] == 403
+    status, body = await admin(emu, "DELETE", f"/emulator/threads/{key}")
+    assert (status, body["messages"], body["refused"]) == (200, 1, 1)
+    assert [m["body"] for m in emu.messages()] == ["elsewhere"]
+    assert emu.messages(sid=second["sid"]) == []
+    assert (await admin(emu, "DELETE", f"/emulator/threads/{key}"))[0] == 404

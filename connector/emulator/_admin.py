@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """
-The admin API for tests and tools: search, wait, seed, reset, switches, live events.
+The admin API for tests and tools: search, wait, seed, reset, delete, conversations,
+refused sends, switches, live events.
 
 Everything lives under ``/emulator/``, answers JSON, and is described by the OpenAPI
 document served at ``/emulator/openapi.json`` (``inbox/openapi.json`` in the package).
@@ -23,16 +24,37 @@ from connector._twilio import encoding_for, split_segments, ucs2_forcing
 from connector.emulator._errors import ApiError, error_response
 from connector.emulator._handsets import FaultMode, HandsetFault
 from connector.emulator._records import MessageRecord
-from connector.emulator._search import MessageQuery, thread_key
+from connector.emulator._search import (
+    MessageQuery,
+    Thread,
+    group_threads,
+    page_threads,
+    thread_key,
+)
 from connector.emulator._state import EmulatorState
+from connector.emulator._store import RefusedSend
+from connector.emulator._validation import bare_number
 
 
-__all__ = ["add_admin_routes", "admin_params", "message_detail", "query_params", "state_of"]
+__all__ = [
+    "THREAD_PAGE",
+    "add_admin_routes",
+    "admin_params",
+    "conversations",
+    "delete_message",
+    "delete_thread",
+    "message_detail",
+    "query_params",
+    "state_of",
+]
 
 STATE = web.AppKey("emulator_state", EmulatorState)
 """Where the application keeps its :class:`EmulatorState`."""
 _JSON = "application/json"
 _DEFAULT_LIMIT = 100
+THREAD_PAGE = 50
+"""Conversations per page when no ``limit`` is given (admin API and inbox)."""
+_MAX_THREAD_PAGE = 1000
 _MAX_WAIT = 60.0
 _KEEPALIVE = 15.0
 # Parameters that hold phone numbers (or a thread key made of them): no number contains
@@ -145,6 +167,90 @@ def message_detail(state: EmulatorState, record: MessageRecord) -> dict[str, Any
     }
 
 
+def conversations(state: EmulatorState, query: MessageQuery | None = None) -> list[Thread]:
+    """
+    The conversations, newest activity first, optionally only those with a match.
+
+    Args:
+        state: The emulator state.
+        query: Keep only conversations with a message it matches; ``None`` keeps all,
+            also those with only refused sends.
+
+    Returns:
+        The conversations.
+    """
+    records = state.store.all()
+    threads = group_threads(records, state.store.refused())
+    if query is None:
+        return threads
+    keys = {thread_key(record) for record in records if query.matches(record)}
+    return [thread for thread in threads if thread.key in keys]
+
+
+def delete_message(state: EmulatorState, sid: str) -> MessageRecord | None:
+    """
+    Forget one message and its callback log (not yet committed).
+
+    Args:
+        state: The emulator state.
+        sid: Message SID.
+
+    Returns:
+        The deleted message, or ``None`` if there was none.
+    """
+    record = state.store.get(sid)
+    if record is None:
+        return None
+    # The lifecycle skips steps of messages it can no longer find.
+    state.store.delete(sid)
+    state.callbacks.log.pop(sid, None)
+    state.events.publish("deleted", thread=thread_key(record), sids=[sid])
+    return record
+
+
+def delete_thread(state: EmulatorState, key: str) -> tuple[int, int]:
+    """
+    Forget a conversation: its messages, their callback logs and its refused sends.
+
+    Its handset's failure switch and opt-outs stay (``POST /emulator/reset?number=``
+    forgets those too).
+
+    Args:
+        state: The emulator state.
+        key: The conversation, ``"<account side>|<handset>"``.
+
+    Returns:
+        How many messages and how many refused sends were deleted.
+    """
+    doomed = [record.sid for record in state.store.all() if thread_key(record) == key]
+    for sid in doomed:
+        state.store.delete(sid)
+        state.callbacks.log.pop(sid, None)
+    refused = state.store.forget_refused(lambda item: item.thread == key)
+    if doomed or refused:
+        state.events.publish("deleted", thread=key, sids=doomed)
+    return len(doomed), refused
+
+
+def _thread_json(thread: Thread) -> dict[str, Any]:
+    last = thread.last
+    return {
+        "key": thread.key,
+        "ours": thread.ours,
+        "handset": thread.handset,
+        "messages": len(thread.messages),
+        "refused": len(thread.refused),
+        "last_activity": _iso(thread.activity[0]),
+        "last_message": last.to_json() if last is not None else None,
+    }
+
+
+def _refused_json(item: RefusedSend) -> dict[str, Any]:
+    row = item.to_row()
+    del row["seq"]
+    return {**row, "at": _iso(item.at)}
+
+
 def _query(request: web.Request, params: MultiMapping[str] | None = None) -> MessageQuery:
     source = params if params is not None else query_params(request)
     query = MessageQuery.from_params({key: source[key] for key in source})
@@ -157,11 +263,12 @@ def _query(request: web.Request, params: MultiMapping[str] | None = None) -> Mes
     return query
 
 
-def _limit(request: web.Request) -> int:
+def _limit(request: web.Request, default: int = _DEFAULT_LIMIT, most: int | None = None) -> int:
     try:
-        return max(1, int(request.query.get("limit", _DEFAULT_LIMIT)))
+        limit = max(1, int(request.query.get("limit", default)))
     except ValueError:
         raise ApiError(400, 20001, "Invalid limit") from None
+    return limit if most is None else min(limit, most)
 
 
 async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -218,6 +325,59 @@ async def _detail(request: web.Request) -> web.Response:
     if record is None:
         return error_response(404, 20404, f"No message {request.match_info['sid']}")
     return _json(message_detail(state, record))
+
+
+async def _delete_message(request: web.Request) -> web.Response:
+    state = state_of(request)
+    sid = request.match_info["sid"]
+    record = delete_message(state, sid)
+    if record is None:
+        return error_response(404, 20404, f"No message {sid}")
+    await state.store.commit()
+    return _json({"sid": sid, "thread": thread_key(record)})
+
+
+async def _threads(request: web.Request) -> web.Response:
+    state = state_of(request)
+    query = _query(request)
+    threads = conversations(state, None if query == MessageQuery() else query)
+    page, after = page_threads(
+        threads,
+        before=request.query.get("before") or None,
+        limit=_limit(request, THREAD_PAGE, _MAX_THREAD_PAGE),
+    )
+    return _json(
+        {
+            "threads": [_thread_json(t) for t in page],
+            "total": len(threads),
+            "next_before": after,
+        }
+    )
+
+
+async def _delete_thread(request: web.Request) -> web.Response:
+    state = state_of(request)
+    key = request.match_info["key"]
+    messages, refused = delete_thread(state, key)
+    if not messages and not refused:
+        return error_response(404, 20404, f"No conversation {key}")
+    await state.store.commit()
+    return _json({"thread": key, "messages": messages, "refused": refused})
+
+
+async def _refused(request: web.Request) -> web.Response:
+    state = state_of(request)
+    params = query_params(request)
+    thread, to, sender = (params.get(k, "").strip() for k in ("thread", "to", "from"))
+    items = [
+        item
+        for item in reversed(state.store.refused())
+        if (not thread or item.thread == thread)
+        and (not to or bare_number(item.to) == bare_number(to))
+        and (not sender or bare_number(item.from_ or "") == bare_number(sender))
+    ]
+    limit = _limit(request)
+    return _json({"refused": [_refused_json(i) for i in items[:limit]], "total": len(items)})
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -337,6 +497,10 @@ def add_admin_routes(app: web.Application, state: EmulatorState) -> None:
     router.add_get("/emulator/messages/latest", route(_latest))
     router.add_get("/emulator/messages/wait", route(_wait))
     router.add_get("/emulator/messages/{sid}", route(_detail))
+    router.add_delete("/emulator/messages/{sid}", route(_delete_message))
+    router.add_get("/emulator/threads", route(_threads))
+    router.add_delete("/emulator/threads/{key}", route(_delete_thread))
+    router.add_get("/emulator/refused", route(_refused))
     router.add_get("/emulator/handsets", route(_handsets))
     router.add_post("/emulator/faults", route(_set_fault))
     router.add_delete("/emulator/faults", route(_clear_fault))
