@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 import pytest
@@ -474,3 +476,63 @@ async def test_delete_a_message_and_a_thread(twilio_emulator: EmulatorServer) ->
     assert [m["body"] for m in emu.messages()] == ["elsewhere"]
     assert emu.messages(sid=second["sid"]) == []
     assert (await admin(emu, "DELETE", f"/emulator/threads/{key}"))[0] == 404
+
+
+async def test_the_inbox_renders_2004_threads_a_page_at_a_time(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """The first page of 2,004 conversations lists 50 (about 20 KB, not 749 KB) and links on."""
+    emu = twilio_emulator
+    items = [
+        {"to": f"+1555{i:07d}", "from": OK_FROM, "body": f"Your code is {i:06d}"}
+        for i in range(2004)
+    ]
+    await admin(emu, "POST", "/emulator/messages", json={"messages": items})
+    status, page = await admin(emu, "GET", "/")
+    assert status == 200 and len(page.encode()) < 40_000
+    assert page.count('<li class="thread') == 50 and "2,004 conversations" in page
+    after = re.search(r'id="more-threads" href="/\?before=([^"]+)"', page)
+    assert after is not None
+    _, second = await admin(emu, "GET", "/", params={"before": unescape(unquote(after[1]))})
+    assert second.count('<li class="thread') == 50 and "Newest conversations" in second
+    _, grown = await admin(emu, "GET", "/", params={"limit": "120"})
+    assert grown.count('<li class="thread') == 120
+
+
+async def test_inbox_shows_media_as_previews_and_never_links_other_schemes(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """Images become lazy thumbnails with alt text, others links with their type, the rest text."""
+    emu = twilio_emulator
+    urls = ("http://127.0.0.1:9/m/cat.jpg", "http://127.0.0.1:9/m/a%20b.pdf", "javascript:alert(1)")
+    await emu.inbound(to=OK_FROM, from_=HANDSET, media_urls=urls)
+    _, page = await admin(emu, "GET", "/", params={"thread": f"{OK_FROM}|{HANDSET}"})
+    assert (
+        '<img src="http://127.0.0.1:9/m/cat.jpg" alt="Image attachment cat.jpg (image/jpeg)"'
+        in page
+    )
+    assert 'loading="lazy"' in page
+    assert '<span class="type">application/pdf</span> a b.pdf</a>' in page
+    assert "javascript:alert(1)</span>" in page and 'href="javascript:' not in page
+    assert "📎 3 attachments" in page
+
+
+async def test_inbox_delete_asks_on_a_page_of_its_own_without_the_script(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """A delete posted without confirmed=yes answers a confirmation page and deletes nothing."""
+    emu = twilio_emulator
+    _, sent = await send(emu, Body="doomed")
+    await send(emu, To="+15551230002")
+    form = {"sid": sent["sid"]}
+    status, page = await admin(emu, "POST", "/inbox/delete", data=form, allow_redirects=False)
+    assert status == 200 and "doomed" in page and 'name="confirmed" value="yes"' in page
+    assert emu.messages(sid=sent["sid"]) != []
+    form["confirmed"] = "yes"
+    evil = {"Origin": "https://evil.example"}
+    assert (await admin(emu, "POST", "/inbox/delete", data=form, headers=evil))[0] == 403
+    status, _ = await admin(emu, "POST", "/inbox/delete", data=form, allow_redirects=False)
+    assert status == 303 and emu.messages(sid=sent["sid"]) == []
+    thread = {"thread": f"{OK_FROM}|+15551230002", "confirmed": "yes"}
+    status, _ = await admin(emu, "POST", "/inbox/delete", data=thread, allow_redirects=False)
+    assert status == 303 and emu.messages() == []
