@@ -9,7 +9,7 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import pytest
@@ -317,7 +317,7 @@ async def test_desktop_shows_two_panes(
 async def test_delete_a_message_and_a_conversation_after_confirming(
     twilio_emulator: EmulatorServer, page: Page
 ) -> None:
-    """Deleting asks first: dismissing keeps the message, accepting removes it, live."""
+    """Deleting asks first: dismissing keeps the message, accepting removes it; open pages follow."""
     emu = twilio_emulator
     await send(emu, "keep me")
     await send(emu, "delete me")
@@ -347,6 +347,16 @@ async def test_delete_a_message_and_a_conversation_after_confirming(
     await expect(page.locator("li.thread")).to_have_count(1)
     assert questions[-1] == "Delete this conversation (1 message)?"
     assert [m["body"] for m in emu.messages()] == ["elsewhere"]
+    await expect(page.locator("body")).to_have_attribute("data-live", "connected")
+    await send(emu, "to someone else", to="+15551230003")
+    await expect(page.locator("li.thread")).to_have_count(2)
+    key = quote(f"{OURS}|+15551230002", safe="")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.delete(f"{emu.base_url}/emulator/threads/{key}") as response,
+    ):
+        assert response.status == 200
+    await expect(page.locator("li.thread")).to_have_count(1)  # live, via the "deleted" event
 
 
 async def test_long_thread_lists_come_a_page_at_a_time(
