@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """
-The admin API for tests and tools: search, wait, seed, reset, switches, live events.
+The admin API for tests and tools: search, wait, seed, reset, delete, conversations,
+refused sends, switches, live events.
 
 Everything lives under ``/emulator/``, answers JSON, and is described by the OpenAPI
 document served at ``/emulator/openapi.json`` (``inbox/openapi.json`` in the package).
@@ -13,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 from aiohttp import web
@@ -22,18 +24,42 @@ from connector._twilio import encoding_for, split_segments, ucs2_forcing
 from connector.emulator._errors import ApiError, error_response
 from connector.emulator._handsets import FaultMode, HandsetFault
 from connector.emulator._records import MessageRecord
-from connector.emulator._search import MessageQuery, thread_key
+from connector.emulator._search import (
+    MessageQuery,
+    Thread,
+    group_threads,
+    page_threads,
+    thread_key,
+)
 from connector.emulator._state import EmulatorState
+from connector.emulator._store import RefusedSend
+from connector.emulator._validation import bare_number
 
 
-__all__ = ["add_admin_routes", "admin_params", "message_detail", "state_of"]
+__all__ = [
+    "THREAD_PAGE",
+    "add_admin_routes",
+    "admin_params",
+    "conversations",
+    "delete_message",
+    "delete_thread",
+    "message_detail",
+    "query_params",
+    "state_of",
+]
 
 STATE = web.AppKey("emulator_state", EmulatorState)
 """Where the application keeps its :class:`EmulatorState`."""
 _JSON = "application/json"
 _DEFAULT_LIMIT = 100
+THREAD_PAGE = 50
+"""Conversations per page when no ``limit`` is given (admin API and inbox)."""
+_MAX_THREAD_PAGE = 1000
 _MAX_WAIT = 60.0
 _KEEPALIVE = 15.0
+# Parameters that hold phone numbers (or a thread key made of them): no number contains
+# a space, so a literal "+" in them is the E.164 plus, not form encoding's space.
+_NUMBER_PARAMS = frozenset({"to", "from", "To", "From", "handset", "number", "thread"})
 
 
 def state_of(request: web.Request) -> EmulatorState:
@@ -53,6 +79,35 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type=_JSON)
 
 
+def query_params(request: web.Request) -> MultiDict[str]:
+    """
+    The query string, keeping a literal ``+`` in phone-number parameters.
+
+    Form encoding reads ``+`` as a space, so ``?to=+15551230001``, as people type it and
+    as the docs show it, would otherwise look for ``" 15551230001"``. ``%2B`` still
+    works, and ``+`` stays a space in every other parameter.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The parameters.
+    """
+    params: MultiDict[str] = MultiDict(request.query)
+    raw = request.rel_url.raw_query_string
+    if "+" not in raw:
+        return params
+    literal = [
+        (key, value)
+        for key, value in parse_qsl(raw.replace("+", "%2B"), keep_blank_values=True)
+        if key in _NUMBER_PARAMS
+    ]
+    for key in {key for key, _ in literal}:
+        params.popall(key)
+    params.extend(literal)
+    return params
+
+
 async def admin_params(request: web.Request) -> MultiMapping[str]:
     """
     Read parameters from a JSON object, a form body, or (for GET) the query string.
@@ -65,7 +120,7 @@ async def admin_params(request: web.Request) -> MultiMapping[str]:
     Returns:
         The parameters as strings.
     """
-    pairs: MultiDict[str] = MultiDict(request.query)
+    pairs = query_params(request)
     if request.content_type == _JSON and request.can_read_body:
         data = await request.json()
         for key, value in data.items():
@@ -112,8 +167,92 @@ def message_detail(state: EmulatorState, record: MessageRecord) -> dict[str, Any
     }
 
 
+def conversations(state: EmulatorState, query: MessageQuery | None = None) -> list[Thread]:
+    """
+    The conversations, newest activity first, optionally only those with a match.
+
+    Args:
+        state: The emulator state.
+        query: Keep only conversations with a message it matches; ``None`` keeps all,
+            also those with only refused sends.
+
+    Returns:
+        The conversations.
+    """
+    records = state.store.all()
+    threads = group_threads(records, state.store.refused())
+    if query is None:
+        return threads
+    keys = {thread_key(record) for record in records if query.matches(record)}
+    return [thread for thread in threads if thread.key in keys]
+
+
+def delete_message(state: EmulatorState, sid: str) -> MessageRecord | None:
+    """
+    Forget one message and its callback log (not yet committed).
+
+    Args:
+        state: The emulator state.
+        sid: Message SID.
+
+    Returns:
+        The deleted message, or ``None`` if there was none.
+    """
+    record = state.store.get(sid)
+    if record is None:
+        return None
+    # The lifecycle skips steps of messages it can no longer find.
+    state.store.delete(sid)
+    state.callbacks.log.pop(sid, None)
+    state.events.publish("deleted", thread=thread_key(record), sids=[sid])
+    return record
+
+
+def delete_thread(state: EmulatorState, key: str) -> tuple[int, int]:
+    """
+    Forget a conversation: its messages, their callback logs and its refused sends.
+
+    Its handset's failure switch and opt-outs stay (``POST /emulator/reset?number=``
+    forgets those too).
+
+    Args:
+        state: The emulator state.
+        key: The conversation, ``"<account side>|<handset>"``.
+
+    Returns:
+        How many messages and how many refused sends were deleted.
+    """
+    doomed = [record.sid for record in state.store.all() if thread_key(record) == key]
+    for sid in doomed:
+        state.store.delete(sid)
+        state.callbacks.log.pop(sid, None)
+    refused = state.store.forget_refused(lambda item: item.thread == key)
+    if doomed or refused:
+        state.events.publish("deleted", thread=key, sids=doomed)
+    return len(doomed), refused
+
+
+def _thread_json(thread: Thread) -> dict[str, Any]:
+    last = thread.last
+    return {
+        "key": thread.key,
+        "ours": thread.ours,
+        "handset": thread.handset,
+        "messages": len(thread.messages),
+        "refused": len(thread.refused),
+        "last_activity": _iso(thread.activity[0]),
+        "last_message": last.to_json() if last is not None else None,
+    }
+
+
+def _refused_json(item: RefusedSend) -> dict[str, Any]:
+    row = item.to_row()
+    del row["seq"]
+    return {**row, "at": _iso(item.at)}
+
+
 def _query(request: web.Request, params: MultiMapping[str] | None = None) -> MessageQuery:
-    source = params if params is not None else request.query
+    source = params if params is not None else query_params(request)
     query = MessageQuery.from_params({key: source[key] for key in source})
     after = source.get("after")
     if after:
@@ -124,11 +263,12 @@ def _query(request: web.Request, params: MultiMapping[str] | None = None) -> Mes
     return query
 
 
-def _limit(request: web.Request) -> int:
+def _limit(request: web.Request, default: int = _DEFAULT_LIMIT, most: int | None = None) -> int:
     try:
-        return max(1, int(request.query.get("limit", _DEFAULT_LIMIT)))
+        limit = max(1, int(request.query.get("limit", default)))
     except ValueError:
         raise ApiError(400, 20001, "Invalid limit") from None
+    return limit if most is None else min(limit, most)
 
 
 async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -187,6 +327,59 @@ async def _detail(request: web.Request) -> web.Response:
     return _json(message_detail(state, record))
 
 
+async def _delete_message(request: web.Request) -> web.Response:
+    state = state_of(request)
+    sid = request.match_info["sid"]
+    record = delete_message(state, sid)
+    if record is None:
+        return error_response(404, 20404, f"No message {sid}")
+    await state.store.commit()
+    return _json({"sid": sid, "thread": thread_key(record)})
+
+
+async def _threads(request: web.Request) -> web.Response:
+    state = state_of(request)
+    query = _query(request)
+    threads = conversations(state, None if query == MessageQuery() else query)
+    page, after = page_threads(
+        threads,
+        before=request.query.get("before") or None,
+        limit=_limit(request, THREAD_PAGE, _MAX_THREAD_PAGE),
+    )
+    return _json(
+        {
+            "threads": [_thread_json(t) for t in page],
+            "total": len(threads),
+            "next_before": after,
+        }
+    )
+
+
+async def _delete_thread(request: web.Request) -> web.Response:
+    state = state_of(request)
+    key = request.match_info["key"]
+    messages, refused = delete_thread(state, key)
+    if not messages and not refused:
+        return error_response(404, 20404, f"No conversation {key}")
+    await state.store.commit()
+    return _json({"thread": key, "messages": messages, "refused": refused})
+
+
+async def _refused(request: web.Request) -> web.Response:
+    state = state_of(request)
+    params = query_params(request)
+    thread, to, sender = (params.get(k, "").strip() for k in ("thread", "to", "from"))
+    items = [
+        item
+        for item in reversed(state.store.refused())
+        if (not thread or item.thread == thread)
+        and (not to or bare_number(item.to) == bare_number(to))
+        and (not sender or bare_number(item.from_ or "") == bare_number(sender))
+    ]
+    limit = _limit(request)
+    return _json({"refused": [_refused_json(i) for i in items[:limit]], "total": len(items)})
+
+
 async def _reset(request: web.Request) -> web.Response:
     params = await admin_params(request)
     number = params.get("number") or None
@@ -220,7 +413,7 @@ async def _set_fault(request: web.Request) -> web.Response:
 
 async def _clear_fault(request: web.Request) -> web.Response:
     state = state_of(request)
-    handset = request.query.get("handset", "").strip()
+    handset = query_params(request).get("handset", "").strip()
     if not handset:
         raise ApiError(400, 20001, "handset is required")
     state.rules.set_fault(handset, None)
@@ -249,20 +442,24 @@ async def _events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     async with state.events.subscribe() as queue:
-        # The first event tells the page it is connected, so it can catch up on anything
-        # that changed between rendering and subscribing.
-        await response.write(
-            f"retry: 1000\nevent: hello\ndata: {json.dumps({'version': state.events.version})}\n\n".encode()
-        )
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), _KEEPALIVE)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            if event["type"] == "close":
-                break
-            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        try:
+            # The first event tells the page it is connected, so it can catch up on
+            # anything that changed between rendering and subscribing.
+            hello = json.dumps({"version": state.events.version})
+            await response.write(f"retry: 1000\nevent: hello\ndata: {hello}\n\n".encode())
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), _KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event["type"] == "close":
+                    break
+                text = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+                await response.write(text.encode())
+        except ConnectionResetError:
+            # The tab closed: the normal end of every stream, not an error to report.
+            pass
     return response
 
 
@@ -300,6 +497,10 @@ def add_admin_routes(app: web.Application, state: EmulatorState) -> None:
     router.add_get("/emulator/messages/latest", route(_latest))
     router.add_get("/emulator/messages/wait", route(_wait))
     router.add_get("/emulator/messages/{sid}", route(_detail))
+    router.add_delete("/emulator/messages/{sid}", route(_delete_message))
+    router.add_get("/emulator/threads", route(_threads))
+    router.add_delete("/emulator/threads/{key}", route(_delete_thread))
+    router.add_get("/emulator/refused", route(_refused))
     router.add_get("/emulator/handsets", route(_handsets))
     router.add_post("/emulator/faults", route(_set_fault))
     router.add_delete("/emulator/faults", route(_clear_fault))

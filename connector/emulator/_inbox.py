@@ -4,28 +4,42 @@ The web inbox: every SMS as the handset sees it, server-rendered.
 
 Pages are plain HTML built here with :func:`html.escape`; ``inbox/inbox.js`` (no
 library, no build step) listens to ``/emulator/events`` and swaps the live regions of
-the page with a fresh render, and turns form posts into background requests. Without
-JavaScript every form still works through a redirect.
+the page with a fresh render, turns form posts into background requests (asking first
+before a delete), and appends the next page of conversations in place. Without
+JavaScript every form still works through a redirect, a delete through a confirmation
+page, and the next page of conversations is a link. One stylesheet lays the page out
+in two panes on a desktop and one column on a phone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import mimetypes
+import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from aiohttp import web
 
-from connector.emulator._admin import message_detail, state_of
+from connector.emulator._admin import (
+    THREAD_PAGE,
+    conversations,
+    delete_message,
+    delete_thread,
+    message_detail,
+    query_params,
+    state_of,
+)
 from connector.emulator._errors import ApiError
 from connector.emulator._handsets import FAULT_CODES, FaultMode, HandsetFault
 from connector.emulator._records import MessageRecord
-from connector.emulator._search import MessageQuery, thread_key, thread_parties
+from connector.emulator._search import MessageQuery, Thread, page_threads, thread_key
 from connector.emulator._state import EmulatorState
+from connector.emulator._store import RefusedSend
 from connector.emulator._validation import bare_number
 
 
@@ -46,6 +60,11 @@ _STATUSES = (
     "received",
 )
 _FINAL_BAD = frozenset({"failed", "undelivered", "canceled"})
+# The page grows by THREAD_PAGE per "More"; the URL's limit keeps what was shown.
+_MOST_SHOWN = 10_000
+# Only web URLs become links or images: an inbound message's media URL is whatever the
+# caller injected, and a javascript: link must not be one click away.
+_WEB_URL = re.compile(r"https?://", re.IGNORECASE)
 
 
 def _e(value: object) -> str:
@@ -65,7 +84,7 @@ def _badge(status: str) -> str:
     return f'<span class="badge {tone}" data-status="{_e(status)}">{_e(status)}</span>'
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, view: str) -> str:
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -73,38 +92,13 @@ def _page(title: str, body: str) -> str:
         f"<title>{_e(title)}</title>"
         '<link rel="stylesheet" href="/inbox/static/inbox.css">'
         '<script src="/inbox/static/inbox.js" defer></script>'
-        '</head><body data-live="connecting">'
+        f'</head><body data-live="connecting" data-view="{view}">'
         '<header class="top"><a class="brand" href="/">SMS inbox</a>'
         '<span class="muted">Twilio emulator</span>'
         '<span class="live-dot" title="live updates"></span>'
         '<a class="muted right" href="/emulator/openapi.json">admin API</a></header>'
         f"{body}</body></html>"
     )
-
-
-class _Thread:
-    def __init__(self, key: str, ours: str, handset: str) -> None:
-        self.key, self.ours, self.handset = key, ours, handset
-        self.records: list[MessageRecord] = []
-
-    @property
-    def last(self) -> MessageRecord:
-        return max(self.records, key=lambda r: (r.date_updated, r.seq))
-
-    @property
-    def activity(self) -> tuple[float, int]:
-        return max((r.date_updated, r.seq) for r in self.records)
-
-
-def _threads(records: Iterable[MessageRecord]) -> list[_Thread]:
-    threads: dict[str, _Thread] = {}
-    for record in records:
-        key = thread_key(record)
-        if key not in threads:
-            ours, handset = thread_parties(record)
-            threads[key] = _Thread(key, ours, handset)
-        threads[key].records.append(record)
-    return sorted(threads.values(), key=lambda t: t.activity, reverse=True)
 
 
 def _link(params: Mapping[str, str], **changes: str) -> str:
@@ -139,24 +133,110 @@ def _filters_form(params: Mapping[str, str]) -> str:
     )
 
 
-def _thread_list(threads: list[_Thread], params: Mapping[str, str], selected: str) -> str:
-    if not threads:
+def _preview(record: MessageRecord) -> str:
+    if record.body:
+        return record.body[:80]
+    count = len(record.media)
+    return f"📎 {count} attachment{'s' if count != 1 else ''}" if count else "(empty)"
+
+
+def _thread_item(thread: Thread, params: Mapping[str, str], selected: str) -> str:
+    last, refusal = thread.last, thread.refused[-1] if thread.refused else None
+    if refusal is not None and (refusal.at, refusal.seq) == thread.activity:
+        preview = f"Refused: {refusal.body[:80] or '(media)'}"
+        badge, moment = '<span class="badge bad">refused</span>', refusal.at
+    elif last is not None:
+        preview, badge, moment = _preview(last), _badge(last.status), last.date_updated
+    else:  # unreachable: a conversation has a message or a refused send
+        return ""
+    current = " current" if thread.key == selected else ""
+    return (
+        f'<li class="thread{current}" data-thread="{_e(thread.key)}">'
+        f'<a href="{_e(_link(params, thread=thread.key))}">'
+        f'<span class="who">{_e(thread.handset)}</span>'
+        f'<span class="via">via {_e(thread.ours)}</span>'
+        f'<span class="preview">{_e(preview)}</span>'
+        f'<span class="meta">{badge} {_time(moment)} · {len(thread.messages)}</span></a></li>'
+    )
+
+
+def _thread_list(
+    threads: list[Thread], params: Mapping[str, str], selected: str, *, searching: bool
+) -> str:
+    before = params.get("before", "")
+    try:
+        limit = min(_MOST_SHOWN, max(1, int(params.get("limit", THREAD_PAGE))))
+    except ValueError:
+        limit = THREAD_PAGE
+    try:
+        page, after = page_threads(threads, before=before or None, limit=limit)
+    except ApiError:
+        before = ""
+        page, after = page_threads(threads, before=None, limit=limit)
+    newest = _link(params, before="", limit="")
+    back = f'<a class="newest" href="{_e(newest)}">← Newest conversations</a>' if before else ""
+    if not page:
+        if searching:
+            return (
+                '<p class="empty" id="no-matches">No conversation has a message that matches'
+                ' this search. <a href="/">Clear the search</a></p>'
+            )
+        if before:
+            return f'<p class="empty">No older conversations.</p>{back}'
         return '<p class="empty">No messages yet. Send one through the API.</p>'
-    items = []
-    for thread in threads:
-        last = thread.last
-        current = " current" if thread.key == selected else ""
-        preview = last.body[:80] or ("(media)" if last.media else "(empty)")
-        items.append(
-            f'<li class="thread{current}" data-thread="{_e(thread.key)}">'
-            f'<a href="{_e(_link(params, thread=thread.key))}">'
-            f'<span class="who">{_e(thread.handset)}</span>'
-            f'<span class="via">via {_e(thread.ours)}</span>'
-            f'<span class="preview">{_e(preview)}</span>'
-            f'<span class="meta">{_badge(last.status)} {_time(last.date_updated)}'
-            f" · {len(thread.records)}</span></a></li>"
+    noun = "conversation" if len(threads) == 1 else "conversations"
+    count = f"{len(threads):,} {noun}{' with a match' if searching else ''}"
+    more = (
+        f'<a class="more" id="more-threads" href="{_e(_link(params, before=after, limit=""))}">'
+        "More conversations</a>"
+        if after
+        else ""
+    )
+    items = "".join(_thread_item(thread, params, selected) for thread in page)
+    return f'<p class="count muted">{count}</p>{back}<ul class="threads">{items}</ul>{more}'
+
+
+def _content_type(url: str) -> str:
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return guessed or "application/octet-stream"
+
+
+def _attachment(url: str, content_type: str) -> str:
+    # Thumbnails are the browser loading the sender's URL (a loopback server in tests);
+    # the emulator never fetches media itself.
+    kind = _e(content_type)
+    plain = f'<span class="media file"><span class="type">{kind}</span> {_e(url)}</span>'
+    if not _WEB_URL.match(url):
+        return plain
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return plain
+    name = _e(unquote(parts.path.rsplit("/", 1)[-1]) or parts.netloc)
+    link = f'href="{_e(url)}" target="_blank" rel="noopener noreferrer"'
+    if content_type.startswith("image/"):
+        return (
+            f'<a class="media thumb" {link} title="{name}">'
+            f'<img src="{_e(url)}" alt="Image attachment {name} ({kind})" loading="lazy"'
+            ' decoding="async" referrerpolicy="no-referrer" width="160" height="120"></a>'
         )
-    return f'<ul class="threads">{"".join(items)}</ul>'
+    return f'<a class="media file" {link}><span class="type">{kind}</span> {name}</a>'
+
+
+def _attachments(items: Sequence[tuple[str, str]]) -> str:
+    if not items:
+        return ""
+    return f'<div class="attachments">{"".join(_attachment(u, t) for u, t in items)}</div>'
+
+
+def _delete_form(field: str, value: str, question: str, label: str, follow: str = "") -> str:
+    go = f' data-follow="{_e(follow)}"' if follow else ""
+    return (
+        '<form method="post" action="/inbox/delete" class="inline delete"'
+        f' data-confirm="{_e(question)}"{go}>'
+        f'<input type="hidden" name="{field}" value="{_e(value)}">'
+        f'<button type="submit" title="{_e(question)}">{label}</button></form>'
+    )
 
 
 def _bubble(record: MessageRecord) -> str:
@@ -166,20 +246,30 @@ def _bubble(record: MessageRecord) -> str:
         if record.error_code is not None
         else ""
     )
-    media = "".join(
-        f'<a class="media" href="{_e(m.url)}" rel="noreferrer">{_e(m.url)}</a>'
-        for m in record.media
-    )
+    text = f'<div class="text">{_e(record.body)}</div>' if record.body or not record.media else ""
+    media = _attachments([(m.url, m.content_type) for m in record.media])
     auto = ' <span class="muted">auto-reply</span>' if record.direction == "outbound-reply" else ""
+    delete = _delete_form("sid", record.sid, "Delete this message?", "Delete")
     return (
-        f'<li class="bubble {side}" data-sid="{_e(record.sid)}">'
-        f'<div class="text">{_e(record.body)}</div>{media}'
+        f'<li class="bubble {side}" data-sid="{_e(record.sid)}">{text}{media}'
         f'<div class="meta"><a href="/messages/{_e(record.sid)}">{_time(record.date_created)}</a>'
-        f" {_badge(record.status)}{auto} {error}</div></li>"
+        f" {_badge(record.status)}{auto} {error}{delete}</div></li>"
     )
 
 
-def _switches(state: EmulatorState, thread: _Thread) -> str:
+def _refused_bubble(item: RefusedSend) -> str:
+    text = f'<div class="text">{_e(item.body)}</div>' if item.body or not item.media_urls else ""
+    media = _attachments([(url, _content_type(url)) for url in item.media_urls])
+    return (
+        f'<li class="bubble out refused" data-refused="{item.seq}"'
+        ' title="The API refused this send; no message was created">'
+        f"{text}{media}"
+        f'<div class="meta"><span>{_time(item.at)}</span> <span class="badge bad">refused</span>'
+        f' <span class="error">{item.code} {_e(item.message)}</span></div></li>'
+    )
+
+
+def _switches(state: EmulatorState, thread: Thread) -> str:
     fault = state.rules.fault(thread.handset)
     opted_out = state.rules.is_opted_out(thread.ours, thread.handset)
     status = []
@@ -215,7 +305,7 @@ def _switches(state: EmulatorState, thread: _Thread) -> str:
     )
 
 
-def _thread_view(state: EmulatorState, thread: _Thread) -> str:
+def _thread_view(state: EmulatorState, thread: Thread, params: Mapping[str, str]) -> str:
     reply_to = _reply_target(thread)
     webhook = state.config.incoming.get(bare_number(reply_to))
     hook = (
@@ -223,11 +313,24 @@ def _thread_view(state: EmulatorState, thread: _Thread) -> str:
         if webhook
         else f"no webhook is configured for {_e(reply_to)}; replies are only stored"
     )
-    bubbles = "".join(_bubble(r) for r in sorted(thread.records, key=lambda r: r.seq))
+    items = [(r.seq, _bubble(r)) for r in thread.messages]
+    items += [(r.seq, _refused_bubble(r)) for r in thread.refused]
+    bubbles = "".join(html for _, html in sorted(items))
+    listing = _link(params, thread="")
+    count = len(thread.messages)
+    delete = _delete_form(
+        "thread",
+        thread.key,
+        f"Delete this conversation ({count} message{'s' if count != 1 else ''})?",
+        'Delete<span class="wide"> conversation</span>',
+        follow=listing,
+    )
     return (
         f'<section class="thread-view" data-thread="{_e(thread.key)}">'
-        f'<div class="thread-head"><h2>{_e(thread.handset)}</h2>'
-        f'<span class="muted">with {_e(thread.ours)}</span></div>'
+        f'<div class="thread-head"><a class="back" href="{_e(listing)}"'
+        ' aria-label="All conversations">←</a>'
+        f'<div class="title"><h2>{_e(thread.handset)}</h2>'
+        f'<span class="muted">with {_e(thread.ours)}</span></div>{delete}</div>'
         f'<div id="switches" data-live>{_switches(state, thread)}</div>'
         f'<ol class="bubbles" id="bubbles" data-live>{bubbles}</ol>'
         '<form method="post" action="/inbox/reply" class="reply" id="reply-form">'
@@ -239,6 +342,11 @@ def _thread_view(state: EmulatorState, thread: _Thread) -> str:
 
 
 def _results(records: list[MessageRecord]) -> str:
+    if not records:
+        return (
+            '<section class="results" id="results"><p class="empty" id="no-results">'
+            'No message matches this search. <a href="/">Clear the search</a></p></section>'
+        )
     rows = "".join(
         f'<tr data-sid="{_e(r.sid)}"><td><a href="/messages/{_e(r.sid)}">{_datetime(r.date_created)}</a></td>'
         f"<td>{_e(r.from_)}</td><td>{_e(r.to)}</td><td>{_badge(r.status)}</td>"
@@ -246,18 +354,19 @@ def _results(records: list[MessageRecord]) -> str:
         for r in records[:500]
     )
     return (
-        f'<section class="results" id="results" data-live><h2>{len(records)} matching</h2>'
-        "<table><thead><tr><th>Created</th><th>From</th><th>To</th><th>Status</th>"
-        f"<th>Error</th><th>Body</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        f'<section class="results" id="results"><h2>{len(records)} matching</h2>'
+        '<div class="scroll"><table><thead><tr><th>Created</th><th>From</th><th>To</th>'
+        "<th>Status</th><th>Error</th><th>Body</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></section>"
     )
 
 
-def _reply_target(thread: _Thread) -> str:
+def _reply_target(thread: Thread) -> str:
     # Replies go to the number that last wrote to the handset (a Messaging Service
     # thread has no number of its own).
     if not thread.ours.startswith("MG"):
         return thread.ours
-    for record in sorted(thread.records, key=lambda r: r.seq, reverse=True):
+    for record in reversed(thread.messages):
         if record.direction != "inbound" and record.from_:
             return record.from_
         if record.direction == "inbound":
@@ -273,24 +382,27 @@ def _index_html(state: EmulatorState, params: Mapping[str, str]) -> str:
         query, error = MessageQuery(), f'<p class="error">{_e(exc.message)}</p>'
     else:
         error = ""
-    records = state.store.all()
-    matching = query.select(records) if filters else records
-    keys = {thread_key(r) for r in matching}
-    threads = [t for t in _threads(records) if t.key in keys]
+    threads = everything = conversations(state)
+    matching: list[MessageRecord] = []
+    if filters:
+        matching = list(state.store.older_than(None, query.matches))
+        keys = {thread_key(record) for record in matching}
+        threads = [thread for thread in everything if thread.key in keys]
     selected = params.get("thread", "")
-    chosen = next((t for t in _threads(records) if t.key == selected), None)
+    chosen = next((t for t in everything if t.key == selected), None)
     if chosen is not None:
-        main = _thread_view(state, chosen)
+        main, view = _thread_view(state, chosen, params), "thread"
     elif filters:
-        main = _results(sorted(matching, key=lambda r: r.seq, reverse=True))
+        main, view = _results(matching), "results"
     else:
-        main = '<p class="empty">Pick a conversation.</p>'
+        main, view = '<p class="empty">Pick a conversation.</p>', "list"
+    threads_html = _thread_list(threads, params, selected, searching=bool(filters))
     body = (
         f'<main class="layout"><aside class="sidebar">{_filters_form(params)}{error}'
-        f'<nav id="threads" data-live>{_thread_list(threads, params, selected)}</nav></aside>'
+        f'<nav id="threads" data-live>{threads_html}</nav></aside>'
         f'<div class="main" id="main" data-live>{main}</div></main>'
     )
-    return _page("SMS inbox", body)
+    return _page("SMS inbox", body, view)
 
 
 def _detail_html(state: EmulatorState, record: MessageRecord) -> str:
@@ -325,6 +437,11 @@ def _detail_html(state: EmulatorState, record: MessageRecord) -> str:
         for part in encoding["segments"]
     )
     thread_link = _link({}, thread=detail["thread"])
+    media = (
+        f"<h3>Media</h3>{_attachments([(m.url, m.content_type) for m in record.media])}"
+        if record.media
+        else ""
+    )
     body = (
         '<main class="detail" id="main" data-live>'
         f'<p><a href="{_e(thread_link)}">← conversation</a></p>'
@@ -332,12 +449,12 @@ def _detail_html(state: EmulatorState, record: MessageRecord) -> str:
         '<div class="cols"><section><h3>Status timeline</h3>'
         f'<ol class="timeline" id="timeline">{timeline}</ol>'
         f'<h3>Encoding</h3><p id="encoding"><strong>{_e(encoding["encoding"])}</strong>: {why}</p>'
-        f'<h3>{len(encoding["segments"])} segment(s)</h3><ol class="segments">{segments}</ol></section>'
-        "<section><h3>Twilio JSON</h3>"
-        f'<pre class="json">{_e(json.dumps(detail["message"], indent=2))}</pre></section></div>'
-        f'<h3>Status callback deliveries</h3><div id="callbacks">{log}</div></main>'
+        f'<h3>{len(encoding["segments"])} segment(s)</h3><ol class="segments">{segments}</ol>'
+        f"{media}</section><section><h3>Twilio JSON</h3>"
+        f'<pre class="json">{_e(json.dumps(detail["message"], indent=2, ensure_ascii=False))}</pre></section></div>'
+        f'<h3>Status callback deliveries</h3><div id="callbacks" class="scroll">{log}</div></main>'
     )
-    return _page(f"Message {record.sid}", body)
+    return _page(f"Message {record.sid}", body, "detail")
 
 
 def _highlight(text: str, forcing: list[str]) -> str:
@@ -350,7 +467,7 @@ def _highlight(text: str, forcing: list[str]) -> str:
 
 
 async def _index(request: web.Request) -> web.Response:
-    html = _index_html(state_of(request), request.query)
+    html = _index_html(state_of(request), query_params(request))
     return web.Response(text=html, content_type="text/html")
 
 
@@ -370,7 +487,7 @@ async def _reply(request: web.Request) -> web.Response:
     state = state_of(request)
     form = await request.post()
     key, body = str(form.get("thread", "")), str(form.get("body", ""))
-    thread = next((t for t in _threads(state.store.all()) if t.key == key), None)
+    thread = next((t for t in conversations(state) if t.key == key), None)
     if thread is None:
         raise web.HTTPBadRequest(text="Unknown conversation")
     if not body.strip():
@@ -384,6 +501,52 @@ async def _reply(request: web.Request) -> web.Response:
     )
     await state.store.commit()
     raise _back(key)
+
+
+def _confirm_html(question: str, field: str, value: str, *, cancel: str, done: str) -> str:
+    body = (
+        f'<main class="confirm" id="main"><h2>{_e(question)}</h2>'
+        '<p class="muted">This cannot be undone.</p>'
+        f'<form method="post" action="/inbox/delete" data-follow="{_e(done)}">'
+        f'<input type="hidden" name="{field}" value="{_e(value)}">'
+        '<input type="hidden" name="confirmed" value="yes">'
+        f'<button type="submit">Delete</button> <a href="{_e(cancel)}">Cancel</a></form></main>'
+    )
+    return _page("Delete?", body, "confirm")
+
+
+async def _delete(request: web.Request) -> web.Response:
+    state = state_of(request)
+    form = await request.post()
+    sid, key = str(form.get("sid", "")), str(form.get("thread", ""))
+    confirmed = form.get("confirmed") == "yes"
+    if sid:
+        record = state.store.get(sid)
+        if record is None:
+            raise web.HTTPNotFound(text="No such message")
+        back = _link({}, thread=thread_key(record))
+        if not confirmed:  # without the script, ask on a page of its own
+            question = f"Delete the message “{_preview(record)}”?"
+            return web.Response(
+                text=_confirm_html(question, "sid", sid, cancel=back, done=back),
+                content_type="text/html",
+            )
+        delete_message(state, sid)
+        await state.store.commit()
+        raise web.HTTPSeeOther(back)
+    if key:
+        if not confirmed:
+            question = f"Delete the conversation {key}?"
+            return web.Response(
+                text=_confirm_html(question, "thread", key, cancel=_link({}, thread=key), done="/"),
+                content_type="text/html",
+            )
+        messages, refused = delete_thread(state, key)
+        if not messages and not refused:
+            raise web.HTTPNotFound(text="Unknown conversation")
+        await state.store.commit()
+        raise web.HTTPSeeOther("/")
+    raise web.HTTPBadRequest(text="sid or thread is required")
 
 
 async def _switch(request: web.Request) -> web.Response:
@@ -426,5 +589,6 @@ def add_inbox_routes(app: web.Application) -> None:
     router.add_get("/messages/{sid}", _message_page)
     router.add_post("/inbox/reply", _reply)
     router.add_post("/inbox/switch", _switch)
+    router.add_post("/inbox/delete", _delete)
     for name, content_type in _STATIC.items():
         router.add_get(f"/inbox/static/{name}", _static_handler(name, content_type))

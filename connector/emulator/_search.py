@@ -4,7 +4,8 @@ Message search for the inbox, the admin API and the pytest helpers.
 
 Unlike the Twilio list filters (exact ``To``/``From``/``DateSent``), these filters are
 meant for people and tests: body substring or regular expression, status, error code,
-direction, a date range, and the conversation a message belongs to.
+direction, a date range, and the conversation a message belongs to. Conversations
+themselves are listed newest activity first, a page at a time.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import attrs
 from connector.emulator._errors import ApiError
 from connector.emulator._listing import parse_filter_date
 from connector.emulator._records import MessageRecord
+from connector.emulator._store import RefusedSend
 from connector.emulator._validation import bare_number
 
 
-__all__ = ["MessageQuery", "thread_key", "thread_parties"]
+__all__ = [
+    "MessageQuery",
+    "Thread",
+    "group_threads",
+    "page_threads",
+    "send_thread_key",
+    "thread_key",
+    "thread_parties",
+]
 
 
 def thread_parties(record: MessageRecord) -> tuple[str, str]:
@@ -51,8 +61,122 @@ def thread_key(record: MessageRecord) -> str:
     Returns:
         ``"<account side>|<handset>"``.
     """
-    ours, handset = thread_parties(record)
+    return _key(*thread_parties(record))
+
+
+def send_thread_key(*, to: str, from_: str | None, messaging_service_sid: str | None) -> str:
+    """
+    The conversation a send belongs to, before any message exists (for refused sends).
+
+    Args:
+        to: The handset.
+        from_: The sender number, if given.
+        messaging_service_sid: The Messaging Service, if given.
+
+    Returns:
+        The same key :func:`thread_key` gives the message the send would have created.
+    """
+    return _key(messaging_service_sid or from_ or "", to)
+
+
+def _key(ours: str, handset: str) -> str:
     return f"{ours}|{handset}"
+
+
+@attrs.define
+class Thread:
+    """
+    One conversation: its messages and the sends the API refused in it.
+
+    Attributes:
+        key: ``"<account side>|<handset>"``.
+        ours: The sending number or Messaging Service.
+        handset: The handset's number.
+        messages: Its messages, oldest first.
+        refused: Its refused sends, oldest first.
+    """
+
+    key: str
+    ours: str
+    handset: str
+    messages: list[MessageRecord] = attrs.Factory(list)
+    refused: list[RefusedSend] = attrs.Factory(list)
+
+    @property
+    def activity(self) -> tuple[float, int]:
+        """The newest ``(time, seq)`` of a message change or a refused send."""
+        moments = [(r.date_updated, r.seq) for r in self.messages]
+        moments += [(r.at, r.seq) for r in self.refused]
+        return max(moments)
+
+    @property
+    def last(self) -> MessageRecord | None:
+        """The most recently changed message, if any."""
+        return max(self.messages, key=lambda r: (r.date_updated, r.seq), default=None)
+
+    @property
+    def cursor(self) -> str:
+        """The page token that lists the conversations after this one."""
+        moment, seq = self.activity
+        return f"{moment!r}_{seq}"
+
+
+def group_threads(
+    records: Iterable[MessageRecord], refused: Iterable[RefusedSend] = ()
+) -> list[Thread]:
+    """
+    Group messages and refused sends into conversations.
+
+    Args:
+        records: Messages, oldest first.
+        refused: Refused sends, oldest first.
+
+    Returns:
+        The conversations, newest activity first.
+    """
+    threads: dict[str, Thread] = {}
+    for record in records:
+        ours, handset = thread_parties(record)
+        key = _key(ours, handset)
+        if key not in threads:
+            threads[key] = Thread(key, ours, handset)
+        threads[key].messages.append(record)
+    for item in refused:
+        if item.thread not in threads:
+            ours = item.messaging_service_sid or item.from_ or ""
+            threads[item.thread] = Thread(item.thread, ours, item.to)
+        threads[item.thread].refused.append(item)
+    return sorted(threads.values(), key=lambda t: t.activity, reverse=True)
+
+
+def page_threads(
+    threads: list[Thread], *, before: str | None, limit: int
+) -> tuple[list[Thread], str | None]:
+    """
+    One page of conversations.
+
+    Args:
+        threads: Conversations, newest activity first (as :func:`group_threads` gives them).
+        before: A page token (:attr:`Thread.cursor` of the previous page's last), or ``None``
+            for the first page.
+        limit: Conversations per page.
+
+    Returns:
+        The page and the token of the next one (``None`` on the last page).
+
+    A malformed token raises the emulator's API error (a 400 answer).
+    """
+    start = 0
+    if before:
+        moment, _, seq = before.rpartition("_")
+        try:
+            bound = (float(moment), int(seq))
+        except ValueError:
+            raise ApiError(400, 20001, f"Invalid page token in 'before': {before}") from None
+        start = next((i for i, t in enumerate(threads) if t.activity < bound), len(threads))
+    page = threads[start : start + limit]
+    more = start + limit < len(threads)
+    return page, page[-1].cursor if more and page else None
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

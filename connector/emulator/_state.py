@@ -28,8 +28,8 @@ from connector.emulator._handsets import (
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
-from connector.emulator._search import MessageQuery, thread_parties
-from connector.emulator._store import MessageStore
+from connector.emulator._search import MessageQuery, send_thread_key, thread_parties
+from connector.emulator._store import MessageStore, RefusedSend
 from connector.emulator._throttle import SlidingWindowThrottle
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
 
@@ -144,6 +144,12 @@ class EmulatorState:
                 # The lifecycle skips steps of messages it can no longer find.
                 self.store.delete(record.sid)
                 self.callbacks.log.pop(record.sid, None)
+            self.store.forget_refused(
+                lambda r: (
+                    number in r.thread.split("|")
+                    or bare_number(number) in (bare_number(r.to), bare_number(r.from_ or ""))
+                )
+            )
             self.rules.forget(number)
             self.events.publish("reset", number=number)
             return len(doomed)
@@ -170,8 +176,9 @@ class EmulatorState:
         Store a new outbound message in its initial status (not yet committed).
 
         A handset that texted STOP to the sender, or whose failure switch is set to
-        21610, refuses the send as Twilio does; another switched code is stored on the
-        record for the lifecycle to end with.
+        21610, refuses the send as Twilio does (the store keeps a note of the refusal
+        for the inbox); another switched code is stored on the record for the lifecycle
+        to end with.
 
         Args:
             request: A validated send.
@@ -184,10 +191,10 @@ class EmulatorState:
         """
         senders = [s for s in (request.from_, request.messaging_service_sid) if s]
         if any(self.rules.is_opted_out(sender, request.to) for sender in senders):
-            raise ApiError(400, UNSUBSCRIBED_CODE, UNSUBSCRIBED_MESSAGE)
+            raise self._refuse(request, UNSUBSCRIBED_CODE, UNSUBSCRIBED_MESSAGE)
         fault = self.rules.take_fault(request.to)
         if fault is not None and FAULT_CODES[fault.code][0] == "rejected":
-            raise ApiError(400, fault.code, FAULT_CODES[fault.code][1])
+            raise self._refuse(request, fault.code, FAULT_CODES[fault.code][1])
         now = self.clock.now()
         if request.send_at is not None:
             status = "scheduled"
@@ -221,6 +228,27 @@ class EmulatorState:
         self.store.add(record)
         self._published("message", record)
         return record
+
+    def _refuse(self, request: SendRequest, code: int, message: str) -> ApiError:
+        refused = RefusedSend(
+            seq=self.store.next_seq(),
+            thread=send_thread_key(
+                to=request.to,
+                from_=request.from_,
+                messaging_service_sid=request.messaging_service_sid,
+            ),
+            to=request.to,
+            from_=request.from_,
+            messaging_service_sid=request.messaging_service_sid,
+            body=request.body,
+            media_urls=tuple(request.media_urls),
+            code=code,
+            message=message,
+            at=self.clock.now(),
+        )
+        self.store.refuse(refused)
+        self.events.publish("refused", thread=refused.thread, to=refused.to, code=code)
+        return ApiError(400, code, message)
 
     def start(self, record: MessageRecord) -> None:
         """

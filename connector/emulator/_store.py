@@ -6,6 +6,9 @@ Reads come from memory. Every change is queued and a flush, scheduled with
 ``call_soon``, writes all changes made in the same event-loop turn in one transaction.
 Handlers ``await commit()`` before answering, so a 201 is only sent once the message is
 in the database file; a killed emulator never loses an acknowledged message.
+
+Sends the API refused (400 at create, such as 21610 after STOP) are no messages, but the
+inbox shows them in their conversation, so the store keeps the latest few of them too.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
+
 from connector.emulator._records import MessageRecord
 
 
-__all__ = ["MessageStore"]
+__all__ = ["REFUSED_PER_THREAD", "REFUSED_TOTAL", "MessageStore", "RefusedSend"]
+
+REFUSED_PER_THREAD = 50
+"""Refused sends kept per conversation; older ones are forgotten."""
+REFUSED_TOTAL = 1000
+"""Refused sends kept in all; older ones are forgotten."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -41,8 +51,92 @@ CREATE TABLE IF NOT EXISTS emulator_meta (
 """
 
 
+# Refused sends, keyed by a sequence number from the same counter as messages so the
+# inbox can place them between the messages of their conversation.
+_REFUSED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS refused_sends (
+    seq INTEGER PRIMARY KEY,
+    data TEXT NOT NULL
+)
+"""
+
+
 def _seq(record: MessageRecord) -> int:
     return record.seq
+
+
+@attrs.frozen(kw_only=True)
+class RefusedSend:
+    """
+    A send the API refused when it was created: no message was stored, only this note.
+
+    Attributes:
+        seq: Its place in creation order (shared with messages).
+        thread: The conversation, ``"<account side>|<handset>"`` as in inbox URLs.
+        to: The handset.
+        from_: The sender number, if one was given.
+        messaging_service_sid: The ``MG...`` SID, if one was given.
+        body: The text that was not sent.
+        media_urls: The media URLs that were not sent.
+        code: Twilio's error code, e.g. 21610.
+        message: Twilio's error message.
+        at: When, in epoch seconds.
+    """
+
+    seq: int
+    thread: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    media_urls: tuple[str, ...] = ()
+    code: int
+    message: str
+    at: float
+
+    def to_row(self) -> dict[str, Any]:
+        """
+        The stored form (and, with ``at`` formatted, the admin API's).
+
+        Returns:
+            A JSON-compatible dict.
+        """
+        return {
+            "seq": self.seq,
+            "thread": self.thread,
+            "to": self.to,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "body": self.body,
+            "media_urls": list(self.media_urls),
+            "code": self.code,
+            "message": self.message,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RefusedSend:
+        """
+        Rebuild from :meth:`to_row`'s output.
+
+        Args:
+            row: The stored dict.
+
+        Returns:
+            The refused send.
+        """
+        return cls(
+            seq=int(row["seq"]),
+            thread=str(row["thread"]),
+            to=str(row["to"]),
+            from_=row.get("from"),
+            messaging_service_sid=row.get("messaging_service_sid"),
+            body=str(row.get("body") or ""),
+            media_urls=tuple(row.get("media_urls") or ()),
+            code=int(row["code"]),
+            message=str(row["message"]),
+            at=float(row["at"]),
+        )
 
 
 class MessageStore:
@@ -61,6 +155,8 @@ class MessageStore:
         self._tombstones: dict[str, int] = {}
         self._next_seq = 1
         self._pending: dict[str, MessageRecord | None] = {}
+        self._refused: dict[int, RefusedSend] = {}  # by seq, oldest first
+        self._pending_refused: dict[int, RefusedSend | None] = {}
         self._flush: asyncio.Future[None] | None = None
 
     def open(self) -> None:
@@ -73,13 +169,20 @@ class MessageStore:
             db.execute("PRAGMA synchronous=NORMAL")
         db.execute(_SCHEMA)
         db.execute(_META_SCHEMA)
+        db.execute(_REFUSED_SCHEMA)
         self._db = db
         for (data,) in db.execute("SELECT data FROM messages ORDER BY seq"):
             record = MessageRecord.from_row(json.loads(data))
             self._by_sid[record.sid] = record
             self._order.append(record)
-        if self._order:
-            self._next_seq = self._order[-1].seq + 1
+        for (data,) in db.execute("SELECT data FROM refused_sends ORDER BY seq"):
+            refused = RefusedSend.from_row(json.loads(data))
+            self._refused[refused.seq] = refused
+        last = max(
+            self._order[-1].seq if self._order else 0,
+            next(reversed(self._refused), 0),
+        )
+        self._next_seq = last + 1
 
     def close(self) -> None:
         """Write what is pending and close the database."""
@@ -191,13 +294,65 @@ class MessageStore:
         self._schedule()
 
     def clear(self) -> None:
-        """Remove every message, in memory and on disk, immediately."""
+        """Remove every message and refused send, in memory and on disk, immediately."""
         self._by_sid.clear()
         self._order.clear()
         self._tombstones.clear()
         self._pending.clear()
+        self._refused.clear()
+        self._pending_refused.clear()
         if self._db is not None:
             self._db.execute("DELETE FROM messages")
+            self._db.execute("DELETE FROM refused_sends")
+
+    def refuse(self, refused: RefusedSend) -> None:
+        """
+        Keep a refused send (its ``seq`` must come from :meth:`next_seq`).
+
+        The oldest of its conversation goes beyond :data:`REFUSED_PER_THREAD`, the
+        oldest of all beyond :data:`REFUSED_TOTAL`.
+
+        Args:
+            refused: The refused send.
+        """
+        self._refused[refused.seq] = refused
+        self._pending_refused[refused.seq] = refused
+        same = [seq for seq, item in self._refused.items() if item.thread == refused.thread]
+        doomed = same[: max(0, len(same) - REFUSED_PER_THREAD)]
+        overflow = len(self._refused) - len(doomed) - REFUSED_TOTAL
+        if overflow > 0:
+            doomed += [seq for seq in self._refused if seq not in doomed][:overflow]
+        for seq in doomed:
+            del self._refused[seq]
+            self._pending_refused[seq] = None
+        self._schedule()
+
+    def refused(self) -> list[RefusedSend]:
+        """
+        Every kept refused send, oldest first.
+
+        Returns:
+            A new list.
+        """
+        return list(self._refused.values())
+
+    def forget_refused(self, match: Callable[[RefusedSend], bool]) -> int:
+        """
+        Remove the refused sends *match* selects.
+
+        Args:
+            match: Predicate.
+
+        Returns:
+            How many were removed.
+        """
+        doomed = [seq for seq, item in self._refused.items() if match(item)]
+        for seq in doomed:
+            del self._refused[seq]
+            self._pending_refused[seq] = None
+        if doomed:
+            self._schedule()
+        return len(doomed)
 
     def position(self, sid: str) -> int | None:
         """
@@ -276,7 +431,8 @@ class MessageStore:
 
     def _write(self) -> None:
         pending, self._pending = self._pending, {}
-        if not pending or self._db is None:
+        refused, self._pending_refused = self._pending_refused, {}
+        if (not pending and not refused) or self._db is None:
             return
         upserts = [
             (sid, record.seq, json.dumps(record.to_row()))
@@ -295,6 +451,15 @@ class MessageStore:
                 )
             if deletes:
                 db.executemany("DELETE FROM messages WHERE sid = ?", deletes)
+            if refused:
+                db.executemany(
+                    "INSERT OR REPLACE INTO refused_sends (seq, data) VALUES (?, ?)",
+                    [(seq, json.dumps(r.to_row())) for seq, r in refused.items() if r is not None],
+                )
+                db.executemany(
+                    "DELETE FROM refused_sends WHERE seq = ?",
+                    [(seq,) for seq, r in refused.items() if r is None],
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
