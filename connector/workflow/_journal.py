@@ -777,6 +777,13 @@ class Journal:
             finished=fin,
         )
 
+    def item_steps(self, run_id: str) -> list[str]:
+        """The ids of a run's steps that recorded items, in the order they first did."""
+        rows = self._db.execute(
+            "SELECT step_id FROM step_keys WHERE run_id = ? ORDER BY key", (run_id,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def item(self, run_id: str, step_id: str, index: int) -> ItemRecord | None:
         """One item's record, if an attempt of the run recorded it."""
         row = self._db.execute(

@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: MIT
+"""
+Scale benchmark of the local runner: memory, journal size and CPU per send.
+
+An unthrottled broadcast (``for_each: read_csv(...)``) runs through ``python -m
+connector run`` against an emulator in its own process (no throttle, instant delivery,
+a throwaway SQLite database). For each size it prints the runner's peak RSS, the
+journal's bytes per item, the runner's and the emulator's CPU per send, and the sends
+per second end to end.
+
+    python benchmarks/scale.py                          # 2,000 and 20,000 sends
+    python benchmarks/scale.py --counts 1000000         # a million rows (long)
+
+Goals (issue 16): peak RSS grows by at most 25 MB from 2,000 to 20,000 sends and stays
+under 200 MB for 1,000,000 rows; at most 600 bytes of journal per item; the runner's
+CPU per send at most the emulator's; at least 2,000 sends/s if the emulator keeps up.
+Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+WORKFLOW = """
+name: scale-benchmark
+steps:
+  - id: send
+    uses: twilio/send_text_message
+    for_each: ${{ read_csv('recipients.csv') }}
+    concurrency: CONCURRENCY
+    with:
+      from: "+15005550006"
+      to: ${{ item.phone }}
+      body: "Hi ${{ item.name }}, the doors open at 6pm."
+outputs:
+  sent: ${{ length(steps.send.outputs) }}
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _start_emulator(sid: str, token: str, db: Path) -> tuple[subprocess.Popen[str], str]:
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector.emulator",
+            *("--host", "127.0.0.1", "--port", "0", "--db", str(db)),
+            *("--throttle", "off", "--delivery-delay", "0"),
+            *("--account-sid", sid, "--auth-token", token),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert emulator.stdout is not None
+    line = emulator.stdout.readline()
+    prefix = "Twilio emulator listening on "
+    if not line.startswith(prefix):
+        emulator.kill()
+        raise SystemExit(f"the emulator did not start: {line!r}")
+    return emulator, line[len(prefix) :].strip()
+
+
+def measure(count: int, concurrency: int, timeout: float) -> dict[str, float]:
+    """Run one broadcast of *count* recipients; return its figures."""
+    sid, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with (folder / "recipients.csv").open("w") as f:
+            f.write("name,phone\n")
+            for n in range(count):
+                f.write(f"R{n},+1555{n:07d}\n")
+        (folder / "scale.yaml").write_text(WORKFLOW.replace("CONCURRENCY", str(concurrency)))
+        emulator, base_url = _start_emulator(sid, token, folder / "emulator.sqlite3")
+        try:
+            env = {
+                **os.environ,
+                "TWILIO_ACCOUNT_SID": sid,
+                "TWILIO_AUTH_TOKEN": token,
+                "TWILIO_BASE_URL": base_url,
+            }
+            emulator_before = _cpu_seconds(emulator.pid)
+            began = time.monotonic()
+            runner = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "connector",
+                    "run",
+                    str(folder / "scale.yaml"),
+                    *("--rate-limit", "off", "--state", str(folder / "journal.sqlite3")),
+                    "--json",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            try:
+                out, _ = runner.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                raise
+            # The runner's own rusage: peak RSS and CPU, once it has been reaped.
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.monotonic() - began
+            emulator_cpu = _cpu_seconds(emulator.pid) - emulator_before
+        finally:
+            emulator.terminate()
+            emulator.wait(timeout=60)
+        if runner.returncode != 0:
+            raise SystemExit(f"the run failed ({runner.returncode}): {out[-2000:]}")
+        result = json.loads(out)
+        step = result["steps"][0]
+        journal_bytes = sum(
+            p.stat().st_size for p in folder.iterdir() if p.name.startswith("journal.sqlite3")
+        )
+    return {
+        "count": count,
+        "succeeded": step["succeeded"],
+        "seconds": step["seconds"],
+        "wall": wall,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "journal_per_item": journal_bytes / count,
+        "runner_cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000 / count,
+        "emulator_cpu_ms": emulator_cpu * 1000 / count,
+    }
+
+
+def main() -> int:
+    """Measure each size and print the figures next to the goals."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--counts", type=int, nargs="+", default=[2000, 20000], help="recipients per run"
+    )
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    args = parser.parse_args()
+    rows = []
+    for count in args.counts:
+        # Each size in a fresh child: RUSAGE_CHILDREN's peak would carry over otherwise.
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(count), "--concurrency", str(args.concurrency)],
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            print(done.stdout, done.stderr, file=sys.stderr)
+            return 1
+        rows.append(json.loads(done.stdout))
+    print(f"{'sends':>9} {'ok':>9} {'step s':>8} {'sends/s':>8} {'peak RSS':>9} "
+          f"{'journal/item':>13} {'runner CPU':>11} {'emulator CPU':>13}")  # fmt: skip
+    for r in rows:
+        print(
+            f"{r['count']:>9,} {r['succeeded']:>9,} {r['seconds']:>8.1f} "
+            f"{r['count'] / r['seconds']:>8.0f} {r['rss_mb']:>7.1f}MB "
+            f"{r['journal_per_item']:>11.0f} B {r['runner_cpu_ms']:>8.3f} ms "
+            f"{r['emulator_cpu_ms']:>10.3f} ms"
+        )
+    if len(rows) >= 2:
+        growth = rows[-1]["rss_mb"] - rows[0]["rss_mb"]
+        print(f"peak RSS from {rows[0]['count']:,} to {rows[-1]['count']:,}: {growth:+.1f} MB "
+              "(goal: at most +25 MB)")  # fmt: skip
+    print("goals: journal <= 600 B/item; runner CPU/send <= emulator's; >= 2,000 sends/s")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--one":
+        concurrency = int(sys.argv[sys.argv.index("--concurrency") + 1])
+        print(json.dumps(measure(int(sys.argv[2]), concurrency, 3600.0)))
+        raise SystemExit(0)
+    raise SystemExit(main())
