@@ -19,7 +19,7 @@ import typing
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, overload
 from urllib.parse import quote_plus, urlsplit
 
 import attrs
@@ -590,6 +590,16 @@ def _quote_key(key: str) -> str:
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+# Each byte as application/x-www-form-urlencoded writes it (quote_plus's rules): a table
+# lookup per byte is several times faster than quote_plus for a message body.
+_FORM_BYTES: Final = tuple(
+    chr(b)
+    if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_.-~")
+    else "+"
+    if b == 0x20
+    else f"%{b:02X}"
+    for b in range(256)
+)
 
 
 def _quote_value(value: str) -> str:
@@ -598,7 +608,8 @@ def _quote_value(value: str) -> str:
         return "%2B" + value[1:]
     if _UNRESERVED.fullmatch(value):
         return value
-    return quote_plus(value)
+    table = _FORM_BYTES
+    return "".join([table[b] for b in value.encode("utf-8", "surrogatepass")])
 
 
 def _urlencode(pairs: list[tuple[str, str]]) -> str:

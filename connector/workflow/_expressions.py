@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -58,6 +59,12 @@ class WorkflowFunctions(jmespath.functions.Functions):
         self.base_dir = base_dir
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
+    @functools.cached_property
+    def visitor(self) -> jmespath.visitor.TreeInterpreter:
+        """The interpreter that evaluates expressions with these functions (one per
+        object: building one for each evaluation costs more than most evaluations)."""
+        return jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=self))
+
     def _path(self, name: str) -> Path:
         path = Path(name).expanduser()
         return path if path.is_absolute() else self.base_dir / path
@@ -96,9 +103,8 @@ class WorkflowFunctions(jmespath.functions.Functions):
             return None
         if len(node["children"]) != 1:
             return None
-        visitor = jmespath.visitor.TreeInterpreter(jmespath.Options(custom_functions=self))
         try:
-            name = visitor.visit(node["children"][0], context)
+            name = self.visitor.visit(node["children"][0], context)
         except jmespath.exceptions.JMESPathError as exc:
             raise ExpressionError(template.text, str(exc)) from exc
         if not isinstance(name, str):
@@ -337,14 +343,14 @@ class Template:
         Raises:
             ExpressionError: An expression failed (a bad argument type, an unreadable file).
         """
-        options = jmespath.Options(custom_functions=functions)
+        visitor = functions.visitor
         values = []
         for part in self.parts:
             if isinstance(part, str):
                 values.append(part)
                 continue
             try:
-                value = part.search(context, options=options)
+                value = visitor.visit(part.parsed, context)
             except jmespath.exceptions.JMESPathError as exc:
                 raise ExpressionError(part.expression, str(exc)) from exc
             except OSError as exc:

@@ -470,15 +470,32 @@ class _Writer:
     """
 
     def __init__(self, path: Path) -> None:
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Op] | None] = queue.SimpleQueue()
         self._path = path
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
+        # Rows written in one turn of the event loop are handed over together: one
+        # wake-up of the thread (and one GIL hand-off) per turn, not per row.
+        self._batch: list[_Op] = []
 
     def submit(self, sql: str, params: tuple[Any, ...], done: asyncio.Future[None] | None) -> None:
-        self._queue.put(_Op(sql, params, done))
+        op = _Op(sql, params, done)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._queue.put([op])
+            return
+        if not self._batch:
+            loop.call_soon(self._hand_over)
+        self._batch.append(op)
+
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self._queue.put(batch)
 
     def close(self) -> None:
+        self._hand_over()
         self._queue.put(None)
         self._thread.join()
 
@@ -490,23 +507,31 @@ class _Writer:
                 first = self._queue.get()
                 if first is None:
                     return
-                batch = [first]
+                batch = list(first)
                 stop = False
                 while True:
                     try:
-                        op = self._queue.get_nowait()
+                        more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if op is None:
+                    if more is None:
                         stop = True
                         break
-                    batch.append(op)
+                    batch.extend(more)
                 error: BaseException | None = None
                 try:
                     with db:
-                        for op in batch:
-                            if op.sql:
-                                db.execute(op.sql, op.params)
+                        # Runs of the same statement go in one executemany: less Python
+                        # per row while this thread holds the GIL.
+                        start = 0
+                        while start < len(batch):
+                            sql = batch[start].sql
+                            end = start
+                            while end < len(batch) and batch[end].sql == sql:
+                                end += 1
+                            if sql:
+                                db.executemany(sql, [op.params for op in batch[start:end]])
+                            start = end
                 except Exception as exc:
                     error = exc
                 for op in batch:
@@ -573,6 +598,7 @@ class Journal:
         self._token = uuid.uuid4().hex[:8]
         self._step_keys: dict[tuple[str, str], int] = {}
         self._writer: _Writer | None = None
+        self._digests: dict[tuple[int, int], bytes] = {}
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -884,13 +910,16 @@ class Journal:
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row = _item_row(inputs, None)
+        key = self._step_key(run_id, step_id)
+        # The outcome's row has the same inputs: its digest is computed once.
+        marks = self._digests[key, index] = digest(inputs)
         self._writer_for().submit(
             "INSERT INTO item_rows (step_key, idx, state, key, digest, attempts, started)"
             " VALUES (?, ?, 0, ?, ?, 1, ?)"
             " ON CONFLICT (step_key, idx) DO UPDATE SET state = 0, key = excluded.key,"
             " digest = excluded.digest, attempts = attempts + 1, started = excluded.started,"
             " error = NULL, error_code = NULL",
-            (self._step_key(run_id, step_id), index, row.key, digest(inputs), started),
+            (key, index, row.key, marks, started),
             done,
         )
         await done
@@ -915,6 +944,8 @@ class Journal:
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row = _item_row(inputs, output)
+        key = self._step_key(run_id, step_id)
+        marks = self._digests.pop((key, index), None) or digest(inputs)
         self._writer_for().submit(
             "INSERT INTO item_rows (step_key, idx, state, key, digest, sid, status, error_code,"
             " output, error, reconciled, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -924,11 +955,11 @@ class Journal:
             " output = excluded.output, error = excluded.error,"
             " reconciled = excluded.reconciled, finished = excluded.finished",
             (
-                self._step_key(run_id, step_id),
+                key,
                 index,
                 _STATE_CODES[state],
                 row.key,
-                digest(inputs),
+                marks,
                 row.sid,
                 row.status,
                 error_code if error_code is not None else row.error_code,

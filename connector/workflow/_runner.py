@@ -285,6 +285,7 @@ async def run_workflow(
         event = dict(event or {})
     recorder = _JournalRecorder(journal, run_id, progress or _NoProgress())
     actions = ActionRunner(connection, claims=recorder.claims, connections=others)
+    base_dir = workflow.base_dir  # resolving it costs a stat per path part: once
 
     async def call(request: Call) -> Outcome:
         step, index = request.step, request.index
@@ -302,7 +303,7 @@ async def run_workflow(
                 identity=f"{run_id}/{step.id}/{index}",
                 paginate=step.paginate,
                 max_items=step.max_items,
-                base_dir=workflow.base_dir,
+                base_dir=base_dir,
                 repeat=request.repeat,
             ),
             prior=recorder.prior(step, index),
@@ -375,6 +376,7 @@ class _JournalRecorder:
         self.claims = _JournalClaims(journal, run_id)
         self._single: dict[str, Outcome] = {}
         self._resumed: dict[str, int] = {}
+        self._fresh: dict[str, bool] = {}
         # Items the journal shows finished before this attempt began were resumed.
         self.began = time.time()
         self._paged: dict[str, int] = {}
@@ -392,9 +394,13 @@ class _JournalRecorder:
     def step_started(self, step: StepSpec, total: int | None) -> None:
         self._resumed[step.id] = 0
         self._paged[step.id] = 0
+        # A step an earlier attempt never reached has nothing to resume: no lookups.
+        self._fresh[step.id] = self.journal.item_count(self.run_id, step.id) == 0
         self.progress.step_started(step.id, total)
 
     def prior(self, step: StepSpec, index: int) -> Prior | None:
+        if self._fresh.get(step.id):
+            return None
         record = self.journal.item(self.run_id, step.id, index)
         if record is None:
             return None
