@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from emulator_process import start_emulator
+
 
 MAX_COUNT = 20_000
 
@@ -42,28 +44,6 @@ steps:
       to: ${{ item }}
       body: "Benchmark ${{ index }}"
 """
-
-
-def _start_emulator(throttle: str, sid: str, token: str) -> tuple[subprocess.Popen[str], str]:
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.emulator",
-            *("--host", "127.0.0.1", "--port", "0"),
-            *("--throttle", throttle, "--delivery-delay", "0"),
-            *("--account-sid", sid, "--auth-token", token),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    line = emulator.stdout.readline()
-    prefix = "Twilio emulator listening on "
-    if not line.startswith(prefix):
-        emulator.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    return emulator, line[len(prefix) :].strip()
 
 
 def _stats(base_url: str) -> dict[str, object]:
@@ -85,7 +65,9 @@ def main() -> int:
     calls, _, seconds = args.rate.partition("/")
     rate = int(calls) / float(seconds)
     sid, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
-    emulator, base_url = _start_emulator(args.rate, sid, token)
+    emulator, base_url = start_emulator(
+        sid, token, ["--throttle", args.rate, "--delivery-delay", "0"]
+    )
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

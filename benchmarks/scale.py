@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from emulator_process import start_emulator
+
 
 WORKFLOW = """
 name: scale-benchmark
@@ -54,28 +56,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def _start_emulator(sid: str, token: str, db: Path) -> tuple[subprocess.Popen[str], str]:
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.emulator",
-            *("--host", "127.0.0.1", "--port", "0", "--db", str(db)),
-            *("--throttle", "off", "--delivery-delay", "0"),
-            *("--account-sid", sid, "--auth-token", token),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    line = emulator.stdout.readline()
-    prefix = "Twilio emulator listening on "
-    if not line.startswith(prefix):
-        emulator.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    return emulator, line[len(prefix) :].strip()
-
-
 def measure(count: int, concurrency: int, timeout: float) -> dict[str, float]:
     """Run one broadcast of *count* recipients; return its figures."""
     sid, token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
@@ -86,7 +66,18 @@ def measure(count: int, concurrency: int, timeout: float) -> dict[str, float]:
             for n in range(count):
                 f.write(f"R{n},+1555{n:07d}\n")
         (folder / "scale.yaml").write_text(WORKFLOW.replace("CONCURRENCY", str(concurrency)))
-        emulator, base_url = _start_emulator(sid, token, folder / "emulator.sqlite3")
+        emulator, base_url = start_emulator(
+            sid,
+            token,
+            [
+                "--db",
+                str(folder / "emulator.sqlite3"),
+                "--throttle",
+                "off",
+                "--delivery-delay",
+                "0",
+            ],
+        )
         try:
             env = {
                 **os.environ,

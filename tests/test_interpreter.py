@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
+from virtual_clock import SteppingClock
 
 from connector.workflow import (
     Call,
@@ -21,20 +22,8 @@ from connector.workflow import (
 )
 
 
-class Clock:
+class Clock(SteppingClock):
     """Time that passes only when the interpreter sleeps."""
-
-    def __init__(self) -> None:
-        self.time = 0.0
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        # Like a timer: sleepers due at the same moment wake at that moment.
-        due = self.time + seconds
-        await asyncio.sleep(0)
-        self.time = max(self.time, due)
 
 
 class Recorder:

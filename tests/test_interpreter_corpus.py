@@ -6,7 +6,6 @@ Twilio answering both.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 import uuid
@@ -18,6 +17,7 @@ import pytest
 import pytest_asyncio
 from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from temporalio.testing import WorkflowEnvironment
+from virtual_clock import SteppingClock
 
 from connector import Connection
 from connector.temporal import (
@@ -132,20 +132,11 @@ INLINE = {"control": CONTROL, "failures": FAILURES, "stops": STOPS, "waits": WAI
 SHIPPED = ["broadcast", "send-and-wait", "export-messages"]
 
 
-class FixedClock:
+class FixedClock(SteppingClock):
     """A clock that stands still until the interpreter sleeps, then jumps."""
 
     def __init__(self) -> None:
-        self.time = 1_800_000_000.0
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        # Like a timer: sleepers due at the same moment wake at that moment.
-        due = self.time + seconds
-        await asyncio.sleep(0)
-        self.time = max(self.time, due)
+        super().__init__(1_800_000_000.0)
 
 
 def fake_connection(fake: FakeTwilio) -> Connection:

@@ -83,3 +83,22 @@ def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+class SteppingClock:
+    """
+    A workflow clock (``now()``/``sleep()``) that stands still until the interpreter
+    sleeps, then jumps to the end of the sleep: like a timer, sleepers due at the same
+    moment wake at that moment.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.time = start
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        due = self.time + seconds
+        await asyncio.sleep(0)
+        self.time = max(self.time, due)
