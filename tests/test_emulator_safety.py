@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -9,9 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from conftest import Receiver
 
 from connector.emulator import EmulatorServer
+from connector.emulator._targets import OwnSockets
+
+
+OK_FROM = "+15005550006"
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o000])
@@ -35,3 +43,133 @@ async def test_database_files_are_private_whatever_the_umask(
     files = [db, db.with_name("emulator.db-wal"), db.with_name("emulator.db-shm")]
     modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
     assert modes == {f.name: 0o600 for f in files}
+
+
+async def send(emu: EmulatorServer, **params: Any) -> tuple[int, dict[str, Any]]:
+    """POST Messages.json with defaults and return (status, json)."""
+    form = {"To": "+15551230001", "From": OK_FROM, "Body": "hi", **params}
+    auth = aiohttp.encode_basic_auth(emu.account_sid, emu.auth_token)
+    url = f"{emu.base_url}/2010-04-01/Accounts/{emu.account_sid}/Messages.json"
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": auth}) as session,
+        session.post(url, data=form) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def admin(emu: EmulatorServer, path: str, **params: Any) -> tuple[int, Any]:
+    """POST an admin form (with the emulator's own Host) and return (status, body)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(emu.base_url + path, data=params) as response,
+    ):
+        text = await response.text()
+        return response.status, json.loads(text) if text.startswith("{") else text
+
+
+def own_urls(emu: EmulatorServer) -> list[str]:
+    """Spellings of the emulator's own reset endpoint."""
+    port = emu.base_url.rpartition(":")[2]
+    return [
+        f"http://127.0.0.1:{port}/emulator/reset",
+        f"http://localhost:{port}/emulator/reset",
+        f"http://0.0.0.0:{port}/emulator/reset",
+        f"http://[::ffff:127.0.0.1]:{port}/emulator/reset",
+        f"http://user@127.0.0.1:{port}/emulator/reset",
+    ]
+
+
+async def test_a_status_callback_to_the_emulator_itself_is_refused(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """StatusCallback naming the emulator's own socket is 400 / 21609 and wipes nothing."""
+    status, kept = await send(twilio_emulator)
+    assert status == 201
+    for url in own_urls(twilio_emulator):
+        status, body = await send(twilio_emulator, StatusCallback=url)
+        assert (status, body["code"]) == (400, 21609), url
+        assert "own address" in body["message"]
+    await twilio_emulator.drain_callbacks()
+    assert [m["sid"] for m in twilio_emulator.messages()] == [kept["sid"]]
+
+
+async def test_callbacks_to_other_loopback_ports_still_go_out(
+    twilio_emulator: EmulatorServer, receiver: Receiver
+) -> None:
+    """A listener on another loopback port receives callbacks as before."""
+    status, _ = await send(twilio_emulator, StatusCallback=receiver.url + "/status")
+    assert status == 201
+    await twilio_emulator.drain_callbacks()
+    assert [params["MessageStatus"] for _, params, _ in receiver.requests] == [
+        "sending",
+        "sent",
+        "delivered",
+    ]
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "http://", "own"])
+async def test_inbound_url_must_be_http_and_not_the_emulator(
+    twilio_emulator: EmulatorServer, url: str
+) -> None:
+    """/emulator/inbound refuses a Url that is not http(s) or names the emulator: 400 / 21402."""
+    if url == "own":
+        url = own_urls(twilio_emulator)[0]
+    status, body = await admin(
+        twilio_emulator, "/emulator/inbound", To=OK_FROM, From="+15551230001", Body="x", Url=url
+    )
+    assert (status, body["code"]) == (400, 21402)
+    assert twilio_emulator.messages() == []
+
+
+async def test_redirects_are_not_followed(twilio_emulator: EmulatorServer) -> None:
+    """A receiver that redirects to the emulator's reset endpoint does not get it called."""
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPTemporaryRedirect(own_urls(twilio_emulator)[0])
+
+    app = web.Application()
+    app.router.add_post("/cb", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        status, _ = await send(twilio_emulator, StatusCallback=f"http://{host}:{port}/cb")
+        assert status == 201
+        await twilio_emulator.drain_callbacks()
+    finally:
+        await runner.cleanup()
+    assert hits == ["/cb"] * 3
+    assert len(twilio_emulator.messages()) == 1
+
+
+async def test_a_configured_webhook_to_the_emulator_is_never_delivered(
+    twilio_emulator_factory: Any,
+) -> None:
+    """An --incoming URL that turns out to be the emulator itself is refused at delivery."""
+    emu: EmulatorServer = await twilio_emulator_factory()
+    await emu.inbound(to=OK_FROM, from_="+15551230001", body="first")
+    emu.state.config.incoming[OK_FROM] = own_urls(emu)[1]
+    await emu.inbound(to=OK_FROM, from_="+15551230002", body="second")
+    await emu.drain_callbacks()
+    assert len(emu.messages(direction="inbound")) == 2
+    attempts = [a for log in emu.state.callbacks.log.values() for a in log]
+    assert [(a.error, a.delivered) for a in attempts] == [("refused", False)]
+    assert emu.stats()["callbacks"]["failed"] == 1
+
+
+async def test_dns_answers_naming_the_emulator_are_filtered() -> None:
+    """The delivery resolver drops the emulator's own address from DNS answers."""
+    own = OwnSockets()
+    own.add("0.0.0.0", 8999)
+    assert own.is_own("127.0.0.1", 8999) and own.is_own("::ffff:127.0.0.1", 8999)
+    assert not own.is_own("127.0.0.1", 9000) and not own.is_own("192.0.2.1", 8999)
+    resolver = own.resolver()
+    try:
+        with pytest.raises(OSError, match="own address"):
+            await resolver.resolve("localhost", 8999)
+        assert await resolver.resolve("localhost", 9000)
+    finally:
+        await resolver.close()

@@ -154,9 +154,22 @@ def _message(request: web.Request, key: str = "sid") -> MessageRecord:
     return record
 
 
+async def _webhook_refusal(request: web.Request, url: str) -> str | None:
+    own = _state(request).own_sockets
+    # The local end of this connection is a listening socket, also under a bare
+    # create_app (aiohttp's test server, web.run_app) that EmulatorServer never saw.
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    own.add_all([sockname])
+    return await own.refusal(url)
+
+
 async def _create(request: web.Request) -> web.Response:
     state = _state(request)
     send = validate_send(await _form(request), owned=state.owned, now=state.clock.now())
+    if send.status_callback is not None:
+        refused = await _webhook_refusal(request, send.status_callback)
+        if refused is not None:
+            raise ApiError(400, 21609, f"Invalid 'StatusCallback': {refused}")
     record = state.create(send)
     text = json.dumps(record.to_json())
     await state.store.commit()
@@ -326,13 +339,18 @@ async def _inbound(request: web.Request) -> web.Response:
     to, sender = params.get("To", "").strip(), params.get("From", "").strip()
     if not to or not sender:
         return error_response(400, 21604 if not to else 21603, "To and From are required")
+    webhook = params.get("Url") or None
+    if webhook is not None:
+        refused = await _webhook_refusal(request, webhook)
+        if refused is not None:
+            return error_response(400, 21402, f"Invalid Url: {refused}")
     record = state.receive(
         to=to,
         from_=sender,
         body=params.get("Body", ""),
         media_urls=params.getall("MediaUrl", []),
         messaging_service_sid=params.get("MessagingServiceSid"),
-        webhook=params.get("Url"),
+        webhook=webhook,
     )
     text = json.dumps(record.to_json())
     await state.store.commit()

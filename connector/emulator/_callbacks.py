@@ -20,6 +20,7 @@ import aiohttp
 import attrs
 
 from connector._twilio import compute_signature
+from connector.emulator._targets import OwnSockets
 
 
 __all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]
@@ -114,6 +115,7 @@ class CallbackDispatcher:
         timeout: Seconds to wait for the receiver.
         now: Clock for the delivery log's timestamps.
         sleep: How to wait between retries (tests pass a recorder instead of waiting).
+        own: The emulator's own sockets, which no callback may reach.
     """
 
     def __init__(
@@ -125,8 +127,10 @@ class CallbackDispatcher:
         timeout: float,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        own: OwnSockets | None = None,
     ):
         self._auth_token = auth_token
+        self._own = own or OwnSockets()
         self._now = now
         self._sleep = sleep
         self.log: dict[str, list[DeliveryAttempt]] = {}
@@ -213,19 +217,33 @@ class CallbackDispatcher:
 
     async def _deliver(self, key: str, callback: _Callback) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(resolver=self._own.resolver())
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         signature = compute_signature(callback.url, callback.params, self._auth_token)
         headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
         params = dict(callback.params)
         event = params.get("MessageStatus") or params.get("SmsStatus", "")
+        refused = await self._own.refusal(callback.url)
+        if refused is not None:
+            # Not retried: the URL would be refused again.
+            self._record(
+                key,
+                DeliveryAttempt(
+                    callback.url, event, signature, 1, self._now(), 0.0, None, "refused", False
+                ),
+            )
+            self.stats.failed += 1
+            log.warning("callback to %s refused: %s", _loggable(callback.url), refused)
+            return
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             at, started = self._now(), time.perf_counter()
             status: int | None = None
             error: str | None = None
             try:
+                # A redirect is not followed: its target is not checked like the URL.
                 async with self._session.post(
-                    callback.url, data=list(callback.params), headers=headers
+                    callback.url, data=list(callback.params), headers=headers, allow_redirects=False
                 ) as response:
                     await response.read()
                     status = response.status

@@ -30,6 +30,7 @@ from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, thread_parties
 from connector.emulator._store import MessageStore
+from connector.emulator._targets import OwnSockets
 from connector.emulator._throttle import SlidingWindowThrottle
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
 
@@ -77,12 +78,15 @@ class EmulatorState:
         self.config = config
         self.clock = config.clock
         self.store = MessageStore(config.db_path)
+        self.own_sockets = OwnSockets()
+        """Where the emulator listens: no callback or webhook may go there."""
         self.callbacks = CallbackDispatcher(
             config.auth_token,
             attempts=config.callback_attempts,
             backoff=config.callback_backoff,
             timeout=config.callback_timeout,
             now=config.clock.now,
+            own=self.own_sockets,
         )
         self.events = EventHub()
         """Change notifications for the inbox's live view and long polls."""
