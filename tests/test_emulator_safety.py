@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -173,3 +174,46 @@ async def test_dns_answers_naming_the_emulator_are_filtered() -> None:
         assert await resolver.resolve("localhost", 9000)
     finally:
         await resolver.close()
+
+
+async def test_pending_callbacks_survive_a_restart(
+    tmp_path: Path, twilio_emulator_factory: Any
+) -> None:
+    """With a database, callbacks not yet delivered when the emulator stops go out after a restart."""
+    answering = asyncio.Event()
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        if not answering.is_set():
+            await release.wait()  # the first emulator stops while this hangs
+            return web.Response(status=500)
+        got.append(str(form["MessageStatus"]))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/status", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    db = str(tmp_path / "emulator.db")
+    try:
+        first: EmulatorServer = await twilio_emulator_factory(db_path=db)
+        status, _ = await send(first, StatusCallback=f"http://{host}:{port}/status")
+        assert status == 201
+        assert first.stats()["callbacks"]["pending"] == 3
+        await first.stop()
+        answering.set()
+        second: EmulatorServer = await twilio_emulator_factory(db_path=db)
+        await second.drain_callbacks()
+        assert got == ["sending", "sent", "delivered"]
+        assert second.stats()["callbacks"]["pending"] == 0
+        await second.stop()
+        third: EmulatorServer = await twilio_emulator_factory(db_path=db)
+        await third.drain_callbacks()
+        assert got == ["sending", "sent", "delivered"]  # delivered ones are not sent again
+    finally:
+        release.set()
+        await runner.cleanup()

@@ -20,6 +20,7 @@ import aiohttp
 import attrs
 
 from connector._twilio import compute_signature
+from connector.emulator._outbox import CallbackOutbox
 from connector.emulator._targets import OwnSockets
 
 
@@ -102,6 +103,7 @@ def _loggable(url: str) -> str:
 class _Callback:
     url: str
     params: tuple[tuple[str, str], ...]
+    row: int | None = None
 
 
 class CallbackDispatcher:
@@ -116,6 +118,7 @@ class CallbackDispatcher:
         now: Clock for the delivery log's timestamps.
         sleep: How to wait between retries (tests pass a recorder instead of waiting).
         own: The emulator's own sockets, which no callback may reach.
+        outbox: Where pending callbacks are kept across restarts (memory only if not).
     """
 
     def __init__(
@@ -128,9 +131,11 @@ class CallbackDispatcher:
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         own: OwnSockets | None = None,
+        outbox: CallbackOutbox | None = None,
     ):
         self._auth_token = auth_token
         self._own = own or OwnSockets()
+        self._outbox = outbox or CallbackOutbox(None)
         self._now = now
         self._sleep = sleep
         self.log: dict[str, list[DeliveryAttempt]] = {}
@@ -154,8 +159,17 @@ class CallbackDispatcher:
             url: Receiver URL.
             params: Form parameters, in posting order.
         """
+        params = tuple(params)
+        self._push(key, _Callback(url, params, self._outbox.add(key, url, params)))
+
+    def resume(self) -> None:
+        """Queue the callbacks an earlier process left pending (call inside the loop)."""
+        for stored in self._outbox.open():
+            self._push(stored.key, _Callback(stored.url, stored.params, stored.row))
+
+    def _push(self, key: str, callback: _Callback) -> None:
         queue = self._queues.setdefault(key, deque())
-        queue.append(_Callback(url, tuple(params)))
+        queue.append(callback)
         if key not in self._workers:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._work(key), name=f"emulator-callbacks-{key}"
@@ -176,13 +190,14 @@ class CallbackDispatcher:
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop all workers and close the HTTP session."""
+        """Stop all workers and close the HTTP session; persisted callbacks stay pending."""
         workers = list(self._workers.values())
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
+        self._outbox.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -195,6 +210,7 @@ class CallbackDispatcher:
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
+        self._outbox.clear()
         self.log.clear()
         self.stats = CallbackStats()
 
@@ -203,7 +219,7 @@ class CallbackDispatcher:
         try:
             while queue:
                 await self._deliver(key, queue[0])
-                queue.popleft()
+                self._outbox.done(queue.popleft().row)
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]

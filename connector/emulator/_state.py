@@ -27,6 +27,7 @@ from connector.emulator._handsets import (
     HandsetRules,
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
+from connector.emulator._outbox import CallbackOutbox
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, thread_parties
 from connector.emulator._store import MessageStore
@@ -87,6 +88,7 @@ class EmulatorState:
             timeout=config.callback_timeout,
             now=config.clock.now,
             own=self.own_sockets,
+            outbox=CallbackOutbox(config.db_path),
         )
         self.events = EventHub()
         """Change notifications for the inbox's live view and long polls."""
@@ -108,6 +110,8 @@ class EmulatorState:
     async def open(self) -> None:
         """Open the store and resume unfinished messages; call inside the event loop."""
         self.store.open()
+        # Before the lifecycles resume, so each message's callbacks stay in order.
+        self.callbacks.resume()
         stored_rules = self.store.load_meta(_RULES_KEY)
         if stored_rules is not None:
             self.rules.load(stored_rules)
