@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,54 @@ async def test_pending_callbacks_survive_a_restart(
     finally:
         release.set()
         await runner.cleanup()
+
+
+async def get(emu: EmulatorServer, path: str, **headers: str) -> tuple[int, Any]:
+    """GET an admin or inbox path and return (status, JSON or text)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emu.base_url + path, headers=headers) as response,
+    ):
+        text = await response.text()
+        return response.status, json.loads(text) if text.startswith("{") else text
+
+
+async def test_a_catastrophic_pattern_does_not_stall_the_emulator(
+    twilio_emulator: EmulatorServer,
+) -> None:
+    """body_matches=^(a+)+$ over a 30-character body answers at once (RE2: linear time)."""
+    await twilio_emulator.inbound(to=OK_FROM, from_="+15551230001", body="a" * 30 + "b")
+    await twilio_emulator.inbound(to=OK_FROM, from_="+15551230001", body="aaaa")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await get(twilio_emulator, "/emulator/messages?body_matches=%5E(a%2B)%2B%24")
+    assert loop.time() - started < 1.0
+    assert status == 200 and [m["body"] for m in body["messages"]] == ["aaaa"]
+    status, page = await get(twilio_emulator, "/?body_matches=%5E(a%2B)%2B%24")
+    assert status == 200 and "aaaa" in page
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [(r"(a)\1", "\\1"), ("(?=a)", "(?=")])
+async def test_backtracking_syntax_is_refused_with_the_reason(
+    twilio_emulator: EmulatorServer, pattern: str, reason: str
+) -> None:
+    """Backreferences and lookaround, which RE2 lacks, are a 400 that says so."""
+    query = urllib.parse.urlencode({"body_matches": pattern})
+    status, body = await get(twilio_emulator, f"/emulator/messages?{query}")
+    assert status == 400 and reason in body["message"] and "RE2" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/emulator/messages", "/emulator/stats", "/"])
+async def test_admin_gets_from_other_sites_are_refused(
+    twilio_emulator: EmulatorServer, path: str
+) -> None:
+    """A GET with a foreign Origin, or a cross-site subresource without one, is 403."""
+    status, _ = await get(twilio_emulator, path, Origin="https://evil.example")
+    assert status == 403
+    status, _ = await get(twilio_emulator, path, **{"Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+    assert (await get(twilio_emulator, path, Origin=twilio_emulator.base_url))[0] == 200
+    same = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+    assert (await get(twilio_emulator, path, **same))[0] == 200
+    link = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    assert (await get(twilio_emulator, path, **link))[0] == 200
