@@ -269,3 +269,81 @@ async def test_admin_gets_from_other_sites_are_refused(
     assert (await get(twilio_emulator, path, **same))[0] == 200
     link = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
     assert (await get(twilio_emulator, path, **link))[0] == 200
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "1e308", "-1", "x"])
+async def test_absurd_advances_are_refused_and_the_emulator_keeps_working(
+    twilio_emulator: EmulatorServer, seconds: str
+) -> None:
+    """POST /emulator/advance with NaN, infinity, 1e308, a negative or no number is 400."""
+    status, body = await admin(twilio_emulator, f"/emulator/advance?seconds={seconds}")
+    assert (status, body["code"]) == (400, 20001)
+    assert "seconds must be a number" in body["message"]
+    assert (await send(twilio_emulator))[0] == 201
+    assert (await get(twilio_emulator, "/emulator/messages"))[0] == 200
+    assert (await get(twilio_emulator, "/"))[0] == 200
+    status, body = await admin(twilio_emulator, "/emulator/advance?seconds=60")
+    assert status == 200
+
+
+async def test_a_huge_page_number_is_refused(twilio_emulator: EmulatorServer) -> None:
+    """Page=99999999999999999999 on the Messages and Media lists is 400, not 500."""
+    _, sent = await send(twilio_emulator, MediaUrl="https://x.io/a.png")
+    auth = aiohttp.encode_basic_auth(twilio_emulator.account_sid, twilio_emulator.auth_token)
+    base = f"{twilio_emulator.base_url}/2010-04-01/Accounts/{twilio_emulator.account_sid}"
+    async with aiohttp.ClientSession(headers={"Authorization": auth}) as session:
+        for path in ("/Messages.json", f"/Messages/{sent['sid']}/Media.json"):
+            async with session.get(base + path + "?Page=99999999999999999999") as response:
+                body = await response.json()
+            assert (response.status, body["code"]) == (400, 20001), path
+            assert "largest page" in body["message"]
+        async with session.get(base + "/Messages.json?Page=2147483647") as response:
+            assert response.status == 200
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "x"])
+async def test_admin_limit_must_be_positive(twilio_emulator: EmulatorServer, limit: str) -> None:
+    """GET /emulator/messages?limit=-1 is 400 with the reason."""
+    status, body = await get(twilio_emulator, f"/emulator/messages?limit={limit}")
+    assert status == 400 and "limit" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("to", "sender", "code"),
+    [
+        ("abc", "+15551230001", 21211),
+        (OK_FROM, "not a number!", 21212),
+        ("+1500555000", "+15551230001", 21211),
+    ],
+)
+async def test_inbound_numbers_are_checked(
+    twilio_emulator: EmulatorServer, to: str, sender: str, code: int
+) -> None:
+    """/emulator/inbound refuses an invalid To (21211) or From (21212)."""
+    status, body = await admin(twilio_emulator, "/emulator/inbound", To=to, From=sender, Body="x")
+    assert (status, body["code"]) == (400, code)
+    assert twilio_emulator.messages() == []
+
+
+@pytest.mark.parametrize("to", ["+1555123456", "+155512345678", "+10551234567", "+11551234567"])
+async def test_us_numbers_of_the_wrong_shape_are_21211(
+    twilio_emulator: EmulatorServer, to: str
+) -> None:
+    """+1 numbers need 10 digits and an area code starting 2-9, as Twilio checks."""
+    status, body = await send(twilio_emulator, To=to)
+    assert (status, body["code"]) == (400, 21211)
+    assert (await send(twilio_emulator, To="whatsapp:" + to))[1]["code"] == 21211
+    assert (await send(twilio_emulator, To="+442071234567"))[0] == 201
+
+
+async def test_seeded_dates_must_be_printable(twilio_emulator: EmulatorServer) -> None:
+    """A seeded message with a NaN date is refused instead of breaking every list."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            twilio_emulator.base_url + "/emulator/messages",
+            json={"messages": [{"to": OK_FROM, "from": "+15551230001", "date_created": "nan"}]},
+        ) as response,
+    ):
+        assert response.status == 400
+    assert (await get(twilio_emulator, "/emulator/messages"))[0] == 200

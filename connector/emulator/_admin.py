@@ -125,10 +125,14 @@ def _query(request: web.Request, params: MultiMapping[str] | None = None) -> Mes
 
 
 def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(_DEFAULT_LIMIT))
     try:
-        return max(1, int(request.query.get("limit", _DEFAULT_LIMIT)))
+        limit = int(raw)
     except ValueError:
-        raise ApiError(400, 20001, "Invalid limit") from None
+        raise ApiError(400, 20001, f"Invalid limit: {raw}; it must be a whole number") from None
+    if limit < 1:
+        raise ApiError(400, 20001, f"Invalid limit: {raw}; it must be at least 1")
+    return limit
 
 
 async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:

@@ -39,6 +39,7 @@ from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_
 __all__ = ["EmulatorState", "RequestStats"]
 
 _RULES_KEY = "handset_rules"
+_LATEST_DATE = 253370764800.0  # 9999-01-01T00:00:00Z: every stored time must print as a date
 _UNFINISHED = frozenset({"accepted", "scheduled", "queued", "sending", "receiving"})
 
 
@@ -366,6 +367,8 @@ class EmulatorState:
             default_status = "received" if direction == "inbound" else "delivered"
             status = str(item.get("status") or default_status)
             at = float(item.get("date_created") or self.clock.now())
+            if not 0 <= at < _LATEST_DATE:  # NaN too: it would make every list answer 500
+                raise ValueError(f"date_created must be epoch seconds before 9999, got {at}")
             body = str(item.get("body") or "")
             code = item.get("error_code")
             record = MessageRecord(
