@@ -122,10 +122,12 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                 )
             )
             continue
+        rule = ""
         try:
             value = _coerce_input(spec.type, raw)
-        except ValueError:
+        except ValueError as exc:
             value = raw
+            rule = f": {exc}" if spec.type == "string" else ""  # text that cannot be sent
         if not input_type_ok(spec.type, value):
             problems.append(
                 Problem(
@@ -133,7 +135,7 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                     None,
                     None,
                     f"inputs.{name}",
-                    f"must be of type {spec.type} (got {raw!r})",
+                    f"must be of type {spec.type}{rule} (got {raw!r})",
                 )
             )
             continue
