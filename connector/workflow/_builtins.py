@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import attrs
 
 
-__all__ = ["BUILTINS", "BUILTIN_CONNECTOR", "Builtin"]
+__all__ = ["BUILTINS", "BUILTIN_CONNECTOR", "Builtin", "target_path"]
 
 BUILTIN_CONNECTOR = "workflow"
 
@@ -71,10 +71,14 @@ def _open_private(path: Path) -> TextIO:
         raise
 
 
+def target_path(name: str, base_dir: Path) -> Path:
+    """Where a built-in writes *name*: relative to the workflow's directory, ``~`` expanded."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def _write_jsonl(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    path = Path(inputs["path"]).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = target_path(inputs["path"], base_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write to a temporary name first, so a crash never leaves half a file behind.
     partial = path.with_name(path.name + ".partial")
@@ -86,9 +90,7 @@ def _write_jsonl(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
 
 
 def _write_json(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    path = Path(inputs["path"]).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = target_path(inputs["path"], base_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with _open_private(partial) as f:

@@ -342,6 +342,7 @@ async def run_workflow(
                 max_items=step.max_items,
                 base_dir=workflow.base_dir,
                 repeat=request.repeat,
+                confine_paths=request.confine_paths,
             ),
             prior=recorder.prior(step, index),
             on_send=started,
