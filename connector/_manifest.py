@@ -268,11 +268,14 @@ class FieldSpec:
         type: ``string``, ``integer``, ``number``, ``decimal``, ``boolean``,
             ``datetime``, ``date``, ``array`` or ``object``.
         description: What it means.
-        format: ``phone`` or ``uri``, for display.
+        format: ``phone``, ``sender`` or ``uri``: for display, and checked on trigger
+            payloads before a run starts.
         enum: Known values; unknown values are kept, not rejected.
         enum_class: The name of the Python enum generated for it.
         items_ref: For arrays of definitions, the definition's name.
         items_type: For arrays of scalars, their type.
+        pattern: A regular expression the whole value must match, checked on trigger
+            payloads before a run starts (``^(SM|MM)[0-9a-f]{32}$`` for a message SID).
     """
 
     path: str
@@ -284,6 +287,7 @@ class FieldSpec:
     enum_class: str | None = None
     items_ref: str | None = None
     items_type: str | None = None
+    pattern: str | None = None
 
 
 @attrs.frozen
@@ -705,6 +709,7 @@ def _build_definition(name: str, body: Mapping[str, Any], fail: _Fail) -> Defini
                 enum_class=f.get("enum_class"),
                 items_ref=items.get("ref"),
                 items_type=items.get("type"),
+                pattern=f.get("pattern"),
             )
         )
     _check_unique([f.path for f in fields], ["definitions", name, "fields"], "path", fail)

@@ -89,6 +89,9 @@ DATETIME: Final = (
     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
+# Text that can be sent: no NUL (C strings and carriers end at it) and no lone surrogate
+# (an undecodable byte of a command line, which has no UTF-8 form).
+TEXT: Final = r"[^\x00\ud800-\udfff]*"
 _INTEGER_TEXT: Final = re.compile(anchored(r"[+-]?[0-9]+"))
 _NUMBER_TEXT: Final = re.compile(anchored(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"))
 _CANONICAL_COUNT: Final = re.compile(r"0|[1-9][0-9]*")
@@ -111,6 +114,10 @@ _SENDER_RULE: Final = (
     "digits or spaces) or a channel address such as whatsapp:+15551234567"
 )
 _URI_RULE: Final = "must be an absolute http(s) URL"
+_NUL_RULE: Final = "must not contain a NUL character (\\x00)"
+_SURROGATE_RULE: Final = (
+    "must be valid Unicode text (it holds an undecodable byte or a lone surrogate)"
+)
 _DATETIME_RULE: Final = (
     "must be an ISO 8601 date-time with a timezone, as RFC 3339 writes it "
     "(e.g. 2026-05-01T12:00:00Z)"
@@ -505,9 +512,22 @@ def _count_range(
     return (low, high) if low <= high else None
 
 
+def _surrogate_free(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text_checks() -> list[Check]:
+    """What every text input must be: sendable (see ``TEXT``)."""
+    return [(lambda v: "\x00" not in v, _NUL_RULE), (_surrogate_free, _SURROGATE_RULE)]
+
+
 def _compile_string(spec: ParamSpec | ItemSpec, fmt: FormatSpec | None) -> Compiled:
     patterns: list[str] = []
-    checks: list[Check] = []
+    checks: list[Check] = _text_checks()
     if fmt is not None and fmt.regex is not None:
         patterns.append(anchored(fmt.regex))
         checks.append((_matches(patterns[-1]), fmt.rule))
@@ -544,10 +564,10 @@ def _compile_string(spec: ParamSpec | ItemSpec, fmt: FormatSpec | None) -> Compi
     schema: dict[str, Any] = {"type": ["string", "integer"] if counts else "string"}
     if fmt is not None:
         schema["x-format"] = fmt.name
-    if patterns:
-        schema["pattern"] = patterns[0]
+    patterns.append(anchored(TEXT))
+    schema["pattern"] = patterns[0]
     if len(patterns) > 1:
-        schema["allOf"] = [{"pattern": patterns[1]}]
+        schema["allOf"] = [{"pattern": pattern} for pattern in patterns[1:]]
     if low:
         schema["minLength"] = low
     if high is not None:
@@ -741,6 +761,9 @@ def _to_json_text(value: Any) -> str:
     if isinstance(value, str):
         # Sent as given: whether a string holds JSON is beyond what a JSON Schema can
         # say, and the validator accepts exactly what the schema does.
+        for predicate, rule in _text_checks():
+            if not predicate(value):
+                raise Invalid(rule)
         return value
     raise Invalid("must be an object or a JSON string")
 
@@ -750,6 +773,7 @@ def _compile_json(spec: ParamSpec | ItemSpec, fmt: FormatSpec | None) -> Compile
         "type": ["object", "string"],
         "x-format": "json",
         "contentMediaType": "application/json",
+        "pattern": anchored(TEXT),
     }
     return Compiled(_to_json_text, schema, str)
 

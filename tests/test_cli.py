@@ -179,3 +179,36 @@ async def test_unreachable_api_exits_1() -> None:
     }
     code, _, err = await cli("call", "get_message", "-i", "MessageId=SM" + "0" * 32, env=env)
     assert code == 1 and "cannot connect" in err
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [(b"ab\xffc", "must be valid Unicode text"), (b"\xed\xb3\xbf", "must be valid Unicode text")],
+)
+async def test_undecodable_bytes_in_an_input_exit_2_naming_it(
+    twilio_emulator: EmulatorServer, body: bytes, rule: str
+) -> None:
+    """A non-UTF-8 byte on the command line is an input error naming the field, not a traceback."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "connector", "call", "send_text_message",
+        "-i", "from=+15005550006", "-i", "to=+15551234567", b"-i", b"body=" + body,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")},
+             **credentials(twilio_emulator)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 2 and out == b""
+    assert f"body: {rule}" in err.decode() and "Traceback" not in err.decode()
+    assert twilio_emulator.messages() == []
+
+
+async def test_a_nul_in_an_inputs_file_exits_2(twilio_emulator: EmulatorServer) -> None:
+    """A NUL in a body given through --inputs is refused before anything is sent."""
+    code, out, err = await cli(
+        "call", "send_text_message", "--inputs", "-",
+        env=credentials(twilio_emulator),
+        stdin=b'{"from": "+15005550006", "to": "+15551234567", "body": "a\\u0000b"}',
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert "body: must not contain a NUL character" in err
+    assert twilio_emulator.messages() == []

@@ -357,6 +357,30 @@ async def test_signed_but_malformed_requests_get_400(start: Start) -> None:
     assert listener.journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"MessageSid": "../../../tmp/x"},
+        {"SmsSid": "SM1/../../x"},
+        {"AccountSid": "AC../x"},
+        {"MessagingServiceSid": "MG/etc/passwd"},
+        {"From": "+1555/../x"},
+        {"To": "../x"},
+        {"MediaUrl0": "file:///etc/passwd", "NumMedia": "1"},
+    ],
+)
+async def test_signed_events_with_malformed_fields_are_refused(
+    start: Start, caplog: pytest.LogCaptureFixture, fields: dict[str, str]
+) -> None:
+    """A correctly signed event whose SIDs, numbers or URLs break their formats is a logged 400."""
+    listener, client = await start(INBOUND)
+    with caplog.at_level(logging.WARNING, logger="connector.receiving"):
+        status, text = await client.post("/messages", {**_inbound(), **fields})
+    assert status == 400 and "must" in text
+    assert "malformed" in caplog.text
+    assert listener.journal.pending_deliveries(10, workflows=list(listener.workflows)) == []
+
+
 async def test_results_keep_only_the_most_recent_runs(start: Start) -> None:
     """A long-running listener keeps at most keep_results finished runs in memory, the newest ones."""
     listener, client = await start(INBOUND, keep_results=2, max_runs=1)

@@ -100,13 +100,16 @@ def test_trigger_is_unknown_in_a_workflow_without_on(tmp_path: Path) -> None:
     assert any("unknown name 'trigger'" in p for p in problems), problems
 
 
+SM1 = "SM" + "1" * 32
+
+
 def test_status_filters_match() -> None:
     """Status, to and from filters select the events that start runs."""
     connector = default_connector()
     event = trigger_payload(
         connector,
         "twilio/message_status_changed",
-        {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": "30003", "To": "+1555"},
+        {"MessageSid": SM1, "MessageStatus": "failed", "ErrorCode": "30003", "To": "+1555"},
     )
     assert event["ErrorCode"] == 30003 and event["MessageStatus"] == "failed"
     assert matches(
@@ -131,7 +134,7 @@ def test_media_is_built_from_the_numbered_parameters() -> None:
     """MediaUrlN and MediaContentTypeN become the typed media list."""
     raw = inbound_event(
         {
-            "MessageSid": "MM1",
+            "MessageSid": "MM" + "1" * 32,
             "NumMedia": "2",
             "MediaUrl0": "https://api.twilio.com/m/0",
             "MediaContentType0": "image/jpeg",
@@ -157,11 +160,15 @@ def test_run_with_trigger_json_runs_once(
     state = str(tmp_path / "runs.sqlite3")
     assert main(["run", str(path), "--state", state, "--json"]) == 2
     assert "twilio-connector listen" in capsys.readouterr().err
-    event = json.dumps({"MessageSid": "SM1", "From": "+15551230001", "NumSegments": "2"})
+    event = json.dumps({"MessageSid": SM1, "From": "+15551230001", "NumSegments": "2"})
     assert main(["run", str(path), "--state", state, "--json", "--trigger-json", event]) == 0
     saved = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
-    assert (saved["MessageSid"], saved["NumSegments"], saved["media"]) == ("SM1", 2, [])
+    assert (saved["MessageSid"], saved["NumSegments"], saved["media"]) == (SM1, 2, [])
     assert main(["run", str(path), "--state", state, "--trigger-json", "[1]"]) == 2
+    capsys.readouterr()
+    bad = json.dumps({"MessageSid": "../../../tmp/x", "From": "+15551230001"})
+    assert main(["run", str(path), "--state", state, "--trigger-json", bad]) == 2
+    assert "MessageSid must match ^(SM|MM)[0-9a-f]{32}$" in capsys.readouterr().err
 
 
 def test_listen_refuses_to_start_without_an_auth_token(

@@ -164,6 +164,15 @@ VALUES: list[Any] = [
     "2024-01-02\n",
     "2026-05-01T12:00:00Z\n",
     "true\n",
+    # text that cannot be sent: NUL, lone surrogates (undecodable bytes); emoji can
+    "a\x00b",
+    "\x00",
+    "\udcff",
+    "ok\ud800x",
+    "https://x.io/a\x00",
+    "+15551234567\udcff",
+    '{"1": "\x00"}',
+    "😀 emoji",
     # numbers
     0,
     1,
@@ -545,3 +554,23 @@ steps:
     assert clean["shorten_urls"] is True
     with pytest.raises(WorkflowError, match="must be of type boolean"):
         resolve_inputs(workflow, {"flag": "maybe"})
+
+
+def test_workflow_inputs_refuse_text_that_cannot_be_sent() -> None:
+    """run --input with an undecodable byte (a lone surrogate) or a NUL is an input error naming it."""
+    from connector.workflow import WorkflowError, load_workflow, resolve_inputs
+
+    workflow = load_workflow(
+        "wf.yaml",
+        text="""
+name: x
+inputs:
+  body: {type: string}
+steps:
+  - {id: a, uses: twilio/list_messages_v2, with: {To: "${{ inputs.body }}"}}
+""",
+    )
+    with pytest.raises(WorkflowError, match=r"inputs.body: must be of type string: must be valid"):
+        resolve_inputs(workflow, {"body": "ab\udcffc"})
+    with pytest.raises(WorkflowError, match="must not contain a NUL"):
+        resolve_inputs(workflow, {"body": "a\x00b"})

@@ -211,3 +211,19 @@ def test_encoding_repeats_array_keys_and_formats_values() -> None:
     listing = action("list_messages_v2")
     _, query, _ = listing.encode(listing.validate({"DateSentAfter": "2024-01-02"}))
     assert query == [("DateSent>", "2024-01-02")]
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("a\x00b", "must not contain a NUL character"),
+        ("ab\udcffc", "must be valid Unicode text"),
+        ("\ud800", "must be valid Unicode text"),
+    ],
+)
+def test_text_that_cannot_be_sent_is_an_input_error(value: str, rule: str) -> None:
+    """A NUL or a lone surrogate (an undecodable byte) in any text input is refused, named."""
+    assert rule in issues("send_text_message", {**SMS, "body": value})["body"]
+    assert rule in issues("send_text_message", {**SMS, "to": "+1555123456" + value})["to"]
+    assert rule in issues("send_message", {**SMS, "content_variables": value})["content_variables"]
+    assert action("send_text_message").validate({**SMS, "body": "ok 😀"})["body"] == "ok 😀"

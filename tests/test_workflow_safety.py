@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,3 +194,28 @@ def test_temporal_runs_never_carry_a_secret_variable(tmp_path: Path) -> None:
     assert workflow_env(load_workflow(path), {"INNOCENT": "fine", "HOME": "/"}) == {
         "INNOCENT": "fine"
     }
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize(
+    "step",
+    [
+        "write_json, with: {path: out.json, value: 1}",
+        "write_jsonl, with: {path: out.json, items: [1]}",
+    ],
+)
+async def test_written_files_are_private(
+    step: str, tmp_path: Path, twilio_emulator: EmulatorServer
+) -> None:
+    """What the file-writing built-ins write (messages, events) is readable by its owner only."""
+    path = tmp_path / "w.yaml"
+    path.write_text(f"name: w\nsteps:\n  - {{id: a, uses: workflow/{step}}}\n")
+    previous = os.umask(0o022)
+    try:
+        with Journal(tmp_path / "runs.db") as journal:
+            async with connect(twilio_emulator) as conn:
+                result = await run_workflow(load_workflow(path), {}, conn, journal)
+    finally:
+        os.umask(previous)
+    assert result.ok
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o600

@@ -264,10 +264,13 @@ def _query(request: web.Request, params: MultiMapping[str] | None = None) -> Mes
 
 
 def _limit(request: web.Request, default: int = _DEFAULT_LIMIT, most: int | None = None) -> int:
+    raw = request.query.get("limit", str(default))
     try:
-        limit = max(1, int(request.query.get("limit", default)))
+        limit = int(raw)
     except ValueError:
-        raise ApiError(400, 20001, "Invalid limit") from None
+        raise ApiError(400, 20001, f"Invalid limit: {raw}; it must be a whole number") from None
+    if limit < 1:
+        raise ApiError(400, 20001, f"Invalid limit: {raw}; it must be at least 1")
     return limit if most is None else min(limit, most)
 
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +27,7 @@ from connector.emulator._inbox import add_inbox_routes
 from connector.emulator._listing import message_filter, page_envelope, page_size_of, select_page
 from connector.emulator._records import API_VERSION, MessageRecord
 from connector.emulator._state import EmulatorState
-from connector.emulator._validation import validate_send
+from connector.emulator._validation import check_inbound, validate_send
 
 
 __all__ = ["STATE_KEY", "create_app"]
@@ -35,6 +36,10 @@ _API_PREFIX = f"/{API_VERSION}/"
 _ACCOUNT = f"/{API_VERSION}/Accounts/{{account}}"
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_MAX_PAGE = 2**31 - 1
+# Every stored time must print as a date (RFC 2822, ISO 8601): a year of margin below 9999.
+_LATEST_CLOCK_TEXT = "9999-01-01"
+_LATEST_CLOCK = datetime.fromisoformat(_LATEST_CLOCK_TEXT).replace(tzinfo=UTC).timestamp()
 log = logging.getLogger("connector.emulator")
 
 
@@ -154,9 +159,22 @@ def _message(request: web.Request, key: str = "sid") -> MessageRecord:
     return record
 
 
+async def _webhook_refusal(request: web.Request, url: str) -> str | None:
+    own = _state(request).own_sockets
+    # The local end of this connection is a listening socket, also under a bare
+    # create_app (aiohttp's test server, web.run_app) that EmulatorServer never saw.
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    own.add_all([sockname])
+    return await own.refusal(url)
+
+
 async def _create(request: web.Request) -> web.Response:
     state = _state(request)
     send = validate_send(await _form(request), owned=state.owned, now=state.clock.now())
+    if send.status_callback is not None:
+        refused = await _webhook_refusal(request, send.status_callback)
+        if refused is not None:
+            raise ApiError(400, 21609, f"Invalid 'StatusCallback': {refused}")
     record = state.create(send)
     text = json.dumps(record.to_json())
     await state.store.commit()
@@ -165,10 +183,15 @@ async def _create(request: web.Request) -> web.Response:
 
 
 def _page_index(request: web.Request) -> int:
+    raw = request.query.get("Page", "0")
     try:
-        return max(0, int(request.query.get("Page", "0")))
+        page = max(0, int(raw))
     except ValueError:
         raise ApiError(400, 20001, "Invalid Page") from None
+    if page > _MAX_PAGE:
+        # Page x PageSize must stay an index Python can slice with.
+        raise ApiError(400, 20001, f"Invalid Page: {raw}; the largest page is {_MAX_PAGE}")
+    return page
 
 
 async def _list(request: web.Request) -> web.Response:
@@ -326,13 +349,22 @@ async def _inbound(request: web.Request) -> web.Response:
     to, sender = params.get("To", "").strip(), params.get("From", "").strip()
     if not to or not sender:
         return error_response(400, 21604 if not to else 21603, "To and From are required")
+    try:
+        check_inbound(to, sender)
+    except ApiError as exc:
+        return exc.response()
+    webhook = params.get("Url") or None
+    if webhook is not None:
+        refused = await _webhook_refusal(request, webhook)
+        if refused is not None:
+            return error_response(400, 21402, f"Invalid Url: {refused}")
     record = state.receive(
         to=to,
         from_=sender,
         body=params.get("Body", ""),
         media_urls=params.getall("MediaUrl", []),
         messaging_service_sid=params.get("MessagingServiceSid"),
-        webhook=params.get("Url"),
+        webhook=webhook,
     )
     text = json.dumps(record.to_json())
     await state.store.commit()
@@ -342,11 +374,21 @@ async def _inbound(request: web.Request) -> web.Response:
 async def _advance(request: web.Request) -> web.Response:
     state = _state(request)
     params = await _admin_params(request)
+    raw = params.get("seconds") or request.query.get("seconds", "0")
     try:
-        seconds = float(params.get("seconds") or request.query.get("seconds", "0"))
-        state.clock.advance(seconds)
-    except ValueError as exc:
-        return error_response(400, 20001, str(exc))
+        seconds = float(raw)
+    except ValueError:
+        return error_response(400, 20001, f"seconds must be a number, got {raw!r}")
+    # NaN or a clock past year 9999 would make every date unprintable: 500s until a restart.
+    latest = _LATEST_CLOCK - state.clock.now()
+    if not 0 <= seconds <= latest:
+        return error_response(
+            400,
+            20001,
+            f"seconds must be a number from 0 to {latest:.0f} (the clock stops at "
+            f"{_LATEST_CLOCK_TEXT}), got {raw!r}",
+        )
+    state.clock.advance(seconds)
     await state.store.commit()
     return _json({"now": state.clock.now()})
 

@@ -20,6 +20,8 @@ import aiohttp
 import attrs
 
 from connector._twilio import compute_signature
+from connector.emulator._outbox import CallbackOutbox
+from connector.emulator._targets import OwnSockets
 
 
 __all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]
@@ -101,6 +103,7 @@ def _loggable(url: str) -> str:
 class _Callback:
     url: str
     params: tuple[tuple[str, str], ...]
+    row: int | None = None
 
 
 class CallbackDispatcher:
@@ -114,6 +117,8 @@ class CallbackDispatcher:
         timeout: Seconds to wait for the receiver.
         now: Clock for the delivery log's timestamps.
         sleep: How to wait between retries (tests pass a recorder instead of waiting).
+        own: The emulator's own sockets, which no callback may reach.
+        outbox: Where pending callbacks are kept across restarts (memory only if not).
     """
 
     def __init__(
@@ -125,8 +130,12 @@ class CallbackDispatcher:
         timeout: float,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        own: OwnSockets | None = None,
+        outbox: CallbackOutbox | None = None,
     ):
         self._auth_token = auth_token
+        self._own = own or OwnSockets()
+        self._outbox = outbox or CallbackOutbox(None)
         self._now = now
         self._sleep = sleep
         self.log: dict[str, list[DeliveryAttempt]] = {}
@@ -150,8 +159,17 @@ class CallbackDispatcher:
             url: Receiver URL.
             params: Form parameters, in posting order.
         """
+        params = tuple(params)
+        self._push(key, _Callback(url, params, self._outbox.add(key, url, params)))
+
+    def resume(self) -> None:
+        """Queue the callbacks an earlier process left pending (call inside the loop)."""
+        for stored in self._outbox.open():
+            self._push(stored.key, _Callback(stored.url, stored.params, stored.row))
+
+    def _push(self, key: str, callback: _Callback) -> None:
         queue = self._queues.setdefault(key, deque())
-        queue.append(_Callback(url, tuple(params)))
+        queue.append(callback)
         if key not in self._workers:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._work(key), name=f"emulator-callbacks-{key}"
@@ -172,13 +190,14 @@ class CallbackDispatcher:
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop all workers and close the HTTP session."""
+        """Stop all workers and close the HTTP session; persisted callbacks stay pending."""
         workers = list(self._workers.values())
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
+        self._outbox.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -191,6 +210,7 @@ class CallbackDispatcher:
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
+        self._outbox.clear()
         self.log.clear()
         self.stats = CallbackStats()
 
@@ -199,7 +219,7 @@ class CallbackDispatcher:
         try:
             while queue:
                 await self._deliver(key, queue[0])
-                queue.popleft()
+                self._outbox.done(queue.popleft().row)
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
@@ -213,19 +233,33 @@ class CallbackDispatcher:
 
     async def _deliver(self, key: str, callback: _Callback) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(resolver=self._own.resolver())
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         signature = compute_signature(callback.url, callback.params, self._auth_token)
         headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
         params = dict(callback.params)
         event = params.get("MessageStatus") or params.get("SmsStatus", "")
+        refused = await self._own.refusal(callback.url)
+        if refused is not None:
+            # Not retried: the URL would be refused again.
+            self._record(
+                key,
+                DeliveryAttempt(
+                    callback.url, event, signature, 1, self._now(), 0.0, None, "refused", False
+                ),
+            )
+            self.stats.failed += 1
+            log.warning("callback to %s refused: %s", _loggable(callback.url), refused)
+            return
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
             at, started = self._now(), time.perf_counter()
             status: int | None = None
             error: str | None = None
             try:
+                # A redirect is not followed: its target is not checked like the URL.
                 async with self._session.post(
-                    callback.url, data=list(callback.params), headers=headers
+                    callback.url, data=list(callback.params), headers=headers, allow_redirects=False
                 ) as response:
                     await response.read()
                     status = response.status

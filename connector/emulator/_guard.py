@@ -7,8 +7,12 @@ That alone does not stop a web page the developer visits from reaching them: wit
 rebinding, ``evil.example`` resolves to 127.0.0.1 and the browser sends
 ``Host: evil.example``; a plain cross-site form post sends the right ``Host`` but a
 foreign ``Origin``. So those routes answer 403 unless ``Host`` names the loopback
-interface (or a configured extra host) and any ``Origin`` does too. The Twilio API
-routes are left alone: they are authenticated, and SDKs call ``http://127.0.0.1:PORT``.
+interface (or a configured extra host) and any ``Origin`` does too, whatever the
+method: a search is a GET, and a page must not be able to send one either. A request
+without ``Origin`` that the browser marks ``Sec-Fetch-Site: cross-site`` or
+``same-site`` (an ``<img>`` or ``<script>`` of another page) is refused too, unless it is
+a top-level navigation (a link to the inbox). The Twilio API routes are left alone: they
+are authenticated, and SDKs call ``http://127.0.0.1:PORT``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from connector.emulator._records import API_VERSION
 __all__ = ["host_guard"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FOREIGN_SITES = frozenset({"cross-site", "same-site"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -88,10 +92,16 @@ def host_guard(config: EmulatorConfig) -> Any:
         if not host or not policy.allows(host, local_port):
             return web.Response(status=403, text=f"Host not allowed: {host or '(none)'}\n")
         origin = request.headers.get("Origin")
-        if request.method not in _SAFE_METHODS and origin is not None:
+        if origin is not None:
             netloc = urlsplit(origin).netloc if origin != "null" else ""
             if not netloc or not policy.allows(netloc, local_port):
                 return web.Response(status=403, text=f"Origin not allowed: {origin}\n")
+        elif (
+            request.headers.get("Sec-Fetch-Site") in _FOREIGN_SITES
+            and request.headers.get("Sec-Fetch-Mode") != "navigate"
+        ):
+            site = request.headers["Sec-Fetch-Site"]
+            return web.Response(status=403, text=f"Request from another site ({site})\n")
         return await handler(request)
 
     return middleware

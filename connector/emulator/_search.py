@@ -18,6 +18,7 @@ import attrs
 
 from connector.emulator._errors import ApiError
 from connector.emulator._listing import parse_filter_date
+from connector.emulator._patterns import BodyPattern, PatternError, compile_linear
 from connector.emulator._records import MessageRecord
 from connector.emulator._store import RefusedSend
 from connector.emulator._validation import bare_number
@@ -179,10 +180,10 @@ def page_threads(
     return page, page[-1].cursor if more and page else None
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> BodyPattern:
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_linear(pattern)  # a request's pattern must not stall the server
+    except PatternError as exc:
         raise ApiError(400, 20001, f"Invalid body_matches pattern: {exc}") from None
 
 
@@ -202,7 +203,8 @@ class MessageQuery:
         status: One of these statuses.
         error_code: Exact error code.
         body: Case-insensitive substring of the body.
-        body_matches: Regular expression searched in the body.
+        body_matches: Regular expression searched in the body (RE2 when it comes from
+            a request; any compiled ``re`` pattern in Python).
         direction: ``inbound``, ``outbound-api`` or ``outbound-reply``; ``outbound``
             matches both outbound directions.
         since: Created at or after (epoch seconds).
@@ -216,7 +218,7 @@ class MessageQuery:
     status: frozenset[str] = frozenset()
     error_code: int | None = None
     body: str | None = None
-    body_matches: re.Pattern[str] | None = None
+    body_matches: BodyPattern | None = None
     direction: str | None = None
     since: float | None = None
     until: float | None = None
@@ -332,7 +334,7 @@ class MessageQuery:
             value = getattr(self, field.name)
             if field.name == "after_seq" or value in (None, frozenset()):
                 continue
-            if isinstance(value, re.Pattern):
+            if field.name == "body_matches":
                 value = value.pattern
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value))

@@ -86,6 +86,7 @@ class EmulatorServer:
             await runner.cleanup()
             raise
         self._runner = runner
+        self.state.own_sockets.add_all(runner.addresses)
         host, port = runner.addresses[0][:2]
         if ":" in host:
             host = f"[{host}]"

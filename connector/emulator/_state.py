@@ -27,9 +27,11 @@ from connector.emulator._handsets import (
     HandsetRules,
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
+from connector.emulator._outbox import CallbackOutbox
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, send_thread_key, thread_parties
 from connector.emulator._store import MessageStore, RefusedSend
+from connector.emulator._targets import OwnSockets
 from connector.emulator._throttle import SlidingWindowThrottle
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
 
@@ -37,6 +39,7 @@ from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_
 __all__ = ["EmulatorState", "RequestStats"]
 
 _RULES_KEY = "handset_rules"
+_LATEST_DATE = 253370764800.0  # 9999-01-01T00:00:00Z: every stored time must print as a date
 _UNFINISHED = frozenset({"accepted", "scheduled", "queued", "sending", "receiving"})
 
 
@@ -77,12 +80,16 @@ class EmulatorState:
         self.config = config
         self.clock = config.clock
         self.store = MessageStore(config.db_path)
+        self.own_sockets = OwnSockets()
+        """Where the emulator listens: no callback or webhook may go there."""
         self.callbacks = CallbackDispatcher(
             config.auth_token,
             attempts=config.callback_attempts,
             backoff=config.callback_backoff,
             timeout=config.callback_timeout,
             now=config.clock.now,
+            own=self.own_sockets,
+            outbox=CallbackOutbox(config.db_path),
         )
         self.events = EventHub()
         """Change notifications for the inbox's live view and long polls."""
@@ -104,6 +111,8 @@ class EmulatorState:
     async def open(self) -> None:
         """Open the store and resume unfinished messages; call inside the event loop."""
         self.store.open()
+        # Before the lifecycles resume, so each message's callbacks stay in order.
+        self.callbacks.resume()
         stored_rules = self.store.load_meta(_RULES_KEY)
         if stored_rules is not None:
             self.rules.load(stored_rules)
@@ -386,6 +395,8 @@ class EmulatorState:
             default_status = "received" if direction == "inbound" else "delivered"
             status = str(item.get("status") or default_status)
             at = float(item.get("date_created") or self.clock.now())
+            if not 0 <= at < _LATEST_DATE:  # NaN too: it would make every list answer 500
+                raise ValueError(f"date_created must be epoch seconds before 9999, got {at}")
             body = str(item.get("body") or "")
             code = item.get("error_code")
             record = MessageRecord(

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -139,6 +141,24 @@ class RefusedSend:
         )
 
 
+def _create_private(path: str) -> None:
+    """
+    Create *path*, empty, readable and writable by its owner only, unless it exists.
+
+    SQLite gives the -wal and -shm files the database file's mode, so they are private too.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        # The umask may have taken bits from 0600 (SQLite would then fail to write).
+        if sys.platform != "win32":
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class MessageStore:
     """
     All messages of the emulator, newest last in memory, persisted to SQLite.
@@ -160,7 +180,10 @@ class MessageStore:
         self._flush: asyncio.Future[None] | None = None
 
     def open(self) -> None:
-        """Open (or create) the database and load every stored message."""
+        """Open (or create, mode 0600) the database and load every stored message."""
+        if self.path:
+            # It holds phone numbers and bodies: no one but the owner reads it.
+            _create_private(self.path)
         db = sqlite3.connect(self.path or ":memory:", isolation_level=None)
         if self.path:
             db.execute("PRAGMA journal_mode=WAL")

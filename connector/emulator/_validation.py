@@ -72,6 +72,9 @@ SCHEDULE_MIN_SECONDS = 300
 SCHEDULE_MAX_SECONDS = 35 * 24 * 3600
 
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+# +1 is the North American Numbering Plan: a 3-digit area code that does not start with
+# 0 or 1, then 7 digits. Twilio answers 21211 to any other +1 number.
+_NANP = re.compile(r"^\+1[2-9][0-9]{9}$")
 _CHANNEL = re.compile(r"^(whatsapp|messenger|rcs|mms|sms):(.+)$")
 _ALPHA_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
@@ -102,6 +105,10 @@ class SendRequest:
     send_at: float | None
 
 
+def _is_number(text: str) -> bool:
+    return bool(_E164.match(text)) and (not text.startswith("+1") or bool(_NANP.match(text)))
+
+
 def _bare(address: str) -> str:
     match = _CHANNEL.match(address)
     return match.group(2) if match else address
@@ -110,9 +117,9 @@ def _bare(address: str) -> str:
 def _valid_to(to: str) -> bool:
     match = _CHANNEL.match(to)
     if match is None:
-        return bool(_E164.match(to))
+        return _is_number(to)
     if match.group(1) == "whatsapp":
-        return bool(_E164.match(match.group(2)))
+        return _is_number(match.group(2))
     return bool(match.group(2).strip())
 
 
@@ -152,7 +159,7 @@ def _check_from(sender: str, owned: Collection[str]) -> None:
         raise ApiError(400, code, message)
     channel = _CHANNEL.match(sender)
     bare = channel.group(2) if channel else sender
-    if _E164.match(bare) or (channel is None and _SHORT_CODE.match(bare)):
+    if _is_number(bare) or (channel is None and _SHORT_CODE.match(bare)):
         if bare in owned:
             return
         raise ApiError(400, *MAGIC_FROM_ERRORS["+15005550007"])
@@ -250,6 +257,28 @@ def validate_send(form: MultiMapping[str], *, owned: Collection[str], now: float
         status_callback=callback,
         send_at=send_at,
     )
+
+
+def check_inbound(to: str, sender: str) -> None:
+    """
+    Check the numbers of an injected inbound message as Twilio checks a send's.
+
+    Args:
+        to: The account's number receiving it (a number, short code or channel address).
+        sender: The handset (also an alphanumeric sender ID).
+
+    Raises:
+        ApiError: 400 / 21211 for *to*, 400 / 21212 for *sender*.
+    """
+    if not (_valid_to(to) or _SHORT_CODE.match(to)):
+        raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+    if not (_valid_to(sender) or _SHORT_CODE.match(sender) or _ALPHA_SENDER.match(sender)):
+        raise ApiError(
+            400,
+            21212,
+            f"The 'From' number {sender} is not a valid phone number, shortcode, "
+            "or alphanumeric sender ID.",
+        )
 
 
 def bare_number(address: str) -> str:

@@ -11,6 +11,7 @@ runs it. See ``docs/triggers.md``.
 
 from __future__ import annotations
 
+from ._limits import ServerLimits
 from ._poller import MessagePoller
 from ._server import MESSAGES_PATH, STATUS_PATH, Ingested, Listener
 from ._triggers import MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, twiml
@@ -25,6 +26,7 @@ __all__ = [
     "Ingested",
     "Listener",
     "MessagePoller",
+    "ServerLimits",
     "SignatureVerifier",
     "signature_algorithm",
     "twiml",

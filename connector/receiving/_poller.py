@@ -105,7 +105,11 @@ class MessagePoller:
             if str(to_json(field_value(message, "direction"))) != "inbound":
                 continue
             newest = max(newest, sent)
-            self.ingest(MESSAGE_RECEIVED, _event(message))
+            try:
+                self.ingest(MESSAGE_RECEIVED, _event(message))
+            except ValueError as exc:  # a field breaks its format: never run on it
+                log.warning("polled message refused: %s", exc)
+                continue
             count += 1
         if newest != cursor or saved is None:
             self.journal.set_cursor(name, newest.isoformat())

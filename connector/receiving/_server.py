@@ -43,6 +43,7 @@ from ..workflow import (
     run_workflow,
     trigger_payload,
 )
+from ._limits import ConnectionGuard, ServerLimits
 from ._poller import MessagePoller
 from ._triggers import (
     MESSAGE_RECEIVED,
@@ -112,6 +113,8 @@ class Listener:
             this machine whose process is gone, at once).
         keep_results: How many finished runs :attr:`results` keeps (the most recent),
             so a long-running listener's memory stays bounded; the journal has them all.
+        limits: Timeouts for a request's headers and body, and the most connections
+            kept open (:class:`ServerLimits`; its defaults unless given).
 
     Raises:
         ValueError: No auth token, a bad public URL, or *max_runs* or *keep_results*
@@ -134,6 +137,7 @@ class Listener:
         env: Mapping[str, str] | None = None,
         keep_results: int = 100,
         lease: float = DELIVERY_LEASE,
+        limits: ServerLimits | None = None,
     ) -> None:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
@@ -172,7 +176,12 @@ class Listener:
             self._inputs[key] = inputs
         if problems:
             raise WorkflowError(problems)
-        self.app = web.Application()
+        self.limits = limits or ServerLimits()
+        self.guard = ConnectionGuard(self.limits)
+        """Counts the connections closed for being slow or too many."""
+        self.app = web.Application(
+            middlewares=[self.guard.middleware], client_max_size=self.limits.max_body
+        )
         self.app.router.add_post(MESSAGES_PATH, self._on_message)
         self.app.router.add_post(STATUS_PATH, self._on_status)
         #: The most recent finished runs, oldest first (at most *keep_results*).
@@ -180,6 +189,7 @@ class Listener:
         self.refused = 0
         self.duplicates = 0
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._url: str | None = None
         self._connection: Connection | None = None
         self._connections: Mapping[str, Connection] = {}
@@ -209,15 +219,24 @@ class Listener:
             host: Interface to bind.
             port: TCP port; 0 picks a free one.
         """
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer also closes a connection whose headers are not in.
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.limits.header_timeout,
+        )
         await runner.setup()
+        assert runner.server is not None
         try:
-            await web.TCPSite(runner, host, port).start()
+            server = await asyncio.get_running_loop().create_server(
+                self.guard.factory(runner.server), host, port
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
+        self._runner, self._server = runner, server
+        bound_host, bound_port = server.sockets[0].getsockname()[:2]
         if ":" in bound_host:
             bound_host = f"[{bound_host}]"
         self._url = f"http://{bound_host}:{bound_port}"
@@ -270,9 +289,14 @@ class Listener:
 
     async def stop(self) -> None:
         """Stop accepting webhooks and cancel runs in flight (they resume on restart)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # accept nothing more
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()
         tasks = [*self._tasks, *self._running.values()]
         for task in tasks:
             task.cancel()

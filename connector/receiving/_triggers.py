@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
-from ..workflow import Template, TriggerOn, Workflow, WorkflowFunctions
+from ..workflow import Template, TriggerOn, Workflow, WorkflowFunctions, reads_untrusted
 
 
 __all__ = [
@@ -180,7 +180,8 @@ def render_reply(
         return None
     if isinstance(trigger.reply, Template):
         context = {"trigger": dict(event), "inputs": dict(inputs), "env": dict(env)}
-        value = trigger.reply.render(context, WorkflowFunctions(workflow.base_dir))
+        functions = WorkflowFunctions(workflow.base_dir, confine=reads_untrusted(trigger.reply))
+        value = trigger.reply.render(context, functions)
         text = "" if value is None else str(value)
     else:
         text = trigger.reply

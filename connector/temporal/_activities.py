@@ -68,6 +68,7 @@ class ActionCall:
         paginate: Follow next links and return every item.
         max_items: Stop paging after this many items.
         base_dir: The workflow file's directory, for built-ins that write files.
+        confine_paths: The ``path`` input is built from ``trigger`` or ``item``.
     """
 
     uses: str
@@ -79,6 +80,7 @@ class ActionCall:
     paginate: bool = False
     max_items: int | None = None
     base_dir: str = ""
+    confine_paths: bool = False
 
     @property
     def identity(self) -> str:
@@ -185,6 +187,7 @@ class ConnectorActivities:
             paginate=call.paginate,
             max_items=call.max_items,
             base_dir=Path(call.base_dir or "."),
+            confine_paths=call.confine_paths,
         )
         async with _heartbeating():
             outcome = await self._runner.run(request, prior=prior)

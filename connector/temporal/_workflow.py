@@ -243,6 +243,7 @@ class ConnectorWorkflow:
             paginate=step.paginate,
             max_items=step.max_items,
             base_dir=self._run.base_dir,
+            confine_paths=call.confine_paths,
         )
         # Actions run as the activity of the same name; built-ins through the generic one.
         name = ACTIVITY_NAME if step.connector_id == BUILTIN_CONNECTOR else step.uses

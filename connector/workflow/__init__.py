@@ -19,6 +19,7 @@ from ._calls import (
     find_sent_message,
 )
 from ._checks import check_workflow
+from ._confine import OUTPUT_DIR_ENV, reads_untrusted
 from ._expressions import CsvRow, LazyList, Template, WorkflowFunctions, csv_rows, read_paths
 from ._interpreter import (
     Call,
@@ -63,6 +64,7 @@ from ._schema import workflow_schema
 __all__ = [
     "BUILTIN_CONNECTOR",
     "DELIVERY_LEASE",
+    "OUTPUT_DIR_ENV",
     "ActionRunner",
     "Call",
     "CallRequest",
@@ -106,6 +108,7 @@ __all__ = [
     "load_workflow",
     "new_run_id",
     "read_paths",
+    "reads_untrusted",
     "resolve_inputs",
     "run_workflow",
     "trigger_payload",

@@ -7,14 +7,16 @@ workflows need around the connector's actions.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 
 
-__all__ = ["BUILTINS", "BUILTIN_CONNECTOR", "Builtin"]
+__all__ = ["BUILTINS", "BUILTIN_CONNECTOR", "Builtin", "target_path"]
 
 BUILTIN_CONNECTOR = "workflow"
 
@@ -56,14 +58,31 @@ class Builtin:
         return problems
 
 
+def _open_private(path: Path) -> TextIO:
+    """Open *path* for writing, truncated, readable and writable by its owner only."""
+    # What workflows write holds phone numbers and message bodies (an export, an event).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if sys.platform != "win32":
+            os.fchmod(fd, 0o600)  # also when an earlier attempt left the file behind
+        return os.fdopen(fd, "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def target_path(name: str, base_dir: Path) -> Path:
+    """Where a built-in writes *name*: relative to the workflow's directory, ``~`` expanded."""
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def _write_jsonl(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    path = Path(inputs["path"]).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = target_path(inputs["path"], base_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write to a temporary name first, so a crash never leaves half a file behind.
     partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as f:
+    with _open_private(partial) as f:
         for item in inputs["items"]:
             f.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
     partial.replace(path)
@@ -71,12 +90,11 @@ def _write_jsonl(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
 
 
 def _write_json(inputs: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
-    path = Path(inputs["path"]).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = target_path(inputs["path"], base_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(inputs["value"], ensure_ascii=False, indent=2) + "\n")
+    with _open_private(partial) as f:
+        f.write(json.dumps(inputs["value"], ensure_ascii=False, indent=2) + "\n")
     partial.replace(path)
     return {"path": str(path)}
 

@@ -29,7 +29,8 @@ from ..errors import (
     MessageMayHaveBeenSentError,
     TwilioAPIError,
 )
-from ._builtins import BUILTIN_CONNECTOR, BUILTINS
+from ._builtins import BUILTIN_CONNECTOR, BUILTINS, target_path
+from ._confine import confine
 from ._interpreter import Outcome
 from ._journal import digest
 
@@ -152,6 +153,8 @@ class CallRequest:
         max_items: Stop paging after this many items.
         base_dir: Where built-ins resolve relative paths.
         repeat: Call again even if an earlier attempt succeeded (a ``wait_until`` poll).
+        confine_paths: The ``path`` input is built from outside data: a built-in may
+            not use it outside *base_dir* or the output directory.
     """
 
     uses: str
@@ -161,6 +164,7 @@ class CallRequest:
     max_items: int | None = None
     base_dir: Path = attrs.field(factory=Path)
     repeat: bool = False
+    confine_paths: bool = False
 
 
 def _code(exc: BaseException) -> int | None:
@@ -383,6 +387,8 @@ class ActionRunner:
         if problems:
             return Outcome("failed", error="; ".join(problems), inputs=summary)
         try:
+            if request.confine_paths and "path" in inputs:
+                confine(target_path(inputs["path"], request.base_dir), request.base_dir)
             output = builtin.run(inputs, request.base_dir)
         except (OSError, TypeError, ValueError) as exc:
             return Outcome("failed", error=str(exc), inputs=summary)

@@ -9,6 +9,7 @@ empty string, lists and objects become JSON). Nothing is ever passed to ``eval``
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import functools
@@ -52,12 +53,27 @@ class WorkflowFunctions(jmespath.functions.Functions):
     Args:
         base_dir: The workflow file's directory.
         clock: Returns the current time (UTC); replaced in tests.
+        confine: Files must lie in the workflow's directory or the output directory
+            (for templates that read ``trigger`` or ``item``; see ``_confine``).
     """
 
-    def __init__(self, base_dir: Path, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        clock: Callable[[], dt.datetime] | None = None,
+        *,
+        confine: bool = False,
+    ) -> None:
         super().__init__()
         self.base_dir = base_dir
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.confine = confine
+
+    def confined(self) -> WorkflowFunctions:
+        """The same functions, reading only inside the directories outside data may use."""
+        twin = copy.copy(self)
+        twin.confine = True
+        return twin
 
     @functools.cached_property
     def visitor(self) -> jmespath.visitor.TreeInterpreter:
@@ -67,7 +83,12 @@ class WorkflowFunctions(jmespath.functions.Functions):
 
     def _path(self, name: str) -> Path:
         path = Path(name).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
+        path = path if path.is_absolute() else self.base_dir / path
+        if self.confine:
+            from ._confine import confine
+
+            confine(path, self.base_dir)
+        return path
 
     def text(self, name: str) -> str:
         """The text of the file *name* (relative to the workflow's directory)."""

@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from ..errors import ExpressionError
+from ._confine import reads_untrusted
 from ._expressions import LazyList, Template, WorkflowFunctions, materialise
 from ._model import StepSpec, Workflow
 
@@ -145,12 +146,15 @@ class Call:
         inputs: The step's ``with``, rendered for this item.
         repeat: A ``wait_until`` poll: call again, even if an earlier attempt of the run
             finished this item.
+        confine_paths: The ``path`` input is built from ``trigger`` or ``item``: a
+            built-in may not use it outside the workflow's (or the output) directory.
     """
 
     step: StepSpec
     index: int
     inputs: Any
     repeat: bool = False
+    confine_paths: bool = False
 
 
 @attrs.frozen
@@ -312,6 +316,8 @@ class Interpreter:
         )
         self.context: dict[str, Any] = {}
         self._fatal: str | None = None
+        self._confined_functions = self.functions.confined()
+        self._untrusted: dict[int, bool] = {}
 
     async def run(
         self,
@@ -357,12 +363,32 @@ class Interpreter:
         """Render a literal structure, evaluating the templates compiled at *path* and below."""
         template = self.workflow.templates.get(path)
         if template is not None:
-            return template.render(context, self.functions)
+            return template.render(context, self._functions(template))
         if isinstance(value, Mapping):
             return {k: self.render(v, (*path, str(k)), context) for k, v in value.items()}
         if isinstance(value, list):
             return [self.render(v, (*path, i), context) for i, v in enumerate(value)]
         return value
+
+    def _reads_untrusted(self, template: Template) -> bool:
+        known = self._untrusted.get(id(template))
+        if known is None:
+            known = self._untrusted[id(template)] = reads_untrusted(template)
+        return known
+
+    def _functions(self, template: Template) -> WorkflowFunctions:
+        """The functions a template calls: confined if it reads ``trigger`` or ``item``."""
+        return self._confined_functions if self._reads_untrusted(template) else self.functions
+
+    def _confine(self, step: StepSpec) -> bool:
+        """Whether the step's ``path`` input is built from ``trigger`` or ``item``."""
+        with_path = (*step.path, "with")
+        templates = self.workflow.templates
+        return any(
+            self._reads_untrusted(template)
+            for template in (templates.get(with_path), templates.get((*with_path, "path")))
+            if template is not None
+        )
 
     def _outputs(self) -> dict[str, Any]:
         outputs: dict[str, Any] = {}
@@ -389,10 +415,10 @@ class Interpreter:
         if step.for_each is None:
             return iter([None]), 1
         if isinstance(step.for_each, Template):
-            stream = self.functions.stream(step.for_each, self.context)
+            stream = self._functions(step.for_each).stream(step.for_each, self.context)
             if stream is not None:
                 return stream
-            items = step.for_each.render(self.context, self.functions)
+            items = step.for_each.render(self.context, self._functions(step.for_each))
         else:
             items = self.render(step.for_each, (*step.path, "for_each"), self.context)
         if isinstance(items, LazyList):
@@ -406,7 +432,9 @@ class Interpreter:
 
     async def _step(self, step: StepSpec) -> StepResult:
         try:
-            if step.if_ is not None and not truthy(step.if_.render(self.context, self.functions)):
+            if step.if_ is not None and not truthy(
+                step.if_.render(self.context, self._functions(step.if_))
+            ):
                 return await self.recorder.step_finished(step, "skipped", None, 0.0)
             items, total = self._items(step)
         except ExpressionError as exc:
@@ -465,7 +493,7 @@ class Interpreter:
         except ExpressionError as exc:
             self._finish(step, state, index, Outcome("failed", error=str(exc)))
             return
-        outcome = await self._call(Call(step, index, inputs))
+        outcome = await self._call(Call(step, index, inputs, confine_paths=self._confine(step)))
         wait = step.wait_until
         if wait is None or outcome.status != "succeeded":
             self._finish(step, state, index, outcome)
@@ -474,7 +502,10 @@ class Interpreter:
         self._check_wait(step, state, _Parked(0.0, deadline, index, context, inputs, outcome))
 
     async def _poll(self, step: StepSpec, state: _StepState, parked: _Parked) -> None:
-        outcome = await self._call(Call(step, parked.index, parked.inputs, repeat=True))
+        call = Call(
+            step, parked.index, parked.inputs, repeat=True, confine_paths=self._confine(step)
+        )
+        outcome = await self._call(call)
         if outcome.status != "succeeded":
             self._finish(step, state, parked.index, outcome)
             return
@@ -488,7 +519,9 @@ class Interpreter:
         output = parked.outcome.output
         try:
             holds = truthy(
-                wait.condition.render({**parked.context, "outputs": output}, self.functions)
+                wait.condition.render(
+                    {**parked.context, "outputs": output}, self._functions(wait.condition)
+                )
             )
         except ExpressionError as exc:
             self._finish(

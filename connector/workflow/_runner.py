@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -23,7 +25,8 @@ import attrs
 
 from .._connection import Connection
 from .._convert import build_record
-from .._manifest import ConnectorSpec
+from .._manifest import ConnectorSpec, DefinitionSpec
+from .._types import FORMATS, anchored
 from ..errors import Problem, RunError, WorkflowError
 from ._calls import ActionRunner, CallRequest, Prior
 from ._checks import check_workflow
@@ -124,10 +127,12 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                 )
             )
             continue
+        rule = ""
         try:
             value = _coerce_input(spec.type, raw)
-        except ValueError:
+        except ValueError as exc:
             value = raw
+            rule = f": {exc}" if spec.type == "string" else ""  # text that cannot be sent
         if not input_type_ok(spec.type, value):
             problems.append(
                 Problem(
@@ -135,7 +140,7 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[str, An
                     None,
                     None,
                     f"inputs.{name}",
-                    f"must be of type {spec.type} (got {raw!r})",
+                    f"must be of type {spec.type}{rule} (got {raw!r})",
                 )
             )
             continue
@@ -164,15 +169,45 @@ def trigger_payload(connector: ConnectorSpec, uses: str, data: Mapping[str, Any]
         uses: ``connector/trigger``.
         data: The event, with the definition's field paths (``From``, ``NumMedia``...).
 
+    Every string field is checked against its definition's ``format`` and ``pattern``
+    first: a correctly signed event is still data from outside, and a ``MessageSid`` of
+    ``../../tmp/x`` must not reach a path a step builds from it.
+
     Returns:
         What a run reads as ``trigger``.
 
     Raises:
         KeyError: The connector has no such trigger.
+        ValueError: A field breaks its format or pattern, or a count is not a number.
     """
     spec = connector.triggers[uses.partition("/")[2]]
+    _check_fields(connector.definitions, spec.payload, data, "")
     record = build_record(connector.definitions, spec.payload, data)
     return dict(record.to_json())
+
+
+@functools.lru_cache(maxsize=64)
+def _search(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    return re.compile(anchored(pattern)).search
+
+
+def _check_fields(
+    definitions: Mapping[str, DefinitionSpec], name: str, data: Mapping[str, Any], prefix: str
+) -> None:
+    for field in definitions[name].fields:
+        value = data.get(field.path)
+        if field.items_ref is not None and isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    _check_fields(definitions, field.items_ref, item, f"{field.path}[{index}].")
+            continue
+        if field.type != "string" or not isinstance(value, str) or not value:
+            continue
+        fmt = FORMATS.get(field.format) if field.format is not None else None
+        if fmt is not None and fmt.regex is not None and not _search(fmt.regex)(value):
+            raise ValueError(f"{prefix}{field.path} {fmt.rule} (got {value!r})")
+        if field.pattern is not None and not _search(field.pattern)(value):
+            raise ValueError(f"{prefix}{field.path} must match {field.pattern} (got {value!r})")
 
 
 def _fingerprint(text: str) -> str:
@@ -278,7 +313,12 @@ async def run_workflow(
                     f"{workflow.file} starts on {workflow.trigger.uses}: run it with "
                     "`twilio-connector listen`, or give the event with --trigger-json"
                 )
-            event = trigger_payload(connection.connector, workflow.trigger.uses, trigger)
+            try:
+                event = trigger_payload(connection.connector, workflow.trigger.uses, trigger)
+            except ValueError as exc:
+                raise WorkflowError(
+                    [Problem(workflow.file, None, None, "trigger", f"refused event: {exc}")]
+                ) from None
         run_id = run_id or new_run_id()
         journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
     if workflow.trigger is not None:
@@ -305,6 +345,7 @@ async def run_workflow(
                 max_items=step.max_items,
                 base_dir=base_dir,
                 repeat=request.repeat,
+                confine_paths=request.confine_paths,
             ),
             prior=recorder.prior(step, index),
             on_send=started,
