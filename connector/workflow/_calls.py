@@ -83,7 +83,7 @@ class LocalClaims:
     Claims held in this process: enough for one runner, or for one worker.
 
     A lookup only considers messages created after its attempt started (less
-    :data:`RECONCILE_SKEW`), so claims older than *keep* seconds are forgotten: memory
+    ``RECONCILE_SKEW``), so claims older than *keep* seconds are forgotten: memory
     follows the send rate, not the number of messages ever sent.
 
     Args:

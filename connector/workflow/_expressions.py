@@ -213,7 +213,7 @@ class LazyList(list[Any]):
     ``for_each`` over it never hold every item in memory.
 
     It holds no elements of its own; every read goes through *iterate* and *count*. An
-    expression may read at most :data:`READ_LIMIT` of its items. Do not subclass it:
+    expression may read at most ``READ_LIMIT`` of its items. Do not subclass it:
     JMESPath knows list types by their class name.
 
     Args:
@@ -255,7 +255,7 @@ class LazyList(list[Any]):
             yield item
 
     def materialise(self) -> list[Any]:
-        """A plain list of every item (refused past :data:`READ_LIMIT`)."""
+        """A plain list of every item (refused past ``READ_LIMIT``)."""
         return list(self._bounded())
 
     def __getitem__(self, index: Any) -> Any:
