@@ -31,6 +31,7 @@ from connector import (
     ServerError,
     UnsafeLinkError,
     load_manifest,
+    open_connection,
     to_json,
 )
 from connector.models import Message, MessageListV2, MessageStatus
@@ -170,6 +171,70 @@ async def test_credentials_and_base_url_come_from_the_environment() -> None:
     async with Connection(transport=transport, env=env) as conn:
         await conn.call("get_message", {"MessageId": SID})
     assert transport.requests[0].url.startswith("http://127.0.0.1:9/2010-04-01/")
+
+
+@pytest.mark.parametrize(
+    ("edge", "region", "host"),
+    [
+        ("dublin", "ie1", "api.dublin.ie1.twilio.com"),
+        ("sydney", None, "api.sydney.us1.twilio.com"),
+        ("sao-paulo", "br1", "api.sao-paulo.br1.twilio.com"),
+        (None, "au1", "api.au1.twilio.com"),
+        (None, None, "api.twilio.com"),
+    ],
+)
+def test_edge_and_region_rewrite_the_default_host_as_twilio_python_does(
+    edge: str | None, region: str | None, host: str
+) -> None:
+    """TWILIO_EDGE and TWILIO_REGION make api.{edge}.{region}.twilio.com; an edge alone means us1."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    env.update({"TWILIO_EDGE": edge} if edge else {})
+    env.update({"TWILIO_REGION": region} if region else {})
+    assert Connection(env=env).base_url == f"https://{host}"
+
+
+def test_a_region_without_an_edge_warns_of_the_retired_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """TWILIO_REGION alone gives twilio-python's legacy api.{region}.twilio.com, with a warning."""
+    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, env={"TWILIO_REGION": "ie1"})
+    assert conn.base_url == "https://api.ie1.twilio.com"
+    assert "set TWILIO_EDGE too" in caplog.text
+
+
+def test_edge_and_region_arguments_win_over_the_environment() -> None:
+    """edge= and region= are read before TWILIO_EDGE and TWILIO_REGION, as in twilio-python."""
+    env = {"TWILIO_EDGE": "tokyo", "TWILIO_REGION": "jp1"}
+    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, edge="dublin", region="ie1", env=env)
+    assert conn.base_url == "https://api.dublin.ie1.twilio.com"
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:8999", "http://localhost:41234", "https://proxy.example.com"]
+)
+def test_an_explicit_base_url_is_never_rewritten(base_url: str) -> None:
+    """A loopback emulator (or any base URL given) stays as given whatever the edge and region."""
+    env = {"TWILIO_EDGE": "dublin", "TWILIO_REGION": "ie1"}
+    assert Connection(ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, env=env).base_url == base_url
+    from_env = {**env, "TWILIO_BASE_URL": base_url}
+    assert Connection(ACCOUNT_SID, AUTH_TOKEN, env=from_env).base_url == base_url
+
+
+async def test_the_embedded_emulator_is_not_rewritten_by_edge_or_region() -> None:
+    """With TWILIO_EDGE and TWILIO_REGION set and no credentials, calls still go to the loopback emulator."""
+    env = {"TWILIO_EDGE": "dublin", "TWILIO_REGION": "ie1"}
+    async with open_connection(env=env) as conn:
+        assert urlsplit(conn.base_url).hostname == "127.0.0.1"
+        message = await conn.call("send_text_message", SMS)
+    assert message.to == SMS["to"]
+
+
+def test_edge_and_region_must_be_location_ids() -> None:
+    """An edge or region that is not a DNS label is refused instead of making another host."""
+    with pytest.raises(InvalidInputError) as caught:
+        Connection(ACCOUNT_SID, AUTH_TOKEN, env={"TWILIO_EDGE": "evil.example.com/"})
+    assert [issue.key for issue in caught.value.issues] == ["edge"]
+    assert "TWILIO_EDGE" in str(caught.value)
 
 
 def test_bad_connection_values_are_reported_together() -> None:
