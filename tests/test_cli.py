@@ -179,3 +179,19 @@ async def test_unreachable_api_exits_1() -> None:
     }
     code, _, err = await cli("call", "get_message", "-i", "MessageId=SM" + "0" * 32, env=env)
     assert code == 1 and "cannot connect" in err
+
+
+async def test_worker_help_works_without_the_temporal_extra() -> None:
+    """`worker --help` prints its options in an interpreter where temporalio cannot be imported."""
+    script = (
+        "import sys; sys.modules['temporalio'] = None\n"
+        "from connector.cli import main\n"
+        "sys.exit(main(['worker', '--help']))\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "--task-queue" in out.decode()
+    assert "temporal extra" in out.decode()

@@ -31,6 +31,7 @@ __all__ = [
     "EXIT_OK",
     "add_emulator_switch",
     "add_state_option",
+    "bind_failure",
     "complain",
     "key_value",
     "parse_pairs",
@@ -125,6 +126,30 @@ def environ() -> Mapping[str, str]:
 def complain(command: str, message: object, stream: TextIO | None = None) -> None:
     """Print ``twilio-connector COMMAND: message`` to stderr."""
     print(f"twilio-connector {command}: {message}", file=stream or sys.stderr)
+
+
+def bind_failure(exc: OSError, host: str, port: int) -> str | None:
+    """
+    Say in one line why a server cannot listen on *host*:*port*, with what to do.
+
+    Returns:
+        The line, or ``None`` when *exc* is not about binding the socket (re-raise it).
+    """
+    import errno
+    import socket
+
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: unknown host {host!r}; check --host"
+    reasons = {
+        errno.EADDRINUSE: f"port {port} is already in use; choose another with --port "
+        "(--port 0 picks a free one)",
+        errno.EACCES: f"no permission to use port {port} (ports below 1024 need "
+        "privileges); choose another with --port (--port 0 picks a free one)",
+        errno.EADDRNOTAVAIL: f"{host} is not an address of this machine; check --host",
+    }
+    reason = reasons.get(exc.errno or 0)
+    return None if reason is None else f"cannot listen on {where}: {reason}"
 
 
 def print_problems(problems: Sequence[Any], stream: TextIO | None = None) -> None:

@@ -2,8 +2,8 @@
 """
 ``listen``: receive Twilio's webhooks and run the workflows they trigger.
 
-Exit codes: 0 stopped normally (Ctrl-C or SIGTERM), 2 invalid workflows, options or
-missing auth token.
+Exit codes: 0 stopped normally (Ctrl-C or SIGTERM), 2 invalid workflows, options, a
+port that cannot be bound, or a missing auth token.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ._common import (
     EXIT_OK,
     add_emulator_switch,
     add_state_option,
+    bind_failure,
     complain,
     environ,
     print_problems,
@@ -181,6 +182,12 @@ def _listen(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except (ValueError, ConfigurationError) as exc:
         complain("listen", exc)
+        return EXIT_INVALID
+    except OSError as exc:
+        line = bind_failure(exc, args.host, args.port)
+        if line is None:
+            raise
+        complain("listen", line)
         return EXIT_INVALID
     except KeyboardInterrupt:
         pass
