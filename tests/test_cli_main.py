@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from connector.cli import EXIT_INVALID, main
+from connector.cli._common import ERROR_KINDS, error_object
+from connector.cli._logs import configured, level_for
+from connector.errors import (
+    BadRequestError,
+    MessageMayHaveBeenSentError,
+    Problem,
+    ServerError,
+    WorkflowError,
+)
 
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -54,3 +66,122 @@ def test_worker_without_the_temporal_extra_names_the_extra(
     monkeypatch.setitem(sys.modules, "temporalio", None)
     assert main(["worker"]) == EXIT_INVALID
     assert "pip install 'twilio-workflow-connector[temporal]'" in capsys.readouterr().err
+
+
+def test_version_prints_the_distribution_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the installed distribution's version and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    expected = metadata.version("twilio-workflow-connector")
+    assert capsys.readouterr().out == f"twilio-connector {expected}\n"
+
+
+def test_a_usage_error_with_json_is_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command line that does not parse is argparse's two lines, or with --json one JSON object."""
+    assert main(["call"]) == EXIT_INVALID
+    err = capsys.readouterr().err
+    assert err.startswith("usage: twilio-connector call")
+    assert "error: the following arguments are required: action" in err
+    assert main(["call", "--json"]) == EXIT_INVALID
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert (error["command"], error["kind"], error["exit_code"]) == ("call", "usage", 2)
+    assert error["message"] == "the following arguments are required: action"
+
+
+def test_call_errors_with_json_name_the_fields_at_fault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """call --json reports invalid inputs as one JSON object with every field at fault."""
+    argv = ["call", "send_text_message", "-i", "to=nope", "-i", "from=+15005550006", "--json"]
+    assert main(argv) == EXIT_INVALID
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    error = json.loads(line)["error"]
+    assert (error["kind"], error["type"]) == ("invalid_input", "InvalidInputError")
+    assert {f["field"] for f in error["fields"]} == {"to", "body"}
+    assert error["twilio"] is None
+    assert main(["call", "send_text_mesage", "--json"]) == EXIT_INVALID
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert error["kind"] == "unknown_action"
+    assert "did you mean 'send_text_message'?" in error["message"]
+
+
+def test_error_objects_carry_twilio_status_and_code() -> None:
+    """A Twilio refusal, and a send of unknown outcome caused by one, carry Twilio's status and code."""
+    refused = BadRequestError("bad To", status=400, code=21211, more_info="https://x/21211")
+    error = error_object("call", refused)["error"]
+    assert (error["kind"], error["exit_code"]) == ("twilio", 1)
+    assert error["twilio"] == {
+        "status": 400,
+        "code": 21211,
+        "message": "bad To",
+        "more_info": "https://x/21211",
+    }
+    unknown = MessageMayHaveBeenSentError(
+        "send_text_message", {}, ServerError("down", status=503, code=None)
+    )
+    error = error_object("run", unknown)["error"]
+    assert (error["kind"], error["twilio"]["status"]) == ("outcome_unknown", 503)
+
+
+def test_workflow_problems_become_located_fields() -> None:
+    """A WorkflowError's problems are fields with file, line and column."""
+    problem = Problem("w.yaml", 3, 5, "steps[0].uses", "unknown action")
+    error = error_object("run", WorkflowError([problem]))["error"]
+    assert error["message"] == "1 problem found"
+    assert error["fields"] == [
+        {
+            "field": "steps[0].uses",
+            "message": "unknown action",
+            "file": "w.yaml",
+            "line": 3,
+            "column": 5,
+        }
+    ]
+    assert error["exit_code"] == EXIT_INVALID
+
+
+def test_every_error_kind_is_documented() -> None:
+    """Each kind an error can have is listed in docs/cli.md."""
+    text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    for kind in {*ERROR_KINDS.values(), "error"}:
+        assert f"`{kind}`" in text, kind
+
+
+def test_verbosity_and_log_level() -> None:
+    """-v lowers the default level one step each; --log-level names it outright."""
+    assert level_for(None, 0, "warning") == logging.WARNING
+    assert level_for(None, 1, "warning") == logging.INFO
+    assert level_for(None, 5, "warning") == logging.DEBUG
+    assert level_for(None, 0, "info") == logging.INFO
+    assert level_for("error", 2, "info") == logging.ERROR
+
+
+def test_log_json_writes_one_object_per_record(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --log-json, every record of a connector logger is one JSON line on stderr."""
+    with configured("listen", logging.INFO, as_json=True):
+        logging.getLogger("connector.receiving").info("run %s started", "r1")
+        logging.getLogger("connector").debug("not shown")
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["message"] == "run r1 started"
+    assert (record["level"], record["logger"], record["command"]) == (
+        "info",
+        "connector.receiving",
+        "listen",
+    )
+    assert record["time"].endswith("Z")
+
+
+def test_logging_options_go_before_or_after_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """-v and --log-level work on either side of the subcommand, and main leaves logging as it was."""
+    logger = logging.getLogger("connector")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    assert main(["-v", "actions", "--log-level", "debug"]) == 0
+    assert main(["actions", "--log-json"]) == 0
+    assert "send_text_message" in capsys.readouterr().out
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

@@ -83,12 +83,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_state_option(parser)
     add_emulator_switch(parser)
-    parser.set_defaults(handler=_listen)
+    # The listener's log (runs started and finished, refused requests) is its output.
+    parser.set_defaults(handler=_listen, default_log_level="info")
 
 
 def _listen(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
     import secrets
 
     from .._connect import choose_target
@@ -147,9 +147,6 @@ def _listen(args: argparse.Namespace) -> int:
                 "--auth-token-env",
             )
             return EXIT_INVALID
-    logging.basicConfig(
-        level=logging.INFO, format="twilio-connector listen: %(message)s", stream=sys.stderr
-    )
     limit = args.rate_limit
     if limit is None and spec is not None:
         limit = spec.rate_limit

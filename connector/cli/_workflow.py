@@ -28,6 +28,7 @@ from ._common import (
     add_state_option,
     complain,
     environ,
+    fail,
     key_value,
     print_json,
     print_problems,
@@ -151,28 +152,25 @@ def _validate(args: argparse.Namespace) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..errors import ConfigurationError, ConnectorError, InvalidInputError, RunError
+    from ..errors import ConnectorError
     from ..workflow import Journal, WorkflowError, default_journal_path, new_run_id, resolve_inputs
 
     given = dict(args.input)
     if args.engine == "temporal" and (args.state or args.rate_limit is not None):
-        complain(
-            "run",
+        return fail(
+            args,
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
             "journal and the workers pace the calls (twilio-connector worker --rate-limit)",
         )
-        return EXIT_INVALID
     if args.engine == "temporal" and args.trigger_json is not None:
-        complain(
-            "run",
+        return fail(
+            args,
             "--trigger-json runs a workflow here; it cannot be combined with --engine temporal",
         )
-        return EXIT_INVALID
     try:
         workflow = _load_checked(args.workflow)
     except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
+        return fail(args, exc)
     if args.engine == "temporal":
         return _run_temporal(workflow, given, args)
     trigger = None
@@ -180,8 +178,7 @@ def _run_command(args: argparse.Namespace) -> int:
         try:
             trigger = _trigger_json(args.trigger_json)
         except (OSError, ValueError) as exc:
-            complain("run", f"--trigger-json: {exc}")
-            return EXIT_INVALID
+            return fail(args, f"--trigger-json: {exc}", kind="invalid_input")
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:
@@ -195,15 +192,9 @@ def _run_command(args: argparse.Namespace) -> int:
                 f"{verb} run {run_id} (resume with --run-id {run_id}; journal {journal_path})",
             )
             result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
-    except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
-    except (RunError, InvalidInputError, ConfigurationError) as exc:
-        complain("run", exc)
-        return EXIT_INVALID
     except ConnectorError as exc:
-        complain("run", exc)
-        return EXIT_FAILED
+        # Invalid workflows, inputs and settings, and refused resumes, exit 2; others 1.
+        return fail(args, exc)
     except KeyboardInterrupt:
         complain("run", f"interrupted; resume with --run-id {run_id}")
         return EXIT_INTERRUPTED
@@ -218,12 +209,12 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
     try:
         from ..temporal import run_on_temporal
     except ImportError as exc:
-        complain(
-            "run",
+        return fail(
+            args,
             "--engine temporal needs the temporal extra "
             f"(pip install 'twilio-workflow-connector[temporal]'): {exc}",
+            kind="configuration",
         )
-        return EXIT_INVALID
     try:
         result = run_on_temporal(
             workflow,
@@ -235,11 +226,9 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
             env=environ(),
         )
     except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
+        return fail(args, exc)
     except RuntimeError as exc:  # temporalio's connection failures
-        complain("run", f"Temporal at {args.temporal}: {exc}")
-        return EXIT_FAILED
+        return fail(args, f"Temporal at {args.temporal}: {exc}", kind="network")
     except KeyboardInterrupt:
         complain("run", "stopped waiting; the run goes on in Temporal")
         return EXIT_INTERRUPTED
@@ -407,8 +396,7 @@ def _runs(args: argparse.Namespace) -> int:
         with Journal(path) as journal:
             records = journal.runs(args.limit)
     except ConfigurationError as exc:
-        complain("runs", exc)
-        return EXIT_INVALID
+        return fail(args, exc)
 
     def when(stamp: float | None) -> str:
         if stamp is None:
