@@ -49,6 +49,7 @@ __all__ = [
     "parse_pairs",
     "print_json",
     "print_problems",
+    "problem_fields",
     "rate_limit",
     "set_log_json",
     "workflow_connection",
@@ -214,21 +215,20 @@ def _kind(error: BaseException) -> tuple[str, str]:
     return "error", type(error).__name__
 
 
+def problem_fields(problems: Sequence[Any]) -> list[dict[str, Any]]:
+    """Located problems as ``--json`` fields: field, message, file, line, column."""
+    return [
+        {"field": p.where, "message": p.message, "file": p.file, "line": p.line, "column": p.column}
+        for p in problems
+    ]
+
+
 def _fields(error: BaseException) -> list[dict[str, Any]]:
     problems = getattr(error, "problems", None)
     if problems is None and getattr(error, "problem", None) is not None:
         problems = [error.problem]  # type: ignore[attr-defined]
     if problems is not None:
-        return [
-            {
-                "field": p.where,
-                "message": p.message,
-                "file": p.file,
-                "line": p.line,
-                "column": p.column,
-            }
-            for p in problems
-        ]
+        return problem_fields(problems)
     issues = getattr(error, "issues", None)
     if issues is not None:
         return [{"field": i.key, "message": i.rule, "value": i.value} for i in issues]

@@ -32,6 +32,7 @@ from ._common import (
     key_value,
     print_json,
     print_problems,
+    problem_fields,
     rate_limit,
     workflow_connection,
     workflow_connectors,
@@ -39,7 +40,7 @@ from ._common import (
 
 
 if TYPE_CHECKING:
-    from ..workflow import Journal, RunResult, StepResult, Workflow
+    from ..workflow import Journal, Problem, RunResult, StepResult, Workflow
 
 __all__ = ["register"]
 
@@ -106,9 +107,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = sub.add_parser(
         "validate",
         help="check a workflow without running it",
-        description="Check workflows without running them; problems are printed as FILE:LINE:COLUMN.",
+        description=(
+            "Check workflows without running them: every problem of each file in one "
+            "pass, printed as FILE:LINE:COLUMN: place: message (a misspelt key with the "
+            "key it most likely is). Exit 2 if any is found."
+        ),
     )
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")
+    validate.add_argument(
+        "--json",
+        action="store_true",
+        help="print the findings as JSON on stdout: {ok, problems, files: [{file, ok, "
+        "steps, problems: [{field, message, file, line, column}]}]}",
+    )
     validate.set_defaults(handler=_validate)
 
     runs = sub.add_parser(
@@ -122,31 +133,55 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     runs.set_defaults(handler=_runs)
 
 
+def _checked(file: str) -> tuple[Workflow | None, list[Problem]]:
+    """A workflow and every problem found in it: its format's, then the static checks'."""
+    from ..workflow import check_workflow, read_workflow
+
+    workflow, problems = read_workflow(file)
+    if workflow is not None:
+        found = {*problems, *check_workflow(workflow, workflow_connectors(workflow))}
+        problems = sorted(found, key=lambda p: (p.line or 0, p.column or 0, p.where, p.message))
+    return workflow, problems
+
+
 def _load_checked(file: str) -> Workflow:
     """Load and check a workflow; raise WorkflowError with every problem."""
-    from ..workflow import WorkflowError, check_workflow, load_workflow
+    from ..workflow import WorkflowError
 
-    workflow = load_workflow(file)
-    problems = check_workflow(workflow, workflow_connectors(workflow))
-    if problems:
+    workflow, problems = _checked(file)
+    if problems or workflow is None:
         raise WorkflowError(problems)
     return workflow
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ..workflow import WorkflowError
+    from ..errors import ConnectorError
 
-    status = EXIT_OK
+    files = []
     for file in args.workflows:
         try:
-            workflow = _load_checked(file)
-        except WorkflowError as exc:
-            print_problems(exc.problems)
-            status = EXIT_INVALID
-            continue
-        count = len(workflow.steps)
-        print(f"{file}: ok ({count} step{'s' if count != 1 else ''})")
-    return status
+            workflow, problems = _checked(file)
+        except ConnectorError as exc:  # an installed plugin that does not load
+            return fail(args, exc)
+        steps = len(workflow.steps) if workflow is not None and not problems else None
+        files.append({"file": file, "ok": not problems, "steps": steps, "problems": problems})
+    if args.json:
+        count = sum(len(entry["problems"]) for entry in files)
+        print_json(
+            {
+                "ok": count == 0,
+                "problems": count,
+                "files": [{**e, "problems": problem_fields(e["problems"])} for e in files],
+            }
+        )
+    else:
+        for entry in files:
+            if entry["problems"]:
+                print_problems(entry["problems"])
+            else:
+                count = entry["steps"]
+                print(f"{entry['file']}: ok ({count} step{'s' if count != 1 else ''})")
+    return EXIT_OK if all(entry["ok"] for entry in files) else EXIT_INVALID
 
 
 def _run_command(args: argparse.Namespace) -> int:

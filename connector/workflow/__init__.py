@@ -46,6 +46,7 @@ from ._model import (
     WaitSpec,
     Workflow,
     load_workflow,
+    read_workflow,
 )
 from ._runner import (
     LoopClock,
@@ -101,6 +102,7 @@ __all__ = [
     "load_workflow",
     "new_run_id",
     "read_paths",
+    "read_workflow",
     "resolve_inputs",
     "run_workflow",
     "trigger_payload",
