@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.cli import EXIT_INVALID, main
+from connector.cli import EXIT_INTERRUPTED, EXIT_INVALID, _workflow, main
 from connector.cli._common import ERROR_KINDS, error_object
 from connector.cli._logs import configured, level_for
 from connector.errors import (
@@ -185,3 +186,44 @@ def test_logging_options_go_before_or_after_the_command(
     assert main(["actions", "--log-json"]) == 0
     assert "send_text_message" in capsys.readouterr().out
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_runs_json_dates_are_iso_8601(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`runs --json` writes started and finished as ISO 8601 UTC, as every JSON date."""
+    state = str(tmp_path / "j.sqlite3")
+    assert main(["run", str(EXAMPLES / "broadcast.yaml"), "--state", state, "--json"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "--state", state, "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    iso = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert re.fullmatch(iso, run["started"]) and re.fullmatch(iso, run["finished"])
+
+
+def test_resume_is_offered_only_for_a_journaled_run_that_did_not_finish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that succeeds says nothing of --run-id; one that fails says how to resume it."""
+    state = str(tmp_path / "j.sqlite3")
+    assert main(["run", str(EXAMPLES / "broadcast.yaml"), "--state", state]) == 0
+    assert "--run-id" not in capsys.readouterr().err
+    recipients = tmp_path / "list.csv"
+    recipients.write_text("name,phone\nOk,+15005550101\nBad,+15005550001\n")
+    argv = ["run", str(EXAMPLES / "broadcast.yaml"), "--state", state]
+    assert main([*argv, "-i", f"recipients={recipients}"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"run (\S+) failed; resume with --run-id \1 ", err), err
+
+
+def test_an_interrupt_before_the_run_starts_offers_no_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while connecting, before the journal holds the run, does not offer --run-id."""
+
+    async def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_workflow, "_run", interrupted)
+    argv = ["run", str(EXAMPLES / "broadcast.yaml"), "--state", str(tmp_path / "j.sqlite3")]
+    assert main(argv) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted before run" in err and "--run-id" not in err

@@ -222,17 +222,27 @@ def _run_command(args: argparse.Namespace) -> int:
             if record is None:
                 resolve_inputs(workflow, given)  # fail on bad inputs before connecting
             verb = "resuming" if record is not None else "starting"
-            complain(
-                "run",
-                f"{verb} run {run_id} (resume with --run-id {run_id}; journal {journal_path})",
-            )
-            result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
+            complain("run", f"{verb} run {run_id} (journal {journal_path})")
+            try:
+                result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
+            except KeyboardInterrupt:
+                # Only a run the journal holds can be resumed; one stopped while
+                # connecting never started.
+                if journal.run(run_id) is None:
+                    complain("run", f"interrupted before run {run_id} started")
+                else:
+                    complain("run", f"interrupted; resume with --run-id {run_id}")
+                return EXIT_INTERRUPTED
     except ConnectorError as exc:
         # Invalid workflows, inputs and settings, and refused resumes, exit 2; others 1.
         return fail(args, exc)
-    except KeyboardInterrupt:
-        complain("run", f"interrupted; resume with --run-id {run_id}")
-        return EXIT_INTERRUPTED
+    if not result.ok:
+        complain(
+            "run",
+            f"run {run_id} failed; resume with --run-id {run_id} to retry what failed "
+            "and run what did not (what succeeded is not repeated)",
+        )
+    # Last, so that a long list of outputs never pushes the summary off the screen.
     _print_result(result, args.json)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -439,14 +449,22 @@ def _runs(args: argparse.Namespace) -> int:
         return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
     if args.json:
+        from .._types import json_datetime
+
+        def iso(stamp: float | None) -> str | None:
+            # ISO 8601 in UTC, as every date the connector writes as JSON.
+            return (
+                None if stamp is None else json_datetime(dt.datetime.fromtimestamp(stamp, dt.UTC))
+            )
+
         out = [
             {
                 "run_id": r.run_id,
                 "workflow": r.workflow,
                 "name": r.name,
                 "state": r.state,
-                "started": when(r.started),
-                "finished": when(r.finished) or None,
+                "started": iso(r.started),
+                "finished": iso(r.finished),
                 "error": r.error,
             }
             for r in records
