@@ -32,7 +32,7 @@ from connector import (
     UnsafeLinkError,
     load_manifest,
     open_connection,
-    to_json,
+    to_json_data,
 )
 from connector.models import Message, MessageListV2, MessageStatus
 
@@ -131,8 +131,8 @@ async def test_send_posts_the_form_and_returns_a_typed_message() -> None:
     assert result.status is MessageStatus.QUEUED
     assert result.num_segments == 1 and result.num_media == 0
     assert result.date_created is not None and result.date_created.utcoffset() is not None
-    assert to_json(result)["date_created"] == "2023-08-24T05:01:45.000Z"
-    assert to_json(result)["from"] == "+15005550006"
+    assert to_json_data(result)["date_created"] == "2023-08-24T05:01:45.000Z"
+    assert to_json_data(result)["from"] == "+15005550006"
 
 
 async def test_account_credentials_are_sent_as_basic_auth() -> None:
@@ -278,7 +278,7 @@ async def test_query_parameters_and_the_response_map() -> None:
     assert query == [("To", "+15551234567"), ("DateSent<", "2024-01-31"), ("PageSize", "1")]
     assert isinstance(page, MessageListV2)
     assert page.odata_next_link == next_uri
-    assert to_json(page)["@odata.nextLink"] == next_uri
+    assert to_json_data(page)["@odata.nextLink"] == next_uri
     assert [m.sid for m in page.value] == [SID]
 
 
@@ -506,7 +506,7 @@ async def test_the_deprecated_list_warns_and_keeps_removed_fields_null() -> None
         with pytest.warns(DeprecationWarning, match="use list_messages_v2"):
             page = await conn.call("list_messages", {"Page": "0"})
     assert page.num_pages is None and page.total is None
-    assert to_json(page)["total"] is None
+    assert to_json_data(page)["total"] is None
 
 
 async def test_a_connection_is_used_inside_its_context_only() -> None:
@@ -571,6 +571,6 @@ definitions:
         thing = await conn.call("get_thing", {"ThingId": "t1"})
     assert isinstance(thing, Record)
     assert thing["count"] == 3
-    assert to_json(thing) == {"id": "t1", "count": 3, "seen": "2023-08-24T05:01:45.000Z"}
+    assert to_json_data(thing) == {"id": "t1", "count": 3, "seen": "2023-08-24T05:01:45.000Z"}
     assert transport.requests[0].url == "https://api.example.com/things/t1.json"
     assert "Authorization" not in transport.requests[0].headers

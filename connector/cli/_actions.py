@@ -268,7 +268,7 @@ async def _run_call(
     connector: ConnectorSpec, action_id: str, inputs: Mapping[str, Any], emulator: bool | None
 ) -> Any:
     from .._connect import open_connection
-    from .._convert import to_json
+    from .._convert import to_json_data
 
     async with open_connection(
         connector=connector,
@@ -276,4 +276,4 @@ async def _run_call(
         emulator=emulator,
         announce=lambda text: complain("call", text),
     ) as conn:
-        return to_json(await conn.call(action_id, inputs))
+        return to_json_data(await conn.call(action_id, inputs))

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from .._connection import Connection
-from .._convert import field_value, to_json
+from .._convert import field_value, to_json_data
 from .._validation import CompiledAction, compile_action
 from ..errors import (
     AuthenticationError,
@@ -157,7 +157,7 @@ def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome
 
 def _json_inputs(inputs: Any) -> Any:
     try:
-        return to_json(inputs)
+        return to_json_data(inputs)
     except TypeError:
         return {"unprintable": repr(inputs)[:200]}
 
@@ -210,7 +210,7 @@ async def find_sent_message(
                     break  # newest first: everything further is older than the attempt
                 sid = field_value(message, "sid")
                 if field_value(message, "body") == inputs.get("body") and await claim(sid):
-                    return to_json(message)
+                    return to_json_data(message)
     return None
 
 
@@ -292,7 +292,7 @@ class ActionRunner:
             return Outcome(
                 "failed", error=str(exc), error_code=_code(exc), inputs=_json_inputs(request.inputs)
             )
-        shown = to_json(action.masked(clean))
+        shown = to_json_data(action.masked(clean))
         if prior is not None and prior.state == "succeeded" and not request.repeat:
             if prior.inputs is not None and prior.inputs != shown:
                 return Outcome(
@@ -312,11 +312,11 @@ class ActionRunner:
                 async for entry in connection.paginate(
                     request.uses, clean, max_items=request.max_items
                 ):
-                    collected.append(to_json(entry))
+                    collected.append(to_json_data(entry))
                     if on_page_item is not None:
                         on_page_item()
                 return Outcome("succeeded", collected, inputs=shown)
-            output = to_json(await connection.call(request.uses, clean))
+            output = to_json_data(await connection.call(request.uses, clean))
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
         return Outcome("succeeded", output, inputs=shown)
@@ -367,7 +367,9 @@ class ActionRunner:
             if on_send is not None:
                 on_send(shown, started)
             try:
-                output = to_json(await self._connection(request.uses).call(request.uses, clean))
+                output = to_json_data(
+                    await self._connection(request.uses).call(request.uses, clean)
+                )
             except MessageMayHaveBeenSentError:
                 try:
                     found = await self._reconcile(request, clean, started, settle=self.settle)

@@ -170,7 +170,7 @@ def trigger_payload(connector: ConnectorSpec, uses: str, data: Mapping[str, Any]
     """
     spec = connector.triggers[uses.partition("/")[2]]
     record = build_record(connector.definitions, spec.payload, data)
-    return dict(record.to_json())
+    return dict(record.to_json_data())
 
 
 def _fingerprint(text: str) -> str:
