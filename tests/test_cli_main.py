@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from importlib import metadata
@@ -227,3 +228,46 @@ def test_an_interrupt_before_the_run_starts_offers_no_resume(
     assert main(argv) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "interrupted before run" in err and "--run-id" not in err
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "-F _shtab_twilio_connector twilio-connector"),
+        ("zsh", "#compdef twilio-connector"),
+        ("fish", "complete -c twilio-connector"),
+        ("tcsh", "complete twilio-connector"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ],
+)
+def test_completion_prints_a_script_for_each_shell(
+    shell: str, marker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`completion SHELL` prints that shell's script, knowing the commands and the actions."""
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    assert marker in script
+    assert "validate" in script and "--log-level" in script
+    assert "send_text_message" in script
+
+
+@pytest.mark.slow  # runs bash
+def test_bash_completes_commands_actions_and_workflow_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In bash, the script completes a command, an action id and a workflow file."""
+    assert main(["completion", "bash"]) == 0
+    (tmp_path / "complete.bash").write_text(capsys.readouterr().out)
+    (tmp_path / "broadcast.yaml").write_text("")
+    probe = (
+        "source complete.bash\n"
+        'comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMPREPLY=();\n'
+        '  _shtab_twilio_connector twilio-connector "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}";\n'
+        '  echo "${COMPREPLY[*]}"; }\n'
+        "comp twilio-connector vali\ncomp twilio-connector call send_te\n"
+        "comp twilio-connector run broad\n"
+    )
+    done = subprocess.run(
+        ["bash", "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == ["validate", "send_text_message", "broadcast.yaml"]

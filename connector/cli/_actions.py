@@ -25,7 +25,7 @@ from ._common import (
 if TYPE_CHECKING:
     from .._manifest import ActionSpec, ConnectorSpec
 
-__all__ = ["register"]
+__all__ = ["installed_connectors", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call.set_defaults(handler=_call)
 
 
-def _connectors() -> list[ConnectorSpec]:
+def installed_connectors() -> list[ConnectorSpec]:
     """Twilio's connector, then every other installed one (loaded only if there are any)."""
     from .._manifest import default_connector
     from ..plugin import TWILIO, find_plugins, installed
@@ -89,7 +89,7 @@ def _type_label(param: Any) -> str:
 
 
 def _actions(ns: argparse.Namespace) -> int:
-    connectors = _connectors()
+    connectors = installed_connectors()
     if ns.json:
         from .._schemas import input_schema, output_schema
 
