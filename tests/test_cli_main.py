@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from connector.cli import EXIT_INTERRUPTED, EXIT_INVALID, _workflow, main
 from connector.cli._common import ERROR_KINDS, error_object
 from connector.cli._logs import configured, level_for
+from connector.cli._schema import SCHEMA_URL
 from connector.errors import (
     BadRequestError,
     MessageMayHaveBeenSentError,
@@ -271,3 +272,19 @@ def test_bash_completes_commands_actions_and_workflow_files(
         ["bash", "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.splitlines() == ["validate", "send_text_message", "broadcast.yaml"]
+
+
+@pytest.mark.parametrize("name", ["workflow", "manifest"])
+def test_schema_prints_the_shipped_schema_with_its_stable_url(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`schema NAME` prints the shipped schema; its $id is the published URL the docs give."""
+    assert main(["schema", name]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    shipped = resources.files("connector").joinpath(f"schemas/{name}.schema.json")
+    assert printed == json.loads(shipped.read_text())
+    url = SCHEMA_URL.format(name=name)
+    assert printed["$id"] == url
+    docs = Path(__file__).parent.parent / "docs"
+    page = "workflows.md" if name == "workflow" else "manifest-format.md"
+    assert url in (docs / page).read_text()

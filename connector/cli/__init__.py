@@ -23,7 +23,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from . import _actions, _completion, _emulator, _listen, _plugins, _worker, _workflow
+from . import (
+    _actions,
+    _completion,
+    _emulator,
+    _listen,
+    _plugins,
+    _schema,
+    _worker,
+    _workflow,
+)
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -113,7 +122,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action=_Version, help="print the version and exit")
     _add_logging_options(top, top=True)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (_actions, _workflow, _listen, _worker, _emulator, _plugins, _completion):
+    commands = (_actions, _workflow, _listen, _worker, _emulator, _plugins, _schema, _completion)
+    for module in commands:
         module.register(sub)
     for command in sub.choices.values():
         _add_logging_options(command, top=False)
