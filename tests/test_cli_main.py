@@ -288,3 +288,24 @@ def test_schema_prints_the_shipped_schema_with_its_stable_url(
     docs = Path(__file__).parent.parent / "docs"
     page = "workflows.md" if name == "workflow" else "manifest-format.md"
     assert url in (docs / page).read_text()
+
+
+def test_the_summary_comes_last_and_names_failures_by_recipient(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outputs first, then failed items by recipient, then the table; --json names the item too."""
+    recipients = tmp_path / "list.csv"
+    recipients.write_text("name,phone\nOk,+15005550101\nBad,+15005550001\n")
+    argv = ["run", str(EXAMPLES / "broadcast.yaml"), "--state", str(tmp_path / "j.sqlite3")]
+    assert main([*argv, "-i", f"recipients={recipients}"]) == 1
+    out = capsys.readouterr().out
+    outputs, failure, table = (
+        out.index("Outputs:"),
+        out.index("send +15005550001: HTTP 400"),
+        out.index("Run "),
+    )
+    assert outputs < failure < table
+    assert out.rstrip().endswith("┘")  # the table is the last thing printed
+    assert main([*argv, "-i", f"recipients={recipients}", "--json"]) == 1
+    (error,) = json.loads(capsys.readouterr().out)["steps"][0]["errors"]
+    assert (error["index"], error["item"], error["code"]) == (1, "+15005550001", 21211)

@@ -242,7 +242,6 @@ def _run_command(args: argparse.Namespace) -> int:
             f"run {run_id} failed; resume with --run-id {run_id} to retry what failed "
             "and run what did not (what succeeded is not repeated)",
         )
-    # Last, so that a long list of outputs never pushes the summary off the screen.
     _print_result(result, args.json)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -304,7 +303,9 @@ async def _run(
     record = journal.run(run_id)
     inputs = dict(record.inputs) if record is not None else resolve_inputs(workflow, given)
     connectors = workflow_connectors(workflow)
-    progress = BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    # Bars on a terminal; lines elsewhere, and with --log-json (one JSON object each).
+    bars = sys.stderr.isatty() and not args.log_json
+    progress = BarProgress(sys.stderr) if bars else LineProgress(sys.stderr)
     async with contextlib.AsyncExitStack() as stack:
         opened = {
             connector_id: await stack.enter_async_context(
@@ -368,7 +369,7 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         if step.error:
             entry["error"] = step.error
         errors = [
-            {"index": i.index, "error": i.error, "code": i.error_code}
+            {"index": i.index, "item": i.label, "error": i.error, "code": i.error_code}
             for i in step.items
             if i.status == "failed"
         ]
@@ -384,17 +385,33 @@ def _result_json(result: RunResult) -> dict[str, Any]:
 
 
 def _print_summary(result: RunResult) -> None:
+    """
+    The outputs, then the failed items by name, then the table of steps: the table comes
+    last so that a long output (2,000 SIDs) never pushes it off the screen.
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
+    if result.outputs:
+        console.print("Outputs:")
+        console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))
+    for step in result.steps:
+        failures = [i for i in step.items if i.status == "failed"]
+        for item in failures[:5]:
+            name = f"{step.id} {item.label}" if item.label else f"{step.id}[{item.index}]"
+            console.print(f"[red]{escape(name)}[/red]: {escape(item.error or '')}", highlight=False)
+        if len(failures) > 5:
+            console.print(f"{step.id}: {len(failures) - 5} more failures (see --json)")
+        if step.error and not failures:
+            console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     table = Table(title=f"Run {result.run_id}: {result.status}")
-    for column in ("Step", "Status", "Calls", "OK", "Failed", "Messages", "Twilio codes"):
+    for column in ("Step", "Status", "Calls", "OK", "Failed", "Messages", "Twilio codes", "Time"):
         table.add_column(column)
     for step in result.steps:
         if step.resumed:
-            table.add_row(step.id, f"{step.status} (earlier)", "", "", "", "", "")
+            table.add_row(step.id, f"{step.status} (earlier)", "", "", "", "", "", "")
             continue
         counts = _step_counts(step)
         messages = ", ".join(f"{k} {v}" for k, v in counts["message_status"].items())
@@ -405,24 +422,19 @@ def _print_summary(result: RunResult) -> None:
         if counts["resumed"]:
             extra.append(f"{counts['resumed']} from earlier")
         ok = str(counts["succeeded"]) + (f" ({'; '.join(extra)})" if extra else "")
+        calls = len(step.items)
+        rate = f", {calls / step.seconds:.1f}/s" if calls > 1 and step.seconds > 0 else ""
         table.add_row(
-            step.id, step.status, str(counts["calls"]), ok, str(counts["failed"]), messages, codes
+            step.id,
+            step.status,
+            str(calls),
+            ok,
+            str(counts["failed"]),
+            messages,
+            codes,
+            f"{step.seconds:.1f}s{rate}",
         )
     console.print(table)
-    for step in result.steps:
-        failures = [i for i in step.items if i.status == "failed"]
-        for item in failures[:5]:
-            console.print(
-                f"[red]{step.id}\\[{item.index}][/red]: {escape(item.error or '')}",
-                highlight=False,
-            )
-        if len(failures) > 5:
-            console.print(f"{step.id}: {len(failures) - 5} more failures (see --json)")
-        if step.error and not failures:
-            console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
-    if result.outputs:
-        console.print("Outputs:")
-        console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))
 
 
 def _runs(args: argparse.Namespace) -> int:
