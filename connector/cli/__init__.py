@@ -166,11 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         top.print_help(sys.stderr)
         return EXIT_INVALID
     handler: Callable[[argparse.Namespace], int] = ns.handler
-    from ._logs import configured, level_for
-
-    level = level_for(ns.log_level, ns.verbose, getattr(ns, "default_log_level", "warning"))
+    default_level = getattr(ns, "default_log_level", "warning")
     set_log_json(ns.log_json)
     try:
+        if not (ns.verbose or ns.log_level or ns.log_json or default_level != "warning"):
+            # Nothing asked of logging: leave it alone (Python shows warnings as they
+            # are), so that commands that never log do not pay for importing it.
+            return handler(ns)
+        from ._logs import configured, level_for
+
+        level = level_for(ns.log_level, ns.verbose, default_level)
         with configured(ns.command, level, as_json=ns.log_json):
             return handler(ns)
     except KeyboardInterrupt:
