@@ -16,7 +16,7 @@ if _typing.TYPE_CHECKING:
     from ._blocking import BlockingConnection
     from ._connect import open_connection
     from ._connection import Connection, Limiter, default_connector
-    from ._convert import OpenEnum, Record, to_json
+    from ._convert import OpenEnum, Record, to_json, to_json_data
     from ._manifest import (
         ActionSpec,
         ConnectorSpec,
@@ -89,6 +89,7 @@ __all__ = [
     "output_schema",
     "sliding_window_limiter",
     "to_json",
+    "to_json_data",
 ]
 
 
@@ -130,6 +131,7 @@ _LAZY = {
     "ServerError": ".errors",
     "sliding_window_limiter": "._ratelimit",
     "to_json": "._convert",
+    "to_json_data": "._convert",
     "Transport": "._transport",
     "TransportError": ".errors",
     "TwilioAPIError": ".errors",

@@ -68,8 +68,8 @@ def _to_json(field: FieldSpec, attr: str) -> str:
     value = f"self.{attr}"
     if field.type == "array":
         if field.items_ref:
-            return f"[x.to_json() for x in {value}]"
-        return f"[_c.to_json(x) for x in {value}]"
+            return f"[x.to_json_data() for x in {value}]"
+        return f"[_c.to_json_data(x) for x in {value}]"
     if field.enum_class:
         return f"_c.enum_value({value})"
     to_json = TYPES[field.type].to_json
@@ -93,7 +93,7 @@ def _json_annotation(field: FieldSpec) -> str:
 
 def _json_dict(definition: DefinitionSpec) -> list[str]:
     name = json_name(definition.name)
-    doc = f'"""The JSON form of :class:`{definition.name}` (``to_json()``, ``Plugin.invoke``)."""'
+    doc = f'"""The JSON form of :class:`{definition.name}` (``to_json_data()``, ``Plugin.invoke``)."""'
     if all(f.path.isidentifier() and not keyword.iskeyword(f.path) for f in definition.fields):
         return [
             "",
@@ -153,15 +153,25 @@ def _class(definition: DefinitionSpec) -> list[str]:
     lines += [
         "        )",
         "",
-        "    def to_json(self) -> dict[str, Any]:",
-        '        """Return the JSON form for downstream steps (ISO 8601 dates)."""',
+        "    def to_json_data(self) -> dict[str, Any]:",
+        '        """',
+        "        Return the JSON form for downstream steps: plain data (dicts, lists, strings,",
+        "        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.",
+        '        """',
         "        return {",
     ]
     for field in definition.fields:
         lines.append(
             f"            {_q(field.path)}: {_to_json(field, attribute_name(field.path))},"
         )
-    lines += ["        }"]
+    lines += [
+        "        }",
+        "",
+        "    def to_json(self) -> dict[str, Any]:",
+        '        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""',
+        "        _c.warn_to_json(type(self).__name__)",
+        "        return self.to_json_data()",
+    ]
     return lines
 
 

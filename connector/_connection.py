@@ -59,9 +59,79 @@ else:
     _Api = typing.TypeVar("_Api", covariant=True)
 
 
-__all__ = ["Connection", "Limiter", "default_connector"]
+__all__ = [
+    "EDGE_VARIABLE",
+    "REGION_VARIABLE",
+    "Connection",
+    "Limiter",
+    "default_connector",
+    "regional_base_url",
+]
 
 log = logging.getLogger("connector")
+
+#: Twilio's edge location, read as twilio-python reads it.
+EDGE_VARIABLE: Final = "TWILIO_EDGE"
+#: Twilio's processing region, read as twilio-python reads it.
+REGION_VARIABLE: Final = "TWILIO_REGION"
+
+# Edge and region ids are DNS labels; anything else would make another host.
+_LOCATION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def regional_base_url(base_url: str, *, edge: str | None, region: str | None) -> str:
+    """
+    Point a Twilio API root at an edge and a region, as twilio-python does.
+
+    ``https://api.twilio.com`` becomes ``https://api.{edge}.{region}.twilio.com``; the
+    region is ``us1`` when only an edge is given, and with only a region the host is
+    ``api.{region}.twilio.com`` (a form Twilio retired on 2026-04-28, so a warning is
+    logged). A host that is not Twilio's (a local emulator) is returned unchanged.
+
+    Args:
+        base_url: The default API root of a connector.
+        edge: The edge (``dublin``), or ``None``/empty for none.
+        region: The region (``ie1``), or ``None``/empty for none.
+
+    Raises:
+        InvalidInputError: *edge* or *region* is not a plain DNS label.
+    """
+    edge = (edge or "").strip().lower()
+    region = (region or "").strip().lower()
+    if not edge and not region:
+        return base_url
+    issues = [
+        InputIssue(key, f"must be a location id such as {example} ({variable})", value)
+        for key, value, example, variable in (
+            ("edge", edge, "dublin", EDGE_VARIABLE),
+            ("region", region, "ie1", REGION_VARIABLE),
+        )
+        if value and not _LOCATION.fullmatch(value)
+    ]
+    if issues:
+        raise InvalidInputError("connection", issues)
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if not (host == "twilio.com" or host.endswith(".twilio.com")) or parts.port is not None:
+        return base_url
+    # product[.edge].region.twilio.com, read the way twilio-python reads it.
+    pieces = host.split(".")
+    known_edge = pieces[1] if len(pieces) == 5 else None
+    known_region = pieces[-3] if len(pieces) in (4, 5) else None
+    edge = edge or known_edge or ""
+    region = region or known_region or ("us1" if edge else "")
+    if not edge:
+        log.warning(
+            "%s=%s without %s makes the host api.%s.twilio.com, a form Twilio retired on "
+            "2026-04-28; set %s too (the edge nearest the region, e.g. dublin for ie1)",
+            REGION_VARIABLE,
+            region,
+            EDGE_VARIABLE,
+            region,
+            EDGE_VARIABLE,
+        )
+    netloc = ".".join(part for part in (pieces[0], edge, region, *pieces[-2:]) if part)
+    return parts._replace(netloc=netloc).geturl()
 
 
 class Limiter(Protocol):
@@ -108,7 +178,7 @@ class Connection(Generic[_Api]):
 
     Values not given come from the environment (``TWILIO_ACCOUNT_SID``,
     ``TWILIO_AUTH_TOKEN``, ``TWILIO_API_KEY``, ``TWILIO_API_SECRET``,
-    ``TWILIO_BASE_URL``). With an API key, the key and its secret authenticate and the
+    ``TWILIO_BASE_URL``, ``TWILIO_EDGE``, ``TWILIO_REGION``). With an API key, the key and its secret authenticate and the
     Account SID still names the account in each URL.
 
     Use it as an async context manager::
@@ -128,7 +198,13 @@ class Connection(Generic[_Api]):
         auth_token: The account's Auth Token.
         api_key: An API key SID (``SK...``), used instead of the Auth Token.
         api_secret: The API key's secret.
-        base_url: The API root; ``https://api.twilio.com`` unless given.
+        base_url: The API root; ``https://api.twilio.com`` unless given. A base URL
+            given (here, in *values* or as ``TWILIO_BASE_URL``) is used as it is: the
+            edge and region never rewrite it.
+        edge: Twilio's edge location (``dublin``, ``sydney``...); ``TWILIO_EDGE`` unless
+            given. With it, the default API host becomes ``api.{edge}.{region}.twilio.com``.
+        region: Twilio's processing region (``ie1``, ``au1``...); ``TWILIO_REGION``
+            unless given; ``us1`` when only an edge is given.
         rate_limit: ``(calls, seconds)`` to replace the manifest's throttle, or ``False``
             to lift it (for tests and benchmarks).
         retry: The retry policy.
@@ -153,6 +229,8 @@ class Connection(Generic[_Api]):
         api_key: str | None = None,
         api_secret: str | None = None,
         base_url: str | None = None,
+        edge: str | None = None,
+        region: str | None = None,
         rate_limit: tuple[int, float] | bool | None = None,
         retry: RetryPolicy | None = None,
         transport: Transport | None = None,
@@ -170,6 +248,8 @@ class Connection(Generic[_Api]):
         api_key: str | None = None,
         api_secret: str | None = None,
         base_url: str | None = None,
+        edge: str | None = None,
+        region: str | None = None,
         rate_limit: tuple[int, float] | bool | None = None,
         retry: RetryPolicy | None = None,
         transport: Transport | None = None,
@@ -186,6 +266,8 @@ class Connection(Generic[_Api]):
         api_key: str | None = None,
         api_secret: str | None = None,
         base_url: str | None = None,
+        edge: str | None = None,
+        region: str | None = None,
         rate_limit: tuple[int, float] | bool | None = None,
         retry: RetryPolicy | None = None,
         transport: Transport | None = None,
@@ -206,8 +288,14 @@ class Connection(Generic[_Api]):
             **(values or {}),
             **{k: v for k, v in keywords.items() if v is not None},
         }
-        values = self._connection_values(given, os.environ if env is None else env)
-        self.base_url: str = values.pop("base_url", "") or self.connector.base_url
+        source = os.environ if env is None else env
+        values = self._connection_values(given, source)
+        # An explicit base URL (a local emulator, a proxy) is never rewritten.
+        self.base_url: str = values.pop("base_url", "") or regional_base_url(
+            self.connector.base_url,
+            edge=edge if edge is not None else source.get(EDGE_VARIABLE),
+            region=region if region is not None else source.get(REGION_VARIABLE),
+        )
         self._values = values
         self._authorization = self._basic_auth(values)
         self.rate_limit = self._choose_limit(rate_limit)

@@ -16,6 +16,7 @@ import decimal
 import enum
 import keyword
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,8 @@ __all__ = [
     "build_record",
     "field_value",
     "to_json",
+    "to_json_data",
+    "warn_to_json",
 ]
 
 
@@ -76,21 +79,43 @@ class Record:
     def __getitem__(self, path: str) -> Any:
         return self.fields[path]
 
+    def to_json_data(self) -> dict[str, Any]:
+        """Return the JSON form as plain data, with the manifest's field paths."""
+        return {path: to_json_data(value) for path, value in self.fields.items()}
+
     def to_json(self) -> dict[str, Any]:
-        """Return the JSON form, with the manifest's field paths."""
-        return {path: to_json(value) for path, value in self.fields.items()}
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        warn_to_json("Record")
+        return self.to_json_data()
 
 
-def to_json(value: Any) -> Any:
+def warn_to_json(owner: str) -> None:
+    """Warn that ``to_json`` is the deprecated name of ``to_json_data``."""
+    what = "to_json()" if owner == "connector" else f"{owner}.to_json()"
+    warnings.warn(
+        f"{what} is deprecated: it returns plain data, not JSON text; call "
+        f"{what.replace('to_json', 'to_json_data')} (json.dumps turns that into text)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def to_json_data(value: Any) -> Any:
     """
     Turn an output (a generated model, a :class:`Record`, a list of them, or a plain
-    value) into JSON-compatible data for downstream steps.
+    value) into its JSON form for downstream steps: plain data (dicts, lists, strings,
+    numbers, booleans, ``None``) with ISO 8601 dates and decimals as strings, which
+    ``json.dumps`` turns into text. (``to_json``, the old name, which said text, is a
+    deprecated alias.)
     """
     if value is None or (
         isinstance(value, bool | int | float | str) and not isinstance(value, enum.Enum)
     ):
         return value
-    method = getattr(value, "to_json", None)
+    method = getattr(value, "to_json_data", None)
+    if method is None:
+        # Objects of other libraries that follow the old convention.
+        method = getattr(value, "to_json", None)
     if method is not None:
         return method()
     if isinstance(value, enum.Enum):
@@ -102,10 +127,19 @@ def to_json(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {str(k): to_json_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_json(v) for v in value]
+        return [to_json_data(v) for v in value]
     raise TypeError(f"cannot turn {type(value).__name__} into JSON")
+
+
+def to_json(value: Any) -> Any:
+    """
+    Deprecated: :func:`to_json_data` under its old name, which said JSON text while it
+    returns plain data. It warns (``DeprecationWarning``) and will be removed.
+    """
+    warn_to_json("connector")
+    return to_json_data(value)
 
 
 def attribute_name(path: str) -> str:

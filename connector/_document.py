@@ -107,19 +107,20 @@ class Document:
     data: Any
     root: yaml.Node | None = attrs.field(eq=False, repr=False)
 
-    def locate(self, path: Where) -> tuple[int | None, int | None]:
+    def locate(self, path: Where, *, key: bool = False) -> tuple[int | None, int | None]:
         """The 1-based line and column of *path* (see :func:`locate`)."""
-        return locate(self.root, path)
+        return locate(self.root, path, key=key)
 
-    def problem(self, message: str, path: Where = ()) -> Problem:
+    def problem(self, message: str, path: Where = (), *, key: bool = False) -> Problem:
         """
         Build a :class:`~connector.errors.Problem` at *path*.
 
         Args:
             message: What is wrong.
             path: Where, as keys and indexes from the root.
+            key: Locate the key that *path* ends with (a misspelt key), not its value.
         """
-        line, column = locate(self.root, path)
+        line, column = locate(self.root, path, key=key)
         return Problem(self.file, line, column, dotted(path), message)
 
     def schema_problems(
@@ -371,13 +372,17 @@ def dotted(path: Where) -> str:
     return out
 
 
-def locate(node: yaml.Node | None, path: Where) -> tuple[int | None, int | None]:
+def locate(
+    node: yaml.Node | None, path: Where, *, key: bool = False
+) -> tuple[int | None, int | None]:
     """
     Find the 1-based line and column of *path* in a node tree.
 
     Args:
         node: The root of the tree.
         path: Keys and indexes from the root.
+        key: When *path* ends with a key that is found, where that key is written
+            rather than its value.
 
     Returns:
         Where the deepest node that *path* reaches starts: the value itself, or the
@@ -386,12 +391,12 @@ def locate(node: yaml.Node | None, path: Where) -> tuple[int | None, int | None]
         empty document.
     """
     best = node
-    for part in path:
+    for index, part in enumerate(path):
         if isinstance(best, yaml.MappingNode):
             # The last of duplicate keys, as the value the data holds is the last one.
-            for key, value in reversed(best.value):
-                if key.value == str(part):
-                    best = value
+            for name, value in reversed(best.value):
+                if name.value == str(part):
+                    best = name if key and index == len(path) - 1 else value
                     break
             else:
                 break

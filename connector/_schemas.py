@@ -1,7 +1,7 @@
 """
 JSON Schemas of each action's inputs and output, for hosts that render forms or check
 expressions. They describe the JSON form: what a workflow writes as inputs, and what
-downstream steps read from ``to_json``.
+downstream steps read from ``to_json_data``.
 """
 
 from __future__ import annotations

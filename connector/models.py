@@ -158,8 +158,11 @@ class Message:
             messaging_service_sid=get("messaging_service_sid"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "body": self.body,
             "from": self.from_,
@@ -182,6 +185,11 @@ class Message:
             "subresource_uris": _t.object_(self.subresource_uris),
             "messaging_service_sid": self.messaging_service_sid,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -231,10 +239,13 @@ class MessageList:
             previous_page_uri=get("previous_page_uri"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
-            "messages": [x.to_json() for x in self.messages],
+            "messages": [x.to_json_data() for x in self.messages],
             "page": self.page,
             "page_size": self.page_size,
             "num_pages": self.num_pages,
@@ -246,6 +257,11 @@ class MessageList:
             "total": self.total,
             "previous_page_uri": self.previous_page_uri,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -268,12 +284,20 @@ class MessageListV2:
             value=tuple(Message.from_wire(x) for x in get("value") or ()),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "@odata.nextLink": self.odata_next_link,
-            "value": [x.to_json() for x in self.value],
+            "value": [x.to_json_data() for x in self.value],
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -311,8 +335,11 @@ class Media:
             uri=get("uri"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "sid": self.sid,
             "account_sid": self.account_sid,
@@ -322,6 +349,11 @@ class Media:
             "date_updated": _t.json_datetime(self.date_updated),
             "uri": self.uri,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -365,10 +397,13 @@ class MediaList:
             previous_page_uri=get("previous_page_uri"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
-            "media_list": [x.to_json() for x in self.media_list],
+            "media_list": [x.to_json_data() for x in self.media_list],
             "page": self.page,
             "page_size": self.page_size,
             "start": self.start,
@@ -378,6 +413,11 @@ class MediaList:
             "next_page_uri": self.next_page_uri,
             "previous_page_uri": self.previous_page_uri,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -400,12 +440,20 @@ class InboundMedia:
             content_type=get("content_type"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "url": self.url,
             "content_type": self.content_type,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -488,8 +536,11 @@ class InboundMessage:
             opt_out_type=get("OptOutType"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "MessageSid": self.message_sid,
             "SmsSid": self.sms_sid,
@@ -501,7 +552,7 @@ class InboundMessage:
             "Body": self.body,
             "NumMedia": self.num_media,
             "NumSegments": self.num_segments,
-            "media": [x.to_json() for x in self.media],
+            "media": [x.to_json_data() for x in self.media],
             "SmsStatus": self.sms_status,
             "ApiVersion": self.api_version,
             "FromCity": self.from_city,
@@ -514,6 +565,11 @@ class InboundMessage:
             "ToCountry": self.to_country,
             "OptOutType": self.opt_out_type,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 @attrs.frozen
@@ -566,8 +622,11 @@ class MessageStatusEvent:
             api_version=get("ApiVersion"),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON form for downstream steps (ISO 8601 dates)."""
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
         return {
             "MessageSid": self.message_sid,
             "SmsSid": self.sms_sid,
@@ -582,6 +641,11 @@ class MessageStatusEvent:
             "RawDlrDoneDate": self.raw_dlr_done_date,
             "ApiVersion": self.api_version,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
 
 
 MessageJson = TypedDict(
@@ -609,11 +673,11 @@ MessageJson = TypedDict(
         "messaging_service_sid": str | None,
     },
 )
-"""The JSON form of :class:`Message` (``to_json()``, ``Plugin.invoke``)."""
+"""The JSON form of :class:`Message` (``to_json_data()``, ``Plugin.invoke``)."""
 
 
 class MessageListJson(TypedDict):
-    """The JSON form of :class:`MessageList` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`MessageList` (``to_json_data()``, ``Plugin.invoke``)."""
 
     messages: list[MessageJson]
     page: int | None
@@ -635,11 +699,11 @@ MessageListV2Json = TypedDict(
         "value": list[MessageJson],
     },
 )
-"""The JSON form of :class:`MessageListV2` (``to_json()``, ``Plugin.invoke``)."""
+"""The JSON form of :class:`MessageListV2` (``to_json_data()``, ``Plugin.invoke``)."""
 
 
 class MediaJson(TypedDict):
-    """The JSON form of :class:`Media` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`Media` (``to_json_data()``, ``Plugin.invoke``)."""
 
     sid: str | None
     account_sid: str | None
@@ -651,7 +715,7 @@ class MediaJson(TypedDict):
 
 
 class MediaListJson(TypedDict):
-    """The JSON form of :class:`MediaList` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`MediaList` (``to_json_data()``, ``Plugin.invoke``)."""
 
     media_list: list[MediaJson]
     page: int | None
@@ -665,14 +729,14 @@ class MediaListJson(TypedDict):
 
 
 class InboundMediaJson(TypedDict):
-    """The JSON form of :class:`InboundMedia` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`InboundMedia` (``to_json_data()``, ``Plugin.invoke``)."""
 
     url: str | None
     content_type: str | None
 
 
 class InboundMessageJson(TypedDict):
-    """The JSON form of :class:`InboundMessage` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`InboundMessage` (``to_json_data()``, ``Plugin.invoke``)."""
 
     MessageSid: str | None
     SmsSid: str | None
@@ -699,7 +763,7 @@ class InboundMessageJson(TypedDict):
 
 
 class MessageStatusEventJson(TypedDict):
-    """The JSON form of :class:`MessageStatusEvent` (``to_json()``, ``Plugin.invoke``)."""
+    """The JSON form of :class:`MessageStatusEvent` (``to_json_data()``, ``Plugin.invoke``)."""
 
     MessageSid: str | None
     SmsSid: str | None

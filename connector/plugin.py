@@ -315,7 +315,7 @@ class Plugin(Generic[_Api]):
                 belongs to another connector.
         """
         from ._connection import Connection
-        from ._convert import to_json
+        from ._convert import to_json_data
 
         if isinstance(connection, Connection):
             if limiter is not None:
@@ -324,9 +324,9 @@ class Plugin(Generic[_Api]):
                 raise ValueError(
                     f"that Connection is for {connection.connector.id!r}, not {self.id!r}"
                 )
-            return to_json(await connection.call(action_id, inputs))
+            return to_json_data(await connection.call(action_id, inputs))
         async with self.connect(connection, limiter=limiter) as conn:
-            return to_json(await conn.call(action_id, inputs))
+            return to_json_data(await conn.call(action_id, inputs))
 
     def _invoke_sync(
         self,

@@ -212,3 +212,19 @@ async def test_a_nul_in_an_inputs_file_exits_2(twilio_emulator: EmulatorServer) 
     assert code == 2 and out == ""
     assert "body: must not contain a NUL character" in err
     assert twilio_emulator.messages() == []
+
+
+async def test_worker_help_works_without_the_temporal_extra() -> None:
+    """`worker --help` prints its options in an interpreter where temporalio cannot be imported."""
+    script = (
+        "import sys; sys.modules['temporalio'] = None\n"
+        "from connector.cli import main\n"
+        "sys.exit(main(['worker', '--help']))\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "--task-queue" in out.decode()
+    assert "temporal extra" in out.decode()

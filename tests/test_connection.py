@@ -31,7 +31,8 @@ from connector import (
     ServerError,
     UnsafeLinkError,
     load_manifest,
-    to_json,
+    open_connection,
+    to_json_data,
 )
 from connector.models import Message, MessageListV2, MessageStatus
 
@@ -130,8 +131,8 @@ async def test_send_posts_the_form_and_returns_a_typed_message() -> None:
     assert result.status is MessageStatus.QUEUED
     assert result.num_segments == 1 and result.num_media == 0
     assert result.date_created is not None and result.date_created.utcoffset() is not None
-    assert to_json(result)["date_created"] == "2023-08-24T05:01:45.000Z"
-    assert to_json(result)["from"] == "+15005550006"
+    assert to_json_data(result)["date_created"] == "2023-08-24T05:01:45.000Z"
+    assert to_json_data(result)["from"] == "+15005550006"
 
 
 async def test_account_credentials_are_sent_as_basic_auth() -> None:
@@ -170,6 +171,70 @@ async def test_credentials_and_base_url_come_from_the_environment() -> None:
     async with Connection(transport=transport, env=env) as conn:
         await conn.call("get_message", {"MessageId": SID})
     assert transport.requests[0].url.startswith("http://127.0.0.1:9/2010-04-01/")
+
+
+@pytest.mark.parametrize(
+    ("edge", "region", "host"),
+    [
+        ("dublin", "ie1", "api.dublin.ie1.twilio.com"),
+        ("sydney", None, "api.sydney.us1.twilio.com"),
+        ("sao-paulo", "br1", "api.sao-paulo.br1.twilio.com"),
+        (None, "au1", "api.au1.twilio.com"),
+        (None, None, "api.twilio.com"),
+    ],
+)
+def test_edge_and_region_rewrite_the_default_host_as_twilio_python_does(
+    edge: str | None, region: str | None, host: str
+) -> None:
+    """TWILIO_EDGE and TWILIO_REGION make api.{edge}.{region}.twilio.com; an edge alone means us1."""
+    env = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    env.update({"TWILIO_EDGE": edge} if edge else {})
+    env.update({"TWILIO_REGION": region} if region else {})
+    assert Connection(env=env).base_url == f"https://{host}"
+
+
+def test_a_region_without_an_edge_warns_of_the_retired_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """TWILIO_REGION alone gives twilio-python's legacy api.{region}.twilio.com, with a warning."""
+    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, env={"TWILIO_REGION": "ie1"})
+    assert conn.base_url == "https://api.ie1.twilio.com"
+    assert "set TWILIO_EDGE too" in caplog.text
+
+
+def test_edge_and_region_arguments_win_over_the_environment() -> None:
+    """edge= and region= are read before TWILIO_EDGE and TWILIO_REGION, as in twilio-python."""
+    env = {"TWILIO_EDGE": "tokyo", "TWILIO_REGION": "jp1"}
+    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, edge="dublin", region="ie1", env=env)
+    assert conn.base_url == "https://api.dublin.ie1.twilio.com"
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:8999", "http://localhost:41234", "https://proxy.example.com"]
+)
+def test_an_explicit_base_url_is_never_rewritten(base_url: str) -> None:
+    """A loopback emulator (or any base URL given) stays as given whatever the edge and region."""
+    env = {"TWILIO_EDGE": "dublin", "TWILIO_REGION": "ie1"}
+    assert Connection(ACCOUNT_SID, AUTH_TOKEN, base_url=base_url, env=env).base_url == base_url
+    from_env = {**env, "TWILIO_BASE_URL": base_url}
+    assert Connection(ACCOUNT_SID, AUTH_TOKEN, env=from_env).base_url == base_url
+
+
+async def test_the_embedded_emulator_is_not_rewritten_by_edge_or_region() -> None:
+    """With TWILIO_EDGE and TWILIO_REGION set and no credentials, calls still go to the loopback emulator."""
+    env = {"TWILIO_EDGE": "dublin", "TWILIO_REGION": "ie1"}
+    async with open_connection(env=env) as conn:
+        assert urlsplit(conn.base_url).hostname == "127.0.0.1"
+        message = await conn.call("send_text_message", SMS)
+    assert message.to == SMS["to"]
+
+
+def test_edge_and_region_must_be_location_ids() -> None:
+    """An edge or region that is not a DNS label is refused instead of making another host."""
+    with pytest.raises(InvalidInputError) as caught:
+        Connection(ACCOUNT_SID, AUTH_TOKEN, env={"TWILIO_EDGE": "evil.example.com/"})
+    assert [issue.key for issue in caught.value.issues] == ["edge"]
+    assert "TWILIO_EDGE" in str(caught.value)
 
 
 def test_bad_connection_values_are_reported_together() -> None:
@@ -213,7 +278,7 @@ async def test_query_parameters_and_the_response_map() -> None:
     assert query == [("To", "+15551234567"), ("DateSent<", "2024-01-31"), ("PageSize", "1")]
     assert isinstance(page, MessageListV2)
     assert page.odata_next_link == next_uri
-    assert to_json(page)["@odata.nextLink"] == next_uri
+    assert to_json_data(page)["@odata.nextLink"] == next_uri
     assert [m.sid for m in page.value] == [SID]
 
 
@@ -441,7 +506,7 @@ async def test_the_deprecated_list_warns_and_keeps_removed_fields_null() -> None
         with pytest.warns(DeprecationWarning, match="use list_messages_v2"):
             page = await conn.call("list_messages", {"Page": "0"})
     assert page.num_pages is None and page.total is None
-    assert to_json(page)["total"] is None
+    assert to_json_data(page)["total"] is None
 
 
 async def test_a_connection_is_used_inside_its_context_only() -> None:
@@ -506,6 +571,6 @@ definitions:
         thing = await conn.call("get_thing", {"ThingId": "t1"})
     assert isinstance(thing, Record)
     assert thing["count"] == 3
-    assert to_json(thing) == {"id": "t1", "count": 3, "seen": "2023-08-24T05:01:45.000Z"}
+    assert to_json_data(thing) == {"id": "t1", "count": 3, "seen": "2023-08-24T05:01:45.000Z"}
     assert transport.requests[0].url == "https://api.example.com/things/t1.json"
     assert "Authorization" not in transport.requests[0].headers

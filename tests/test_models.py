@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
+import connector
 import connector.models
-from connector import default_connector, to_json
+from connector import Record, default_connector, to_json_data
 from connector._codegen import generate, generate_signatures
 from connector._types import datetime as parse_datetime
 from connector.models import Message, MessageDirection, MessageStatus
@@ -61,11 +63,11 @@ def test_the_type_checker_sees_a_misspelt_output_field(tmp_path: Path) -> None:
     ]
 
 
-def test_json_typed_dicts_have_the_keys_of_to_json() -> None:
-    """Each generated TypedDict lists exactly the keys its model's to_json() writes."""
+def test_json_typed_dicts_have_the_keys_of_to_json_data() -> None:
+    """Each generated TypedDict lists exactly the keys its model's to_json_data() writes."""
     for name, model in connector.models.DEFINITIONS.items():
         typed = getattr(connector.models, f"{name}Json")
-        assert list(typed.__annotations__) == list(model.from_wire({}).to_json())
+        assert list(typed.__annotations__) == list(model.from_wire({}).to_json_data())
 
 
 def test_generated_docs_reference_matches_the_manifest() -> None:
@@ -108,12 +110,12 @@ def test_unknown_enum_values_are_kept() -> None:
     assert message.status is not None
     assert message.status.value == "pending_review"
     assert message.status == "pending_review"
-    assert to_json(message)["status"] == "pending_review"
+    assert to_json_data(message)["status"] == "pending_review"
 
 
 def test_json_form_uses_seed_paths_and_iso_dates() -> None:
-    """to_json writes the seed's field paths, ISO 8601 UTC dates with milliseconds and exact prices."""
-    data = to_json(
+    """to_json_data writes the seed's field paths, ISO 8601 UTC dates with milliseconds and exact prices."""
+    data = to_json_data(
         Message.from_wire(
             {"date_updated": "Mon, 01 Jan 2024 23:59:59 +0000", "price": "-0.0079", "from": "+1"}
         )
@@ -122,6 +124,22 @@ def test_json_form_uses_seed_paths_and_iso_dates() -> None:
     assert data["date_updated"] == "2024-01-01T23:59:59.000Z"
     assert data["price"] == "-0.0079"
     assert data["from"] == "+1"
+
+
+def test_to_json_is_a_deprecated_alias_of_to_json_data() -> None:
+    """The old name still works, on the function, the models and records, with a DeprecationWarning."""
+    message = Message.from_wire({"sid": "SM1", "date_updated": "Mon, 01 Jan 2024 23:59:59 +0000"})
+    record = Record("Thing", {"count": 3})
+    with pytest.warns(DeprecationWarning, match=r"^to_json\(\) is deprecated.*to_json_data\(\)"):
+        assert connector.to_json(message) == to_json_data(message)
+    with pytest.warns(DeprecationWarning, match=r"Message.to_json_data\(\)"):
+        assert message.to_json() == message.to_json_data()
+    with pytest.warns(DeprecationWarning, match=r"Record.to_json_data\(\)"):
+        assert record.to_json() == {"count": 3}
+    # The new name is JSON-ready data, as json.dumps shows.
+    assert (
+        json.loads(json.dumps(message.to_json_data()))["date_updated"] == "2024-01-01T23:59:59.000Z"
+    )
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_the_status_enum_is_shared_with_message() -> None:
     )
     assert (inbound.from_, inbound.num_media) == ("+1555", 1)
     assert inbound.media[0].content_type == "a/b"
-    assert inbound.to_json()["media"] == [{"url": "https://x", "content_type": "a/b"}]
+    assert inbound.to_json_data()["media"] == [{"url": "https://x", "content_type": "a/b"}]
 
 
 def test_a_trigger_must_name_a_definition() -> None:

@@ -14,7 +14,7 @@ from connector import (
     InvalidInputError,
     MessageMayHaveBeenSentError,
     RetryPolicy,
-    to_json,
+    to_json_data,
 )
 from connector.emulator import EmulatorServer
 
@@ -54,7 +54,7 @@ async def test_a_whole_session_with_debug_logging_never_logs_the_token(
         async with conn:
             message = await conn.call("send_text_message", SMS)
             seen.append(repr(message))
-            seen.append(str(to_json(message)))
+            seen.append(str(to_json_data(message)))
             fetched = await conn.call("get_message", {"MessageId": message.sid})
             seen.append(repr(fetched))
             for bad in ({**SMS, "to": "+15005550001"}, {**SMS, "to": "not a number"}):

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from connector import AiohttpTransport, Connection, HttpRequest, HttpResponse, RetryPolicy
+from connector import (
+    AiohttpTransport,
+    Connection,
+    HttpRequest,
+    HttpResponse,
+    RetryPolicy,
+    default_connector,
+)
 from connector.emulator import Clock, EmulatorServer, FaultConfig
 from connector.errors import ConnectError
 from connector.testing import EmulatorFactory
@@ -434,6 +441,77 @@ def test_bar_progress_draws_each_step() -> None:
     assert "send (succeeded)" in text
     assert "4/4" in text
     assert "skipped (skipped)" in text
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_line_progress_shows_rate_failures_and_time_left() -> None:
+    """Progress lines carry the rate, the failures so far and the time left; failures are named by their item."""
+    import io
+
+    from connector.cli._progress import LineProgress
+
+    clock = FakeClock()
+    stream = io.StringIO()
+    lines = LineProgress(stream, clock=clock)
+    lines.step_started("send", 100)
+    clock.now += 5.0
+    lines.item_failed("send", 3, "+15005550001", "HTTP 400, Twilio error 21211")
+    lines.item_failed("get", 0, None, "not found")
+    lines.advance("send", 10)
+    clock.now += 5.0
+    lines.eta("send", 90.0)
+    lines.advance("send", 10)
+    clock.now += 10.0
+    lines.step_finished("send", "failed")
+    said = [line.removeprefix("twilio-connector run: ") for line in stream.getvalue().splitlines()]
+    assert said == [
+        "step send: started (100 calls)",
+        "send +15005550001 failed: HTTP 400, Twilio error 21211",
+        "get[0] failed: not found",
+        "step send: 10/100, 2.0/s, 1 failed, ~0:00:45 left",
+        "step send: 20/100, 2.0/s, 1 failed, ~0:01:30 left",
+        "step send: failed (20 done, 1 failed, in 0:00:20)",
+    ]
+
+
+def test_bar_progress_counts_and_names_failures() -> None:
+    """The bars count failures and show the pacing layer's time left; failed items are named above them."""
+    import io
+
+    from connector.cli._progress import BarProgress
+
+    stream = io.StringIO()
+    with BarProgress(stream) as bars:
+        bars.step_started("send", 4)
+        bars.item_failed("send", 1, "+15005550001", "HTTP 400")
+        bars.eta("send", 3725.0)
+        bars.advance("send", 2)
+    text = stream.getvalue()
+    assert "send +15005550001 failed: HTTP 400" in text
+    assert "1 failed" in text
+    assert "~1:02:0" in text  # 1:02:05 less the moments the test took
+
+
+def test_failed_items_are_named_by_their_recipient() -> None:
+    """A send's label is its to input; other actions' items have none (their index names them)."""
+    from connector.workflow import item_label
+
+    actions = default_connector().actions
+    assert item_label(actions["send_text_message"], {"to": "+15551234567", "body": "x"}) == (
+        "+15551234567"
+    )
+    assert item_label(actions["get_message"], {"MessageId": "SM1"}) is None
+    assert item_label(actions["send_text_message"], None) is None
+    assert item_label(None, {"to": "+1"}) is None
 
 
 class ListFailsTransport:

@@ -65,8 +65,9 @@ def test_failed_step_exits_1_with_twilio_codes(state: str, tmp_path: Path) -> No
     )
     assert done.returncode == 1, done.stderr
     assert "21211 x1" in done.stdout
-    assert "send +15005550001" in done.stdout  # a failure is named by its recipient
-    assert "step send: failed (2 done)" in done.stderr
+    assert "send +15005550001: HTTP 400, Twilio error 21211" in done.stdout
+    assert "step send: failed (2 done, 1 failed" in done.stderr
+    assert "send +15005550001 failed: HTTP 400" in done.stderr
 
 
 def test_send_then_wait_and_export_examples(state: str, tmp_path: Path) -> None:

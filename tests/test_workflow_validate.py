@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from connector import default_connector
-from connector.workflow import Problem, check_workflow, load_workflow
+from connector.cli import main
+from connector.workflow import Problem, check_workflow, load_workflow, read_workflow
 
 
 DATA = Path(__file__).parent / "data" / "workflows"
@@ -169,3 +171,102 @@ def test_validate_command_reports_file_line_column() -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "ok (1 step)" in ok.stdout
+
+
+def test_every_problem_is_reported_in_one_pass() -> None:
+    """Misspelt keys get a did-you-mean, and the static checks still look at the rest."""
+    text = """
+name: x
+steps:
+  - id: send
+    uses: twilio/send_text_message
+    for_eech: ${{ inputs.people }}
+    concurency: 5
+    wiht: {from: "+15005550006", to: "${{ item }}", body: hi}
+  - id: get
+    uses: twilio/get_message
+    with: {MessageId: "${{ steps.send.outputs[0].sidd }}"}
+"""
+    workflow, problems = read_workflow("w.yaml", text=text)
+    assert workflow is not None
+    problems += check_workflow(workflow, default_connector())
+    found = {(p.line, p.column, p.where, p.message) for p in problems}
+    assert found >= {
+        (6, 5, "steps[0].for_eech", "unknown key; did you mean 'for_each'?"),
+        (7, 5, "steps[0].concurency", "unknown key; did you mean 'concurrency'?"),
+        (8, 5, "steps[0].wiht", "unknown key; did you mean 'with'?"),
+    }
+    messages = [p.message for p in problems]
+    assert any("the workflow has no input 'people'" in m for m in messages)
+    assert any("has no field 'sidd'; did you mean 'sid'?" in m for m in messages)
+    # Read as for_each, the misspelt key gives the step its item: no problem about item.
+    assert not any("item is only defined" in m for m in messages)
+
+
+def test_a_misspelt_required_key_is_one_problem() -> None:
+    """`usse:` is reported as a misspelt `uses`, not also as a missing one."""
+    text = "name: x\nsteps:\n  - id: a\n    usse: twilio/get_message\n    with: {MessageId: x}\n"
+    workflow, problems = read_workflow("w.yaml", text=text)
+    assert [(p.where, p.message) for p in problems] == [
+        ("steps[0].usse", "unknown key; did you mean 'uses'?")
+    ]
+    assert workflow is not None
+    (problem,) = check_workflow(workflow, default_connector())
+    assert problem.where == "steps[0].with.MessageId"
+
+
+def test_a_step_set_aside_can_still_be_read_by_later_steps() -> None:
+    """A step without an action is reported once; later steps reading it are not blamed."""
+    text = """
+steps:
+  - id: first
+  - id: second
+    uses: twilio/get_message
+    with: {MessageId: "${{ steps.first.outputs.sid }}", Bogus: 1}
+"""
+    workflow, problems = read_workflow("w.yaml", text=text)
+    assert [p.message for p in problems] == [
+        "'name' is a required property",
+        "'uses' is a required property",
+    ]
+    assert workflow is not None
+    (problem,) = check_workflow(workflow, default_connector())
+    assert problem.where == "steps[1].with.Bogus"
+
+
+def test_a_document_that_is_not_a_workflow_is_one_problem() -> None:
+    """A list at the root cannot be checked further; that is the one problem."""
+    workflow, problems = read_workflow("w.yaml", text="- a\n- b\n")
+    assert workflow is None
+    assert [p.message for p in problems] == ["['a', 'b'] is not of type 'object'"]
+
+
+def test_validate_json_prints_every_problem_of_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`validate --json` prints {ok, problems, files} on stdout and exits 2 when any is found."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - id: a\n    usse: twilio/get_message\n")
+    good = EXAMPLES / "broadcast.yaml"
+    assert main(["validate", str(bad), str(good), "--json"]) == 2
+    result = json.loads(capsys.readouterr().out)
+    assert (result["ok"], result["problems"]) == (False, 2)
+    first, second = result["files"]
+    assert first["ok"] is False and first["steps"] is None
+    assert first["problems"] == [
+        {
+            "field": "steps[0]",
+            "message": "get_message: MessageId: is required",
+            "file": str(bad),
+            "line": 3,
+            "column": 5,
+        },
+        {
+            "field": "steps[0].usse",
+            "message": "unknown key; did you mean 'uses'?",
+            "file": str(bad),
+            "line": 4,
+            "column": 5,
+        },
+    ]
+    assert second == {"file": str(good), "ok": True, "steps": 1, "problems": []}

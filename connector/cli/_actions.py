@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._common import (
-    EXIT_FAILED,
     EXIT_INVALID,
     EXIT_OK,
     add_emulator_switch,
     complain,
     environ,
+    fail,
     key_value,
     print_json,
 )
@@ -25,7 +25,7 @@ from ._common import (
 if TYPE_CHECKING:
     from .._manifest import ActionSpec, ConnectorSpec
 
-__all__ = ["register"]
+__all__ = ["installed_connectors", "register"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,11 +61,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call.add_argument(
         "--inputs", metavar="FILE", help="a YAML or JSON mapping of inputs ('-' for stdin)"
     )
+    call.add_argument(
+        "--json",
+        action="store_true",
+        help="errors too as JSON: one object on stderr (the output is JSON already)",
+    )
     add_emulator_switch(call)
     call.set_defaults(handler=_call)
 
 
-def _connectors() -> list[ConnectorSpec]:
+def installed_connectors() -> list[ConnectorSpec]:
     """Twilio's connector, then every other installed one (loaded only if there are any)."""
     from .._manifest import default_connector
     from ..plugin import TWILIO, find_plugins, installed
@@ -84,7 +89,7 @@ def _type_label(param: Any) -> str:
 
 
 def _actions(ns: argparse.Namespace) -> int:
-    connectors = _connectors()
+    connectors = installed_connectors()
     if ns.json:
         from .._schemas import input_schema, output_schema
 
@@ -135,27 +140,30 @@ def _actions(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _find(command: str, action_id: str) -> tuple[ConnectorSpec, ActionSpec] | None:
+def _find(action_id: str) -> tuple[ConnectorSpec, ActionSpec]:
+    """
+    The action *action_id* and its connector.
+
+    Raises:
+        InvalidInputError: No such action, or no such connector.
+    """
     from .._manifest import default_connector
-    from ..errors import InvalidInputError
     from ..plugin import TWILIO, installed
 
-    try:
-        connector_id, sep, _ = action_id.partition("/")
-        if not sep or connector_id == TWILIO:
-            connector = default_connector()
-            return connector, connector.action(action_id)
-        return installed().action(action_id)
-    except InvalidInputError as exc:  # an unknown action or connector
-        complain(command, exc)
-        return None
+    connector_id, sep, _ = action_id.partition("/")
+    if not sep or connector_id == TWILIO:
+        connector = default_connector()
+        return connector, connector.action(action_id)
+    return installed().action(action_id)
 
 
 def _describe(ns: argparse.Namespace) -> int:
-    found = _find("describe", ns.action)
-    if found is None:
-        return EXIT_INVALID
-    connector, action = found
+    from ..errors import InvalidInputError
+
+    try:
+        connector, action = _find(ns.action)
+    except InvalidInputError as exc:  # an unknown action or connector
+        return fail(ns, exc)
     if ns.json:
         from .._schemas import input_schema, output_schema
 
@@ -237,32 +245,21 @@ def _parse_inputs(
 def _call(ns: argparse.Namespace) -> int:
     import asyncio
 
-    from .._document import DocumentError
-    from ..errors import ConfigurationError, ConnectorError, InvalidInputError
+    from ..errors import ConnectorError
 
-    found = _find("call", ns.action)
-    if found is None:
-        return EXIT_INVALID
-    connector, action = found
     try:
+        connector, action = _find(ns.action)
         inputs = _parse_inputs(action, ns.input, ns.inputs)
         # Check before starting anything, so bad input costs no emulator start-up.
         from .._validation import compile_action
 
         compile_action(action).validate(inputs)
         result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator))
-    except DocumentError as exc:  # --inputs FILE: unreadable, not YAML, past the limits
-        complain("call", exc.problem)
-        return EXIT_INVALID
-    except (InvalidInputError, ConfigurationError) as exc:
-        complain("call", exc)
-        return EXIT_INVALID
     except ConnectorError as exc:
-        complain("call", exc)
-        return EXIT_FAILED
-    except OSError as exc:
-        complain("call", exc)
-        return EXIT_INVALID
+        # Invalid inputs, files (--inputs) and settings exit 2; Twilio and the network 1.
+        return fail(ns, exc)
+    except OSError as exc:  # --inputs -: stdin unreadable
+        return fail(ns, exc, exit_code=EXIT_INVALID)
     print_json(result)
     return EXIT_OK
 
@@ -271,7 +268,7 @@ async def _run_call(
     connector: ConnectorSpec, action_id: str, inputs: Mapping[str, Any], emulator: bool | None
 ) -> Any:
     from .._connect import open_connection
-    from .._convert import to_json
+    from .._convert import to_json_data
 
     async with open_connection(
         connector=connector,
@@ -279,4 +276,4 @@ async def _run_call(
         emulator=emulator,
         announce=lambda text: complain("call", text),
     ) as conn:
-        return to_json(await conn.call(action_id, inputs))
+        return to_json_data(await conn.call(action_id, inputs))

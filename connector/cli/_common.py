@@ -4,6 +4,13 @@ What every subcommand shares: exit codes, argument types, and how problems are p
 
 Nothing here imports more than the standard library at import time, so that building
 the parser (``--help``, ``actions``) stays fast.
+
+Errors go through :func:`fail`: one line (or the located problems) on stderr, or with
+``--json`` one JSON object on stderr, of this shape (``docs/cli.md``)::
+
+    {"error": {"command": "call", "kind": "invalid_input", "type": "InvalidInputError",
+               "message": "...", "fields": [{"field": "to", "message": "...", "value": "x"}],
+               "twilio": null, "exit_code": 2}}
 """
 
 from __future__ import annotations
@@ -25,18 +32,26 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "ERROR_KINDS",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
     "add_emulator_switch",
     "add_state_option",
+    "bind_failure",
     "complain",
+    "error_object",
+    "exit_code_of",
+    "fail",
+    "json_line",
     "key_value",
     "parse_pairs",
     "print_json",
     "print_problems",
+    "problem_fields",
     "rate_limit",
+    "set_log_json",
     "workflow_connection",
     "workflow_connectors",
 ]
@@ -122,9 +137,233 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
+#: Whether every line on stderr is a JSON object (``--log-json``); set by ``main``.
+_log_json = False
+
+
+def set_log_json(enabled: bool) -> None:
+    """Make :func:`complain` write JSON lines (``--log-json``), or plain ones again."""
+    global _log_json
+    _log_json = enabled
+
+
+def json_line(command: str, message: object, level: str = "info") -> str:
+    """One ``--log-json`` line: a JSON object with the time, level, command and message."""
+    import datetime as dt
+
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps(
+        {
+            "time": stamp,
+            "level": level,
+            "logger": "connector.cli",
+            "command": command,
+            "message": str(message),
+        },
+        ensure_ascii=False,
+    )
+
+
 def complain(command: str, message: object, stream: TextIO | None = None) -> None:
-    """Print ``twilio-connector COMMAND: message`` to stderr."""
-    print(f"twilio-connector {command}: {message}", file=stream or sys.stderr)
+    """Print ``twilio-connector COMMAND: message`` to stderr (a JSON line with ``--log-json``)."""
+    line = json_line(command, message) if _log_json else f"twilio-connector {command}: {message}"
+    print(line, file=stream or sys.stderr, flush=True)
+
+
+#: The ``kind`` of an error in ``--json`` output, by exception class; an error takes
+#: the kind of the nearest class of its hierarchy listed here.
+ERROR_KINDS: Final = {
+    "UsageError": "usage",
+    "WorkflowError": "invalid_workflow",
+    "DocumentError": "invalid_file",
+    "ManifestError": "invalid_manifest",
+    "UnknownActionError": "unknown_action",
+    "UnknownConnectorError": "unknown_connector",
+    "UnsafeLinkError": "unsafe_link",
+    "InvalidInputError": "invalid_input",
+    "ConfigurationError": "configuration",
+    "RunError": "run_refused",
+    "ExpressionError": "expression",
+    "TwilioAPIError": "twilio",
+    "MessageMayHaveBeenSentError": "outcome_unknown",
+    "TransportError": "network",
+    "PluginLoadError": "plugin",
+    "OSError": "system",
+}
+# Kinds that mean "nothing ran: fix the command line, a file, an input or a setting".
+_INVALID_KINDS = frozenset(
+    {
+        "usage",
+        "invalid_workflow",
+        "invalid_file",
+        "invalid_manifest",
+        "unknown_action",
+        "unknown_connector",
+        "invalid_input",
+        "unsafe_link",
+        "configuration",
+        "run_refused",
+        "expression",
+    }
+)
+
+
+def _kind(error: BaseException) -> tuple[str, str]:
+    for cls in type(error).__mro__:
+        if cls.__name__ in ERROR_KINDS:
+            return ERROR_KINDS[cls.__name__], type(error).__name__
+    return "error", type(error).__name__
+
+
+def problem_fields(problems: Sequence[Any]) -> list[dict[str, Any]]:
+    """Located problems as ``--json`` fields: field, message, file, line, column."""
+    return [
+        {"field": p.where, "message": p.message, "file": p.file, "line": p.line, "column": p.column}
+        for p in problems
+    ]
+
+
+def _fields(error: BaseException) -> list[dict[str, Any]]:
+    problems = getattr(error, "problems", None)
+    if problems is None and getattr(error, "problem", None) is not None:
+        problems = [error.problem]  # type: ignore[attr-defined]
+    if problems is not None:
+        return problem_fields(problems)
+    issues = getattr(error, "issues", None)
+    if issues is not None:
+        return [{"field": i.key, "message": i.rule, "value": i.value} for i in issues]
+    if hasattr(error, "rule") and hasattr(error, "where"):  # a ManifestError
+        return [
+            {
+                "field": error.where,
+                "message": error.rule,
+                "file": getattr(error, "file", None),
+                "line": getattr(error, "line", None),
+                "column": getattr(error, "column", None),
+            }
+        ]
+    return []
+
+
+def _twilio(error: BaseException) -> dict[str, Any] | None:
+    # A send whose outcome is unknown carries Twilio's answer (a 5xx) as its cause.
+    for candidate in (error, getattr(error, "cause", None)):
+        status = getattr(candidate, "status", None)
+        if isinstance(status, int):
+            return {
+                "status": status,
+                "code": getattr(candidate, "code", None),
+                "message": getattr(candidate, "message", None),
+                "more_info": getattr(candidate, "more_info", None),
+            }
+    return None
+
+
+def _message(error: BaseException | str) -> str:
+    if isinstance(error, str):
+        return error
+    problems = getattr(error, "problems", None)
+    if problems is not None:
+        count = len(problems)
+        return f"{count} problem{'s' if count != 1 else ''} found"
+    if getattr(error, "problem", None) is not None:
+        return str(error.problem)  # type: ignore[attr-defined]
+    return str(error)
+
+
+def exit_code_of(kind: str) -> int:
+    """The exit code for an error of *kind*: 2 when nothing ran, 1 otherwise."""
+    return EXIT_INVALID if kind in _INVALID_KINDS else EXIT_FAILED
+
+
+def error_object(
+    command: str,
+    error: BaseException | str,
+    *,
+    kind: str | None = None,
+    exit_code: int | None = None,
+) -> dict[str, Any]:
+    """
+    The JSON form of an error (see the module docstring and ``docs/cli.md``).
+
+    Args:
+        command: The subcommand (``""`` before one was parsed).
+        error: The exception, or a message.
+        kind: The kind; derived from the exception's class unless given.
+        exit_code: The exit code; derived from the kind unless given.
+    """
+    if isinstance(error, str):
+        found, type_name = kind or "usage", None
+    else:
+        found, type_name = _kind(error)
+        found = kind or found
+    return {
+        "error": {
+            "command": command,
+            "kind": found,
+            "type": type_name,
+            "message": _message(error),
+            "fields": [] if isinstance(error, str) else _fields(error),
+            "twilio": None if isinstance(error, str) else _twilio(error),
+            "exit_code": exit_code_of(found) if exit_code is None else exit_code,
+        }
+    }
+
+
+def fail(
+    args: argparse.Namespace,
+    error: BaseException | str,
+    *,
+    kind: str | None = None,
+    exit_code: int | None = None,
+) -> int:
+    """
+    Report an error the way the command line was asked to, and return the exit code.
+
+    Without ``--json``: located problems one per line then their count, anything else
+    as one ``twilio-connector COMMAND: message`` line. With ``--json``: one JSON object
+    on stderr (:func:`error_object`).
+
+    Args:
+        args: The parsed command line (its ``command`` and ``json``).
+        error: The exception, or a message (of *kind* ``usage`` unless given).
+        kind: The kind; derived from the exception's class unless given.
+        exit_code: The exit code; 2 for kinds where nothing ran, 1 otherwise, unless given.
+    """
+    command = str(getattr(args, "command", "") or "")
+    shaped = error_object(command, error, kind=kind, exit_code=exit_code)
+    if getattr(args, "json", False):
+        print(json.dumps(shaped, ensure_ascii=False, default=str), file=sys.stderr, flush=True)
+    elif isinstance(error, BaseException) and getattr(error, "problems", None) is not None:
+        print_problems(error.problems)  # type: ignore[attr-defined]
+    else:
+        complain(command, _message(error))
+    code: int = shaped["error"]["exit_code"]
+    return code
+
+
+def bind_failure(exc: OSError, host: str, port: int) -> str | None:
+    """
+    Say in one line why a server cannot listen on *host*:*port*, with what to do.
+
+    Returns:
+        The line, or ``None`` when *exc* is not about binding the socket (re-raise it).
+    """
+    import errno
+    import socket
+
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: unknown host {host!r}; check --host"
+    reasons = {
+        errno.EADDRINUSE: f"port {port} is already in use; choose another with --port "
+        "(--port 0 picks a free one)",
+        errno.EACCES: f"no permission to use port {port} (ports below 1024 need "
+        "privileges); choose another with --port (--port 0 picks a free one)",
+        errno.EADDRNOTAVAIL: f"{host} is not an address of this machine; check --host",
+    }
+    reason = reasons.get(exc.errno or 0)
+    return None if reason is None else f"cannot listen on {where}: {reason}"
 
 
 def print_problems(problems: Sequence[Any], stream: TextIO | None = None) -> None:
@@ -133,7 +372,7 @@ def print_problems(problems: Sequence[Any], stream: TextIO | None = None) -> Non
     for problem in problems:
         print(f"{problem}", file=out)
     count = len(problems)
-    print(f"{count} problem{'s' if count != 1 else ''} found", file=out)
+    print(f"{count} problem{'s' if count != 1 else ''} found", file=out, flush=True)
 
 
 def print_json(value: Any) -> None:

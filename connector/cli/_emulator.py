@@ -2,6 +2,9 @@
 """
 ``emulator`` and ``inbound``: serve the local Twilio-compatible emulator, and post an
 incoming message to a running one.
+
+``emulator`` exits 0 when stopped (Ctrl-C or SIGTERM), 2 on invalid options or a port
+that cannot be bound (said in one line, not a traceback).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, complain, rate_limit
+from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, bind_failure, complain, rate_limit
 
 
 if TYPE_CHECKING:
@@ -146,7 +149,14 @@ def _serve_command(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         complain("emulator", exc)
         return EXIT_INVALID
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        line = bind_failure(exc, config.host, config.port)
+        if line is None:
+            raise
+        complain("emulator", line)
+        return EXIT_INVALID
     return EXIT_OK
 
 

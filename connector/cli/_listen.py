@@ -2,8 +2,8 @@
 """
 ``listen``: receive Twilio's webhooks and run the workflows they trigger.
 
-Exit codes: 0 stopped normally (Ctrl-C or SIGTERM), 2 invalid workflows, options or
-missing auth token.
+Exit codes: 0 stopped normally (Ctrl-C or SIGTERM), 2 invalid workflows, options, a
+port that cannot be bound, or a missing auth token.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ._common import (
     EXIT_OK,
     add_emulator_switch,
     add_state_option,
+    bind_failure,
     complain,
     environ,
     print_problems,
@@ -82,12 +83,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_state_option(parser)
     add_emulator_switch(parser)
-    parser.set_defaults(handler=_listen)
+    # The listener's log (runs started and finished, refused requests) is its output.
+    parser.set_defaults(handler=_listen, default_log_level="info")
 
 
 def _listen(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
     import secrets
 
     from .._connect import choose_target
@@ -146,9 +147,6 @@ def _listen(args: argparse.Namespace) -> int:
                 "--auth-token-env",
             )
             return EXIT_INVALID
-    logging.basicConfig(
-        level=logging.INFO, format="twilio-connector listen: %(message)s", stream=sys.stderr
-    )
     limit = args.rate_limit
     if limit is None and spec is not None:
         limit = spec.rate_limit
@@ -181,6 +179,12 @@ def _listen(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     except (ValueError, ConfigurationError) as exc:
         complain("listen", exc)
+        return EXIT_INVALID
+    except OSError as exc:
+        line = bind_failure(exc, args.host, args.port)
+        if line is None:
+            raise
+        complain("listen", line)
         return EXIT_INVALID
     except KeyboardInterrupt:
         pass

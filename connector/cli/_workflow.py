@@ -28,9 +28,11 @@ from ._common import (
     add_state_option,
     complain,
     environ,
+    fail,
     key_value,
     print_json,
     print_problems,
+    problem_fields,
     rate_limit,
     workflow_connection,
     workflow_connectors,
@@ -38,7 +40,7 @@ from ._common import (
 
 
 if TYPE_CHECKING:
-    from ..workflow import Journal, RunResult, StepResult, Workflow
+    from ..workflow import Journal, Problem, RunResult, StepResult, Workflow
 
 __all__ = ["register"]
 
@@ -105,9 +107,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = sub.add_parser(
         "validate",
         help="check a workflow without running it",
-        description="Check workflows without running them; problems are printed as FILE:LINE:COLUMN.",
+        description=(
+            "Check workflows without running them: every problem of each file in one "
+            "pass, printed as FILE:LINE:COLUMN: place: message (a misspelt key with the "
+            "key it most likely is). Exit 2 if any is found."
+        ),
     )
     validate.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")
+    validate.add_argument(
+        "--json",
+        action="store_true",
+        help="print the findings as JSON on stdout: {ok, problems, files: [{file, ok, "
+        "steps, problems: [{field, message, file, line, column}]}]}",
+    )
     validate.set_defaults(handler=_validate)
 
     runs = sub.add_parser(
@@ -144,58 +156,79 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.set_defaults(handler=_export)
 
 
+def _checked(file: str) -> tuple[Workflow | None, list[Problem]]:
+    """A workflow and every problem found in it: its format's, then the static checks'."""
+    from ..workflow import check_workflow, read_workflow
+
+    workflow, problems = read_workflow(file)
+    if workflow is not None:
+        found = {*problems, *check_workflow(workflow, workflow_connectors(workflow))}
+        problems = sorted(found, key=lambda p: (p.line or 0, p.column or 0, p.where, p.message))
+    return workflow, problems
+
+
 def _load_checked(file: str) -> Workflow:
     """Load and check a workflow; raise WorkflowError with every problem."""
-    from ..workflow import WorkflowError, check_workflow, load_workflow
+    from ..workflow import WorkflowError
 
-    workflow = load_workflow(file)
-    problems = check_workflow(workflow, workflow_connectors(workflow))
-    if problems:
+    workflow, problems = _checked(file)
+    if problems or workflow is None:
         raise WorkflowError(problems)
     return workflow
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ..workflow import WorkflowError
+    from ..errors import ConnectorError
 
-    status = EXIT_OK
+    files = []
     for file in args.workflows:
         try:
-            workflow = _load_checked(file)
-        except WorkflowError as exc:
-            print_problems(exc.problems)
-            status = EXIT_INVALID
-            continue
-        count = len(workflow.steps)
-        print(f"{file}: ok ({count} step{'s' if count != 1 else ''})")
-    return status
+            workflow, problems = _checked(file)
+        except ConnectorError as exc:  # an installed plugin that does not load
+            return fail(args, exc)
+        steps = len(workflow.steps) if workflow is not None and not problems else None
+        files.append({"file": file, "ok": not problems, "steps": steps, "problems": problems})
+    if args.json:
+        count = sum(len(entry["problems"]) for entry in files)
+        print_json(
+            {
+                "ok": count == 0,
+                "problems": count,
+                "files": [{**e, "problems": problem_fields(e["problems"])} for e in files],
+            }
+        )
+    else:
+        for entry in files:
+            if entry["problems"]:
+                print_problems(entry["problems"])
+            else:
+                count = entry["steps"]
+                print(f"{entry['file']}: ok ({count} step{'s' if count != 1 else ''})")
+    return EXIT_OK if all(entry["ok"] for entry in files) else EXIT_INVALID
 
 
 def _run_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..errors import ConfigurationError, ConnectorError, InvalidInputError, RunError
+    from ..errors import ConnectorError
     from ..workflow import Journal, WorkflowError, default_journal_path, new_run_id, resolve_inputs
 
     given = dict(args.input)
     if args.engine == "temporal" and (args.state or args.rate_limit is not None):
-        complain(
-            "run",
+        return fail(
+            args,
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
             "journal and the workers pace the calls (twilio-connector worker --rate-limit)",
         )
-        return EXIT_INVALID
     if args.engine == "temporal" and args.trigger_json is not None:
-        complain(
-            "run",
+        return fail(
+            args,
             "--trigger-json runs a workflow here; it cannot be combined with --engine temporal",
         )
-        return EXIT_INVALID
     try:
         workflow = _load_checked(args.workflow)
     except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
+        return fail(args, exc)
     if args.engine == "temporal":
         return _run_temporal(workflow, given, args)
     trigger = None
@@ -203,8 +236,7 @@ def _run_command(args: argparse.Namespace) -> int:
         try:
             trigger = _trigger_json(args.trigger_json)
         except (OSError, ValueError) as exc:
-            complain("run", f"--trigger-json: {exc}")
-            return EXIT_INVALID
+            return fail(args, f"--trigger-json: {exc}", kind="invalid_input")
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:
@@ -213,23 +245,26 @@ def _run_command(args: argparse.Namespace) -> int:
             if record is None:
                 resolve_inputs(workflow, given)  # fail on bad inputs before connecting
             verb = "resuming" if record is not None else "starting"
-            complain(
-                "run",
-                f"{verb} run {run_id} (resume with --run-id {run_id}; journal {journal_path})",
-            )
-            result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
-    except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
-    except (RunError, InvalidInputError, ConfigurationError) as exc:
-        complain("run", exc)
-        return EXIT_INVALID
+            complain("run", f"{verb} run {run_id} (journal {journal_path})")
+            try:
+                result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
+            except KeyboardInterrupt:
+                # Only a run the journal holds can be resumed; one stopped while
+                # connecting never started.
+                if journal.run(run_id) is None:
+                    complain("run", f"interrupted before run {run_id} started")
+                else:
+                    complain("run", f"interrupted; resume with --run-id {run_id}")
+                return EXIT_INTERRUPTED
     except ConnectorError as exc:
-        complain("run", exc)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        complain("run", f"interrupted; resume with --run-id {run_id}")
-        return EXIT_INTERRUPTED
+        # Invalid workflows, inputs and settings, and refused resumes, exit 2; others 1.
+        return fail(args, exc)
+    if not result.ok:
+        complain(
+            "run",
+            f"run {run_id} failed; resume with --run-id {run_id} to retry what failed "
+            "and run what did not (what succeeded is not repeated)",
+        )
     _print_result(result, args.json)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -241,12 +276,12 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
     try:
         from ..temporal import run_on_temporal
     except ImportError as exc:
-        complain(
-            "run",
+        return fail(
+            args,
             "--engine temporal needs the temporal extra "
             f"(pip install 'twilio-workflow-connector[temporal]'): {exc}",
+            kind="configuration",
         )
-        return EXIT_INVALID
     try:
         result = run_on_temporal(
             workflow,
@@ -258,11 +293,9 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
             env=environ(),
         )
     except WorkflowError as exc:
-        print_problems(exc.problems)
-        return EXIT_INVALID
+        return fail(args, exc)
     except RuntimeError as exc:  # temporalio's connection failures
-        complain("run", f"Temporal at {args.temporal}: {exc}")
-        return EXIT_FAILED
+        return fail(args, f"Temporal at {args.temporal}: {exc}", kind="network")
     except KeyboardInterrupt:
         complain("run", "stopped waiting; the run goes on in Temporal")
         return EXIT_INTERRUPTED
@@ -293,7 +326,9 @@ async def _run(
     record = journal.run(run_id)
     inputs = dict(record.inputs) if record is not None else resolve_inputs(workflow, given)
     connectors = workflow_connectors(workflow)
-    progress = BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    # Bars on a terminal; lines elsewhere, and with --log-json (one JSON object each).
+    bars = sys.stderr.isatty() and not args.log_json
+    progress = BarProgress(sys.stderr) if bars else LineProgress(sys.stderr)
     async with contextlib.AsyncExitStack() as stack:
         opened = {
             connector_id: await stack.enter_async_context(
@@ -331,7 +366,12 @@ def _failures(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
     for item in step.items:
         if item.status == "failed":
             found.append(
-                {"index": item.index, "key": None, "error": item.error, "code": item.error_code}
+                {
+                    "index": item.index,
+                    "key": item.label,
+                    "error": item.error,
+                    "code": item.error_code,
+                }
             )
             if len(found) == limit:
                 break
@@ -384,8 +424,8 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         if step.error:
             entry["error"] = step.error
         errors = [
-            {k: v for k, v in failure.items() if k != "key" or v is not None}
-            for failure in _failures(step)
+            {"index": f["index"], "item": f.get("key"), "error": f["error"], "code": f["code"]}
+            for f in _failures(step)
         ]
         if errors:
             entry["errors"] = errors
@@ -399,17 +439,38 @@ def _result_json(result: RunResult) -> dict[str, Any]:
 
 
 def _print_summary(result: RunResult) -> None:
+    """
+    The outputs, then the failed items by name, then the table of steps: the table comes
+    last so that a long output (2,000 SIDs) never pushes it off the screen.
+    """
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
+    if result.outputs:
+        console.print("Outputs:")
+        console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))
+    for step in result.steps:
+        counts = _step_counts(step)
+        failures = _failures(step, limit=5)
+        for failure in failures:
+            key = failure.get("key")
+            name = f"{step.id} {key}" if key else f"{step.id}[{failure['index']}]"
+            error = failure.get("error") or ""
+            console.print(f"[red]{escape(name)}[/red]: {escape(error)}", highlight=False)
+        if counts["failed"] > len(failures):
+            console.print(
+                f"{step.id}: {counts['failed'] - len(failures)} more failures (see --json)"
+            )
+        if step.error and not failures:
+            console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     table = Table(title=f"Run {result.run_id}: {result.status}")
-    for column in ("Step", "Status", "Calls", "OK", "Failed", "Messages", "Twilio codes"):
+    for column in ("Step", "Status", "Calls", "OK", "Failed", "Messages", "Twilio codes", "Time"):
         table.add_column(column)
     for step in result.steps:
         if step.resumed:
-            table.add_row(step.id, f"{step.status} (earlier)", "", "", "", "", "")
+            table.add_row(step.id, f"{step.status} (earlier)", "", "", "", "", "", "")
             continue
         counts = _step_counts(step)
         messages = ", ".join(f"{k} {v}" for k, v in counts["message_status"].items())
@@ -420,27 +481,19 @@ def _print_summary(result: RunResult) -> None:
         if counts["resumed"]:
             extra.append(f"{counts['resumed']} from earlier")
         ok = str(counts["succeeded"]) + (f" ({'; '.join(extra)})" if extra else "")
+        calls = counts["calls"]
+        rate = f", {calls / step.seconds:.1f}/s" if calls > 1 and step.seconds > 0 else ""
         table.add_row(
-            step.id, step.status, str(counts["calls"]), ok, str(counts["failed"]), messages, codes
+            step.id,
+            step.status,
+            str(calls),
+            ok,
+            str(counts["failed"]),
+            messages,
+            codes,
+            f"{step.seconds:.1f}s{rate}",
         )
     console.print(table)
-    for step in result.steps:
-        failures = _failures(step, limit=5)
-        failed = _step_counts(step)["failed"] if not step.resumed else 0
-        for failure in failures:
-            # Named by what the item is (a recipient) when there is one.
-            label = failure.get("key") or f"[{failure['index']}]"
-            console.print(
-                f"[red]{step.id} {escape(str(label))}[/red]: {escape(failure['error'] or '')}",
-                highlight=False,
-            )
-        if failed > len(failures):
-            console.print(f"{step.id}: {failed - len(failures)} more failures (see --json)")
-        if step.error and not failures:
-            console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
-    if result.outputs:
-        console.print("Outputs:")
-        console.print_json(json.dumps(dict(result.outputs), ensure_ascii=False))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -535,8 +588,7 @@ def _runs(args: argparse.Namespace) -> int:
         with Journal(path) as journal:
             records = journal.runs(args.limit)
     except ConfigurationError as exc:
-        complain("runs", exc)
-        return EXIT_INVALID
+        return fail(args, exc)
 
     def when(stamp: float | None) -> str:
         if stamp is None:
@@ -544,14 +596,22 @@ def _runs(args: argparse.Namespace) -> int:
         return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
     if args.json:
+        from .._types import json_datetime
+
+        def iso(stamp: float | None) -> str | None:
+            # ISO 8601 in UTC, as every date the connector writes as JSON.
+            return (
+                None if stamp is None else json_datetime(dt.datetime.fromtimestamp(stamp, dt.UTC))
+            )
+
         out = [
             {
                 "run_id": r.run_id,
                 "workflow": r.workflow,
                 "name": r.name,
                 "state": r.state,
-                "started": when(r.started),
-                "finished": when(r.finished) or None,
+                "started": iso(r.started),
+                "finished": iso(r.finished),
                 "error": r.error,
             }
             for r in records

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._connection import Connection
-from .._convert import field_value, to_json
+from .._convert import field_value, to_json_data
 from .._types import json_datetime
 from ..errors import ConnectorError
 from ..workflow import Journal, TriggerOn
@@ -102,7 +102,7 @@ class MessagePoller:
                 continue  # not received yet: a later poll sees it
             if sent < cursor:
                 break  # newest first: everything further was seen already
-            if str(to_json(field_value(message, "direction"))) != "inbound":
+            if str(to_json_data(field_value(message, "direction"))) != "inbound":
                 continue
             newest = max(newest, sent)
             try:
@@ -119,7 +119,7 @@ class MessagePoller:
 
 def _event(message: Any) -> dict[str, Any]:
     """An InboundMessage event from a Message; the API does not give media URLs."""
-    data = to_json(message)
+    data = to_json_data(message)
     return {
         "MessageSid": data.get("sid"),
         "SmsSid": data.get("sid"),

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from .._connection import Connection
-from .._convert import field_value, to_json
+from .._convert import field_value, to_json_data
 from .._validation import CompiledAction, compile_action
 from ..errors import (
     AuthenticationError,
@@ -191,7 +191,7 @@ def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome
 
 def _json_inputs(inputs: Any) -> Any:
     try:
-        return to_json(inputs)
+        return to_json_data(inputs)
     except TypeError:
         return {"unprintable": repr(inputs)[:200]}
 
@@ -244,7 +244,7 @@ async def find_sent_message(
                     break  # newest first: everything further is older than the attempt
                 sid = field_value(message, "sid")
                 if field_value(message, "body") == inputs.get("body") and await claim(sid):
-                    return to_json(message)
+                    return to_json_data(message)
     return None
 
 
@@ -327,7 +327,7 @@ class ActionRunner:
             return Outcome(
                 "failed", error=str(exc), error_code=_code(exc), inputs=_json_inputs(request.inputs)
             )
-        shown = to_json(action.masked(clean))
+        shown = to_json_data(action.masked(clean))
         if prior is not None and prior.state == "succeeded" and not request.repeat:
             if prior.digest is not None and prior.digest != digest(shown):
                 return Outcome(
@@ -344,7 +344,7 @@ class ActionRunner:
             connection = self._connection(request.uses)
             if request.paginate:
                 return await self._pages(connection, request, clean, shown, on_page)
-            output = to_json(await connection.call(request.uses, clean))
+            output = to_json_data(await connection.call(request.uses, clean))
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
         return Outcome("succeeded", output, inputs=shown)
@@ -360,7 +360,7 @@ class ActionRunner:
         collected: list[Any] = []
         count = 0
         async for entry in connection.paginate(request.uses, clean, max_items=request.max_items):
-            collected.append(to_json(entry))
+            collected.append(to_json_data(entry))
             count += 1
             # Handed over a page's worth at a time, so memory does not grow with pages.
             if on_page is not None and len(collected) >= _PAGE_BATCH:
@@ -423,7 +423,9 @@ class ActionRunner:
             if on_send is not None:
                 await on_send(shown, started)
             try:
-                output = to_json(await self._connection(request.uses).call(request.uses, clean))
+                output = to_json_data(
+                    await self._connection(request.uses).call(request.uses, clean)
+                )
             except MessageMayHaveBeenSentError:
                 try:
                     found = await self._reconcile(request, clean, started, settle=self.settle)

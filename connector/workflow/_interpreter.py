@@ -66,6 +66,8 @@ class ItemResult:
         error_code: Twilio's error code, when there is one.
         reconciled: Whether a send's unknown outcome was resolved by finding the message.
         resumed: Whether the result comes from the journal of an earlier attempt.
+        label: What names the item in reports: a send's recipient; ``None`` when its
+            index does (set by the driver, which knows the actions).
     """
 
     index: int
@@ -75,6 +77,7 @@ class ItemResult:
     error_code: int | None = None
     reconciled: bool = False
     resumed: bool = False
+    label: str | None = None
 
 
 @attrs.frozen

@@ -9,6 +9,8 @@ the connector's manifest.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +37,11 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "load_workflow",
+    "read_workflow",
 ]
+
+#: The action of a step set aside by :func:`read_workflow`; never run.
+_UNCHECKED_USES = "workflow/unchecked"
 
 DocPath = tuple[str | int, ...]
 InputType = Literal["string", "integer", "number", "boolean", "array", "object"]
@@ -253,6 +259,11 @@ class Workflow:
     trigger: TriggerOn | None = None
     connections: Mapping[str, ConnectionSpec] = attrs.field(factory=dict)
     env: tuple[str, ...] = ()
+    # Steps set aside by read_workflow (their id or action broke the schema): the
+    # checks skip them, and reading their outputs is not reported.
+    _unchecked: frozenset[str] = attrs.field(
+        default=frozenset(), eq=False, repr=False, alias="unchecked"
+    )
 
     def visible_env(self, environ: Mapping[str, str]) -> dict[str, str]:
         """What ``env`` reads: the declared variables that are set, and no others."""
@@ -308,21 +319,200 @@ def load_workflow(source: str | Path, *, text: str | None = None) -> Workflow:
         WorkflowError: The file cannot be read, is not YAML, is past the limits of
             ``read_document`` (10 MiB, aliases that expand by
             more than 100,000 nodes), breaks the schema, or holds an expression that
-            is not valid JMESPath.
+            is not valid JMESPath; with every problem found (see :func:`read_workflow`).
+    """
+    workflow, problems = read_workflow(source, text=text)
+    if problems or workflow is None:
+        raise WorkflowError(problems)
+    return workflow
+
+
+def read_workflow(
+    source: str | Path, *, text: str | None = None
+) -> tuple[Workflow | None, list[Problem]]:
+    """
+    Read a workflow file and report every problem of its format in one pass.
+
+    A part that breaks the schema does not stop the reading: it is set aside (a
+    misspelt key is read as the key it most likely means, and reported with that
+    guess), and the rest is built, so that the static checks
+    (:func:`~connector.workflow.check_workflow`) can still look at it. A workflow
+    returned with problems is for checking only, never for running.
+
+    Args:
+        source: The file, or a name for *text*.
+        text: The YAML itself; when given, *source* only names it.
+
+    Returns:
+        The workflow (``None`` when too little of it could be read to build one) and
+        the problems found, in document order.
     """
     try:
         document = read_document(source, text=text)
     except DocumentError as exc:
-        raise WorkflowError([exc.problem]) from exc
+        return None, [exc.problem]
     data = document.data
     if isinstance(data, dict) and True in data and "on" not in data:
         # YAML 1.1 reads a bare `on` key as the boolean true (GitHub Actions has the same
         # quirk); the workflow format means the key "on".
         data["on"] = data.pop(True)
-    problems = document.schema_problems(workflow_validator().iter_errors(data), _describe)
-    if problems:
-        raise WorkflowError(problems)
-    return _build(data, document.root, document.file, document.text, document.problem)
+    validator = workflow_validator()
+    work = copy.deepcopy(data)
+    errors = list(validator.iter_errors(work))
+    problems = _schema_problems(document, errors)
+    unchecked: set[str] = set()
+    # Setting aside one part can uncover another (a key removed that was required):
+    # a few rounds settle any document a person writes.
+    for _ in range(5):
+        if not errors:
+            break
+        if not _set_aside(work, errors, unchecked):
+            return None, problems
+        errors = list(validator.iter_errors(work))
+    else:
+        return None, problems
+    workflow, built = _build(work, document.root, document.file, document.text, document.problem)
+    problems = sorted(
+        {*problems, *built}, key=lambda p: (p.line or 0, p.column or 0, p.where, p.message)
+    )
+    return attrs.evolve(workflow, unchecked=frozenset(unchecked)), problems
+
+
+def _closed(error: jsonschema.ValidationError) -> bool:
+    """Whether *error* is about keys a mapping does not allow (``additionalProperties: false``)."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    return error.validator == "additionalProperties" and schema.get("additionalProperties") is False
+
+
+def _allowed_keys(schema: Any) -> list[str]:
+    return list(schema.get("properties", {})) if isinstance(schema, Mapping) else []
+
+
+def _extra_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The keys an ``additionalProperties: false`` error is about."""
+    instance = error.instance if isinstance(error.instance, Mapping) else {}
+    allowed = set(_allowed_keys(error.schema))
+    patterns = (
+        error.schema.get("patternProperties", {}) if isinstance(error.schema, Mapping) else {}
+    )
+    return [
+        key
+        for key in instance
+        if key not in allowed and not any(re.search(p, str(key)) for p in patterns)
+    ]
+
+
+def _guess(key: Any, error: jsonschema.ValidationError) -> str | None:
+    """The allowed key closest to a misspelt *key*, among those not written already."""
+    instance = error.instance if isinstance(error.instance, Mapping) else {}
+    free = [k for k in _allowed_keys(error.schema) if k not in instance]
+    close = difflib.get_close_matches(str(key), free, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _schema_problems(document: Any, errors: list[jsonschema.ValidationError]) -> list[Problem]:
+    """Located problems for schema errors; one per unknown key, with a did-you-mean."""
+    problems: list[Problem] = []
+    for error in errors:
+        path = list(error.absolute_path)
+        if _missing_but_misspelt(error, errors):
+            continue  # the misspelt key is reported, with the missing one as its guess
+        if _closed(error):
+            for key in _extra_keys(error):
+                guess = _guess(key, error)
+                if guess is not None:
+                    message = f"unknown key; did you mean {guess!r}?"
+                else:
+                    message = (
+                        f"unknown key (allowed here: {', '.join(_allowed_keys(error.schema))})"
+                    )
+                problems.append(document.problem(message, [*path, str(key)], key=True))
+            continue
+        problems.append(document.problem(_describe(error), path))
+    return problems
+
+
+def _missing_but_misspelt(
+    error: jsonschema.ValidationError, errors: list[jsonschema.ValidationError]
+) -> bool:
+    """Whether *error* says a key is required that a misspelt key of the mapping stands for."""
+    if error.validator != "required" or not isinstance(error.instance, Mapping):
+        return False
+    required = error.validator_value if isinstance(error.validator_value, list) else []
+    missing = {str(key) for key in required if key not in error.instance}
+    guesses = {
+        _guess(key, other)
+        for other in errors
+        if _closed(other) and other.instance is error.instance
+        for key in _extra_keys(other)
+    }
+    return bool(missing) and missing <= guesses
+
+
+def _satisfied(error: jsonschema.ValidationError) -> bool:
+    """Whether a ``required`` error no longer holds (a misspelt key was read as the key)."""
+    required = error.validator_value if error.validator == "required" else None
+    return (
+        isinstance(required, list)
+        and isinstance(error.instance, Mapping)
+        and all(key in error.instance for key in required)
+    )
+
+
+def _at(data: Any, path: list[Any]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _set_aside(work: Any, errors: list[jsonschema.ValidationError], unchecked: set[str]) -> bool:
+    """
+    Change *work* so that *errors* go away, keeping as much as can be checked.
+
+    A misspelt key is renamed to its guess (or dropped); a step whose id or action is
+    at fault is replaced by a placeholder that the checks skip (its id is added to
+    *unchecked*), so that the steps keep their places and later steps may still read
+    it; any other value at fault is dropped, a list with its item.
+
+    Returns:
+        False when the root itself is at fault (nothing can be built).
+    """
+    # Misspelt keys first: read as their guesses, they may supply a required key.
+    for error in sorted(errors, key=lambda e: not _closed(e)):
+        path = list(error.absolute_path)
+        try:
+            if _satisfied(error):
+                continue
+            if _closed(error) and isinstance(error.instance, dict):
+                for key in _extra_keys(error):
+                    guess = _guess(key, error)
+                    value = error.instance.pop(key)
+                    if guess is not None:
+                        error.instance[guess] = value
+                continue
+            if "propertyNames" in error.relative_schema_path:
+                _at(work, path).pop(error.instance, None)
+                continue
+            in_step = len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int)
+            if in_step and (len(path) == 2 or path[2] in ("id", "uses")):
+                step = work["steps"][path[1]]
+                known = step.get("id") if isinstance(step, Mapping) else None
+                ok = isinstance(known, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", known)
+                step_id = known if ok else f"_unchecked_step_{path[1]}"
+                work["steps"][path[1]] = {"id": step_id, "uses": _UNCHECKED_USES}
+                unchecked.add(str(step_id))
+                continue
+            if not path and error.validator == "required" and "name" in error.message:
+                work.setdefault("name", "-")  # a name only names; the rest can be checked
+                continue
+            while path and isinstance(path[-1], int):
+                path.pop()  # an item at fault takes its list with it
+            if not path:
+                return False
+            _at(work, path[:-1]).pop(path[-1], None)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue  # an earlier change already took this part away
+    return True
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -350,7 +540,7 @@ def input_type_ok(kind: str, value: Any) -> bool:
 
 def _build(
     document: Mapping[str, Any], node: yaml.Node | None, file: str, text: str, problem: Any
-) -> Workflow:
+) -> tuple[Workflow, list[Problem]]:
     problems: list[Problem] = []
     templates: dict[DocPath, Template] = {}
 
@@ -360,6 +550,9 @@ def _build(
                 templates[path] = compile_template(value)
             except ExpressionError as exc:
                 problems.append(problem(exc.reason + f" in {value!r}", path))
+                # An expression of unknown value, so the checks go on without
+                # reporting the text of a broken expression as a literal.
+                templates[path] = Template(value, (), whole=True)
         elif isinstance(value, Mapping):
             for key, inner in value.items():
                 compile_all(inner, (*path, str(key)))
@@ -484,9 +677,7 @@ def _build(
     trigger = None
     for uses, body in (document.get("on") or {}).items():
         trigger = _build_trigger(uses, body or {}, templates, compile_all, problems, problem)
-    if problems:
-        raise WorkflowError(problems)
-    return Workflow(
+    workflow = Workflow(
         name=document["name"],
         description=document.get("description", ""),
         inputs=inputs,
@@ -501,6 +692,7 @@ def _build(
         node=node,
         trigger=trigger,
     )
+    return workflow, problems
 
 
 def _names(value: str | list[str] | None) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ import attrs
 
 from .._connection import Connection
 from .._convert import build_record
-from .._manifest import ConnectorSpec, DefinitionSpec
+from .._manifest import ActionSpec, ConnectorSpec, DefinitionSpec
 from .._types import FORMATS, anchored
 from ..errors import Problem, RunError, WorkflowError
 from ._calls import ActionRunner, CallRequest, Prior
@@ -48,7 +48,9 @@ from ._model import StepSpec, Workflow, input_type_ok
 __all__ = [
     "LoopClock",
     "Progress",
+    "item_label",
     "new_run_id",
+    "report_eta",
     "resolve_inputs",
     "run_workflow",
     "trigger_payload",
@@ -56,7 +58,19 @@ __all__ = [
 
 
 class Progress(Protocol):
-    """Receives progress reports; the CLI draws bars or prints lines."""
+    """
+    Receives progress reports; the CLI draws bars or prints lines.
+
+    A reporter may also define these methods, which are called only when it has them
+    (a reporter of the three below keeps working):
+
+    - ``item_failed(step_id: str, index: int, label: str | None, error: str) -> None``:
+      an item failed, as soon as it is known; *label* names the item (a send's
+      recipient, its ``to``), ``None`` when only its *index* does.
+    - ``eta(step_id: str, seconds: float) -> None``: an estimate, from the pacing layer,
+      of the seconds until the step finishes (by message segments); it replaces the
+      estimate a reporter makes from the rate so far. See :func:`report_eta`.
+    """
 
     def step_started(self, step_id: str, total: int | None) -> None:
         """A step starts; *total* is its number of calls, or ``None`` when paging."""
@@ -66,6 +80,40 @@ class Progress(Protocol):
 
     def step_finished(self, step_id: str, status: str) -> None:
         """A step ended with *status*."""
+
+
+def report_eta(progress: Progress | None, step_id: str, seconds: float) -> None:
+    """
+    Tell *progress* when step *step_id* should finish, if it takes such estimates.
+
+    Args:
+        progress: The run's reporter (nothing happens for ``None``).
+        step_id: The step.
+        seconds: From now until the step's last call, as the pacing layer sees it.
+    """
+    hook = getattr(progress, "eta", None)
+    if hook is not None:
+        hook(step_id, seconds)
+
+
+def item_label(action: ActionSpec | None, inputs: Any) -> str | None:
+    """
+    The name of an item in progress reports and summaries: a send's recipient (its
+    ``to`` input), or ``None`` when the item is best named by its index.
+
+    Args:
+        action: The step's action (``None`` for built-ins and unknown actions).
+        inputs: The item's inputs, as the journal keeps them (secrets masked).
+    """
+    if action is None or not action.sends_message or not isinstance(inputs, Mapping):
+        return None
+    for param in action.parameters:
+        if param.key.lower() == "to":
+            for name in param.names:
+                value = inputs.get(name)
+                if isinstance(value, str) and value:
+                    return value
+    return None
 
 
 class LoopClock:
@@ -183,7 +231,7 @@ def trigger_payload(connector: ConnectorSpec, uses: str, data: Mapping[str, Any]
     spec = connector.triggers[uses.partition("/")[2]]
     _check_fields(connector.definitions, spec.payload, data, "")
     record = build_record(connector.definitions, spec.payload, data)
-    return dict(record.to_json())
+    return dict(record.to_json_data())
 
 
 @functools.lru_cache(maxsize=64)
@@ -323,7 +371,7 @@ async def run_workflow(
         journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
     if workflow.trigger is not None:
         event = dict(event or {})
-    recorder = _JournalRecorder(journal, run_id, progress or _NoProgress())
+    recorder = _JournalRecorder(journal, run_id, progress or _NoProgress(), specs)
     actions = ActionRunner(connection, claims=recorder.claims, connections=others)
     base_dir = workflow.base_dir  # resolving it costs a stat per path part: once
 
@@ -410,7 +458,13 @@ class _JournalClaims:
 class _JournalRecorder:
     """The local runner's recorder: every outcome goes to the journal, not to memory."""
 
-    def __init__(self, journal: Journal, run_id: str, progress: Progress) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        progress: Progress,
+        connectors: Mapping[str, ConnectorSpec] | None = None,
+    ) -> None:
         self.journal = journal
         self.run_id = run_id
         self.progress = progress
@@ -421,6 +475,8 @@ class _JournalRecorder:
         # Items the journal shows finished before this attempt began were resumed.
         self.began = time.time()
         self._paged: dict[str, int] = {}
+        self._connectors = connectors or {}
+        self._item_failed = getattr(progress, "item_failed", None)
 
     def finished_step(self, step: StepSpec) -> StepResult | None:
         done = self.journal.step(self.run_id, step.id)
@@ -480,6 +536,11 @@ class _JournalRecorder:
                 committed.add_done_callback(lambda _: self.claims.settled(sid))
         if step.for_each is None:
             self._single[step.id] = outcome
+        if outcome.status == "failed" and self._item_failed is not None:
+            connector = self._connectors.get(step.connector_id)
+            action = connector.actions.get(step.action_id) if connector else None
+            label = item_label(action, outcome.inputs)
+            self._item_failed(step.id, index, label, outcome.error or "failed")
         if not step.paginate:
             self.progress.advance(step.id)
 
@@ -585,4 +646,5 @@ def _item_result(record: ItemRecord, began: float) -> ItemResult:
         record.error_code,
         record.reconciled,
         resumed,
+        record.key,
     )

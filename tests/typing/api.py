@@ -16,7 +16,7 @@ from connector import (
     InvalidInputError,
     MessageMayHaveBeenSentError,
     default_connector,
-    to_json,
+    to_json_data,
 )
 from connector.models import Media, Message, MessageListV2, MessageStatus, Twilio
 
@@ -40,7 +40,7 @@ async def send_and_read() -> None:
         firsts: tuple[Message, ...] = page.value
         async for item in conn.paginate("list_messages_v2", {}, max_items=10):
             assert_type(item, Message)
-            print(to_json(item))
+            print(to_json_data(item))
         async for media in conn.paginate("twilio/list_message_media", {"MessageId": "MM"}):
             assert_type(media, Media)
         action_id: str = "send_text_message"
