@@ -28,7 +28,6 @@ import attrs
 
 from ._connection import Connection, Limiter
 from ._manifest import ConnectorSpec, default_connector
-from ._ratelimit import with_margin
 from .errors import ConfigurationError
 
 
@@ -156,7 +155,8 @@ async def open_connection(
         emulator_options: Settings of the embedded emulator
             (:class:`~connector.emulator.EmulatorConfig` fields).
         rate_limit: ``(calls, seconds)``, ``False`` to lift it, ``None`` for the
-            manifest's; an explicit limit keeps a margin for arrival jitter.
+            manifest's. Every limit keeps the same margin for arrival jitter
+            (``connector._ratelimit.ARRIVAL_MARGIN``), in process or in Redis.
         limiter: A limiter to share instead.
         redis_url: Hold the limit in this Redis (``redis://HOST:PORT/DB``), shared by
             every process that uses the same key (the ``redis`` extra).
@@ -169,7 +169,6 @@ async def open_connection(
     """
     spec = connector or default_connector()
     source: Mapping[str, str] = {} if env is None else env
-    paced = with_margin(rate_limit)
     twilio = spec is default_connector()
     if values is not None or not twilio:
         if emulator and not twilio:
@@ -181,11 +180,15 @@ async def open_connection(
         async with contextlib.AsyncExitStack() as stack:
             if redis_url is not None:
                 limiter = await stack.enter_async_context(
-                    _redis_limiter(spec, values, source, paced, redis_url, redis_key)
+                    _redis_limiter(spec, values, source, rate_limit, redis_url, redis_key)
                 )
             conn = await stack.enter_async_context(
                 Connection(
-                    connector=spec, values=values, env=source, rate_limit=paced, limiter=limiter
+                    connector=spec,
+                    values=values,
+                    env=source,
+                    rate_limit=rate_limit,
+                    limiter=limiter,
                 )
             )
             yield conn
@@ -203,7 +206,7 @@ async def open_connection(
             server.account_sid,
             server.auth_token,
             base_url=server.base_url,
-            rate_limit=paced,
+            rate_limit=rate_limit,
             limiter=limiter,
             env={},
         ) as conn:
@@ -218,15 +221,15 @@ def _redis_limiter(
     url: str,
     key: str | None,
 ) -> Any:
-    from .redis_limiter import SHARED_LIMIT_SLACK, RedisLimiter, limit_key
+    from .redis_limiter import RedisLimiter, limit_key
 
-    if paced is None:
+    if paced is None or paced is True:
         throttle = spec.throttle
-        paced = with_margin((throttle.calls, throttle.period)) if throttle else False
+        paced = (throttle.calls, throttle.period) if throttle else False
     if not isinstance(paced, tuple):
         raise ConfigurationError("a shared limit (Redis) needs a rate limit to share")
     if key is None:
         owner = (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
         key = limit_key(owner or spec.id)
     calls, period = paced
-    return RedisLimiter(url, key, calls, period + SHARED_LIMIT_SLACK)
+    return RedisLimiter(url, key, calls, period)

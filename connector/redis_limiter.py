@@ -33,17 +33,13 @@ from typing import Final, Self
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from ._ratelimit import ARRIVAL_MARGIN
 
-__all__ = ["KEY_PREFIX", "SHARED_LIMIT_SLACK", "RedisLimiter", "limit_key"]
+
+__all__ = ["KEY_PREFIX", "RedisLimiter", "limit_key"]
 
 #: The prefix of the keys :meth:`RedisLimiter.for_account` uses.
 KEY_PREFIX: Final = "twilio-connector:limit:"
-#: Seconds added to the period of a limit shared through Redis. Redis admits a call a
-#: little before Twilio sees it, and that delay varies (a busy event loop, another
-#: machine's network): a call admitted early in a window can arrive late while one
-#: admitted a period later arrives at once, putting one call too many in Twilio's
-#: window. The slack absorbs up to this much variation; at 1200/60 s it costs 1.6%.
-SHARED_LIMIT_SLACK: Final = 1.0
 
 # KEYS[1]: the sorted set of admitted calls (score: server time in microseconds).
 # ARGV: calls, period in microseconds, a unique member for this attempt.
@@ -96,9 +92,12 @@ class RedisLimiter:
         period: The window, in seconds.
         jitter: Up to this many seconds are added at random to each wait, so waiters of
             different processes do not all ask again in the same instant.
+        margin: Seconds added to the window for the spread of the delay between
+            admission and arrival (``connector._ratelimit.ARRIVAL_MARGIN``).
 
     Raises:
-        ValueError: *calls* is not positive, or *period* or *jitter* is out of range.
+        ValueError: *calls* is not positive, or *period*, *jitter* or *margin* is out of
+            range.
     """
 
     def __init__(
@@ -109,17 +108,21 @@ class RedisLimiter:
         period: float,
         *,
         jitter: float = 0.005,
+        margin: float = ARRIVAL_MARGIN,
     ) -> None:
         if calls < 1 or not period > 0 or not math.isfinite(period):
             raise ValueError(f"a limit needs calls >= 1 and period > 0, not {calls}/{period}")
         if not 0 <= jitter <= period:
             raise ValueError(f"jitter must be between 0 and the period, not {jitter}")
+        if not 0 <= margin < math.inf:
+            raise ValueError(f"the margin must be 0 or more seconds, not {margin}")
         self.url = url
         self.key = key
         self.calls = calls
         self.period = period
         self.jitter = jitter
-        self._period_us = math.ceil(period * 1_000_000)
+        self.margin = margin
+        self._period_us = math.ceil((period + margin) * 1_000_000)
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._script: AsyncScript | None = None
@@ -137,32 +140,27 @@ class RedisLimiter:
         *,
         calls: int = 1200,
         period: float = 60.0,
-        margin: float = 0.005,
         jitter: float = 0.005,
+        margin: float = ARRIVAL_MARGIN,
     ) -> RedisLimiter:
         """
         The limiter of one Twilio account, under :func:`limit_key`.
 
-        The default is Twilio's connector limit, 1200 calls in any 60 seconds, with the
-        window stretched by *margin* (0.5%, so 19.9 calls/s when flooded): requests
-        reach Twilio a few milliseconds after Redis admits them, not always in order,
-        and the margin keeps that jitter from putting one call too many in Twilio's
-        window.
+        The default is Twilio's connector limit, 1200 calls in any 60 seconds (held
+        over 60.05 s, see :class:`RedisLimiter`).
 
         Args:
             url: The Redis server, such as ``redis://127.0.0.1:6379/0``.
             account_sid: The account whose budget it holds.
             calls: How many calls the window allows.
             period: The window, in seconds.
-            margin: The share of *period* added to the window.
             jitter: See :class:`RedisLimiter`.
+            margin: See :class:`RedisLimiter`.
         """
-        if margin < 0:
-            raise ValueError(f"margin must not be negative, not {margin}")
-        return cls(url, limit_key(account_sid), calls, period * (1 + margin), jitter=jitter)
+        return cls(url, limit_key(account_sid), calls, period, jitter=jitter, margin=margin)
 
     def __repr__(self) -> str:
-        return f"<RedisLimiter {self.key!r} {self.calls}/{self.period}s>"
+        return f"<RedisLimiter {self.key!r} {self.calls}/{self.period}s +{self.margin:g}s>"
 
     def _bind(self) -> AsyncScript:
         if self._closed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import random
 
 import pytest
 from aiolimiter import AsyncLimiter
@@ -15,7 +16,7 @@ from conftest import ACCOUNT_SID, AUTH_TOKEN
 from virtual_clock import run_virtual
 
 from connector import Connection, HttpRequest, HttpResponse, MockTransport, RetryPolicy
-from connector._ratelimit import sliding_window_limiter
+from connector._ratelimit import ARRIVAL_MARGIN, SlidingWindowLimiter, sliding_window_limiter
 
 
 SID = "SM" + "2" * 32
@@ -28,7 +29,7 @@ def busiest_window(times: list[float], window: float) -> int:
     return max(bisect.bisect_right(times, t + window) - i for i, t in enumerate(times))
 
 
-async def flood(limiter: AsyncLimiter, count: int) -> list[float]:
+async def flood(limiter: AsyncLimiter | SlidingWindowLimiter, count: int) -> list[float]:
     loop = asyncio.get_running_loop()
     times: list[float] = []
 
@@ -38,6 +39,11 @@ async def flood(limiter: AsyncLimiter, count: int) -> list[float]:
 
     await asyncio.gather(*(one() for _ in range(count)))
     return times
+
+
+async def slots(limiter: SlidingWindowLimiter, count: int) -> list[float]:
+    """The admission times (slots) a flood of *count* concurrent callers gets."""
+    return list(await asyncio.gather(*(limiter.reserve() for _ in range(count))))
 
 
 def test_aiolimiter_defaults_would_let_twice_the_limit_through() -> None:
@@ -76,11 +82,107 @@ async def _test_the_bound_holds_for_other_limits(calls: int, period: float) -> N
 
 
 def test_limits_must_be_positive() -> None:
-    """A limit of zero calls or zero seconds is refused."""
+    """A limit of zero calls or zero seconds, or a negative margin, is refused."""
     with pytest.raises(ValueError, match="calls >= 1"):
         sliding_window_limiter(0, 60)
     with pytest.raises(ValueError, match="period > 0"):
         sliding_window_limiter(5, 0)
+    with pytest.raises(ValueError, match="margin"):
+        sliding_window_limiter(5, 1, margin=-0.01)
+
+
+def test_every_window_of_period_plus_margin_holds_the_limit() -> None:
+    """The margin is part of the window: no span of period + margin holds more than the limit."""
+    run_virtual(_test_every_window_of_period_plus_margin_holds_the_limit())
+
+
+async def _test_every_window_of_period_plus_margin_holds_the_limit() -> None:
+    limiter = sliding_window_limiter(100, 5)
+    assert limiter.margin == ARRIVAL_MARGIN
+    times = await slots(limiter, 350)
+    assert busiest_window(times, 5 + ARRIVAL_MARGIN - 1e-6) <= 100
+    # Evenly spaced, so the sustained rate is exactly calls / (period + margin).
+    rate = (len(times) - 1) / (max(times) - min(times))
+    assert rate == pytest.approx(100 / (5 + ARRIVAL_MARGIN))
+    assert rate >= 0.98 * 100 / 5
+
+
+@pytest.mark.parametrize("margin", [0.0, ARRIVAL_MARGIN])
+def test_the_margin_absorbs_arrival_jitter(margin: float) -> None:
+    """Arrivals delayed by up to 40 ms at random overflow the server's window without the margin, never with it."""
+    run_virtual(_test_the_margin_absorbs_arrival_jitter(margin))
+
+
+async def _test_the_margin_absorbs_arrival_jitter(margin: float) -> None:
+    jitter = random.Random(13)
+    times = await slots(sliding_window_limiter(100, 5, margin=margin), 350)
+    arrivals = [t + jitter.uniform(0.0, 0.04) for t in times]
+    most = busiest_window(arrivals, 5.0)
+    if margin:
+        assert most <= 100
+    else:
+        assert most > 100
+
+
+def test_a_cancelled_waiter_gives_its_slot_back() -> None:
+    """A waiter cancelled before its slot leaves it to the next caller when nobody booked after it."""
+    run_virtual(_test_a_cancelled_waiter_gives_its_slot_back())
+
+
+async def _test_a_cancelled_waiter_gives_its_slot_back() -> None:
+    limiter = sliding_window_limiter(2, 1, margin=0.0)
+    first = await limiter.reserve()
+    waiter = asyncio.ensure_future(limiter.reserve())
+    await asyncio.sleep(0.1)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    slot = await limiter.reserve()
+    assert slot - first == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_limiter_runs_on_the_clock_it_is_given() -> None:
+    """Given a clock, the limiter reads and waits on it instead of the event loop's time."""
+
+    class Ticks:
+        def __init__(self) -> None:
+            self.at = 1000.0
+            self.slept: list[float] = []
+
+        def now(self) -> float:
+            return self.at
+
+        async def sleep(self, seconds: float) -> None:
+            self.slept.append(seconds)
+            self.at += seconds
+
+    async def main() -> list[float]:
+        clock = Ticks()
+        limiter = SlidingWindowLimiter(4, 2, margin=0.0, clock=clock)
+        slots = [await limiter.reserve() for _ in range(5)]
+        assert clock.slept == [0.5] * 4
+        return slots
+
+    assert asyncio.run(main()) == [1000.0, 1000.5, 1001.0, 1001.5, 1002.0]
+
+
+def test_the_default_limit_keeps_the_margin_too() -> None:
+    """The manifest's 1200/60 s, given by nobody, is held over 60 s plus the margin."""
+    run_virtual(_test_the_default_limit_keeps_the_margin_too())
+
+
+async def _test_the_default_limit_keeps_the_margin_too() -> None:
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        sent.append(loop.time())
+        return OK
+
+    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, transport=MockTransport(handler), env={})
+    async with conn:
+        await asyncio.gather(*(conn.call("get_message", {"MessageId": SID}) for _ in range(1201)))
+    assert max(sent) - min(sent) == pytest.approx(60 + ARRIVAL_MARGIN, abs=1e-3)
 
 
 def test_a_connection_holds_the_limit_including_retries() -> None:
@@ -130,5 +232,5 @@ async def _test_rate_limit_overrides_the_manifest() -> None:
     )
     async with conn:
         await asyncio.gather(*(conn.call("get_message", {"MessageId": SID}) for _ in range(100)))
-    assert busiest_window(sent, 1 - 1e-9) <= 10
-    assert max(sent) - min(sent) >= 8.9
+    assert busiest_window(sent, 1 + ARRIVAL_MARGIN - 1e-6) <= 10
+    assert max(sent) - min(sent) >= 9.9

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from connector import Connection
+from connector._ratelimit import ARRIVAL_MARGIN
 from connector.emulator import Clock
 from connector.redis_limiter import KEY_PREFIX, RedisLimiter, limit_key
 from connector.testing import EmulatorFactory
@@ -92,15 +93,16 @@ def _max_in_window(times: Sequence[float], period: float) -> int:
 
 
 async def test_admits_calls_then_waits_for_the_oldest_to_leave(redis_url: str) -> None:
-    """Up to `calls` acquisitions go at once; the next waits until the first leaves the window."""
+    """Up to `calls` acquisitions go at once; the next waits until the first leaves the window and its margin."""
     async with RedisLimiter(redis_url, _unique_key(), calls=5, period=0.4) as limiter:
         started = time.monotonic()
         times = [await limiter.reserve() for _ in range(5)]
         burst = time.monotonic() - started
         sixth = await limiter.reserve()
+    assert limiter.margin == ARRIVAL_MARGIN
     assert burst < 0.3
-    assert sixth - times[0] >= 0.4
-    assert sixth - times[0] < 0.4 + 0.25
+    assert sixth - times[0] >= 0.4 + ARRIVAL_MARGIN
+    assert sixth - times[0] < 0.4 + ARRIVAL_MARGIN + 0.25
 
 
 async def test_four_processes_share_one_budget(redis_url: str) -> None:
@@ -168,7 +170,8 @@ async def test_accounts_have_separate_budgets(redis_url: str) -> None:
     sid_a, sid_b = "AC" + "a" * 32, "AC" + "b" * 32
     assert limit_key(sid_a) == KEY_PREFIX + sid_a == "twilio-connector:limit:" + sid_a
     default = RedisLimiter.for_account(redis_url, sid_a)
-    assert (default.key, default.calls, default.period) == (limit_key(sid_a), 1200, 60.3)
+    assert (default.key, default.calls, default.period) == (limit_key(sid_a), 1200, 60)
+    assert default.margin == ARRIVAL_MARGIN
     a = RedisLimiter.for_account(redis_url, sid_a, calls=2, period=30, margin=0)
     b = RedisLimiter.for_account(redis_url, sid_b, calls=2, period=30, margin=0)
     try:
@@ -186,13 +189,13 @@ async def test_accounts_have_separate_budgets(redis_url: str) -> None:
 
 
 async def test_idle_keys_expire(redis_url: str) -> None:
-    """The key carries a TTL just past the window, so idle accounts leave nothing behind."""
+    """The key carries a TTL just past the window (its margin included), so idle accounts leave nothing behind."""
     key = _unique_key()
     async with RedisLimiter(redis_url, key, calls=3, period=5) as limiter:
         await limiter.acquire()
     with redis.Redis.from_url(redis_url) as client:
         ttl_ms = client.pttl(key)
-    assert 5000 < ttl_ms <= 6000
+    assert 5000 + ARRIVAL_MARGIN * 1000 < ttl_ms <= 6000 + ARRIVAL_MARGIN * 1000
 
 
 def test_rejects_impossible_limits() -> None:
@@ -250,12 +253,12 @@ async def test_connections_sharing_a_limiter_draw_no_429(
 ) -> None:
     """Two connections flooding one account through RedisLimiters sharing a key never hit the throttle."""
     # The emulator's throttle runs on the real clock here. Requests reach it a few
-    # milliseconds after Redis admits them, and not always in order, so the shared
-    # window is 5% longer than the throttle's (docs/limits.md: leave a margin in time).
+    # milliseconds after Redis admits them, and not always in order: the limiter's
+    # built-in margin (ARRIVAL_MARGIN) absorbs that, with the throttle's own limit.
     emulator = await twilio_emulator_factory(throttle=(20, 1.0), clock=Clock())
     key = limit_key(emulator.account_sid)
     redis.Redis.from_url(redis_url).delete(key)
-    limiters = [RedisLimiter(redis_url, key, calls=20, period=1.05) for _ in range(2)]
+    limiters = [RedisLimiter(redis_url, key, calls=20, period=1.0) for _ in range(2)]
     connections = [
         Connection(
             emulator.account_sid,
