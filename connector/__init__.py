@@ -14,6 +14,7 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from ._blocking import BlockingConnection
+    from ._clock import Clock
     from ._connect import open_connection
     from ._connection import Connection, Limiter, default_connector
     from ._convert import OpenEnum, Record, to_json
@@ -25,7 +26,7 @@ if _typing.TYPE_CHECKING:
         ParamSpec,
         load_manifest,
     )
-    from ._ratelimit import sliding_window_limiter
+    from ._ratelimit import SlidingWindowLimiter, sliding_window_limiter
     from ._retry import RetryPolicy
     from ._schemas import input_schema, output_schema
     from ._transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport, Transport
@@ -55,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BlockingConnection",
+    "Clock",
     "ConnectError",
     "Connection",
     "ConnectorError",
@@ -78,6 +80,7 @@ __all__ = [
     "Record",
     "RetryPolicy",
     "ServerError",
+    "SlidingWindowLimiter",
     "Transport",
     "TransportError",
     "TwilioAPIError",
@@ -100,6 +103,7 @@ _LAZY = {
     "AuthenticationError": ".errors",
     "BadRequestError": ".errors",
     "BlockingConnection": "._blocking",
+    "Clock": "._clock",
     "ConnectError": ".errors",
     "Connection": "._connection",
     "ConnectorError": ".errors",
@@ -129,6 +133,7 @@ _LAZY = {
     "RetryPolicy": "._retry",
     "ServerError": ".errors",
     "sliding_window_limiter": "._ratelimit",
+    "SlidingWindowLimiter": "._ratelimit",
     "to_json": "._convert",
     "Transport": "._transport",
     "TransportError": ".errors",

@@ -53,7 +53,6 @@ _UNRESOLVABLE = {
         "pathlib.Path",
         "re.Pattern",
         "AbstractAsyncContextManager",
-        "AsyncLimiter",  # aiolimiter
         "aiohttp.ClientSession",
         "aiohttp.web_app.Application",
         "jmespath.parser.ParsedResult",
