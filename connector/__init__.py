@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
         ParamSpec,
         load_manifest,
     )
+    from ._pacing import Pacing, PacingStatus, SenderProfile
     from ._ratelimit import SlidingWindowLimiter, sliding_window_limiter
     from ._retry import RetryPolicy
     from ._schemas import input_schema, output_schema
@@ -73,12 +74,15 @@ __all__ = [
     "MockTransport",
     "NotFoundError",
     "OpenEnum",
+    "Pacing",
+    "PacingStatus",
     "ParamSpec",
     "PluginLoadError",
     "RateLimitError",
     "ReadError",
     "Record",
     "RetryPolicy",
+    "SenderProfile",
     "ServerError",
     "SlidingWindowLimiter",
     "Transport",
@@ -125,12 +129,15 @@ _LAZY = {
     "NotFoundError": ".errors",
     "OpenEnum": "._convert",
     "output_schema": "._schemas",
+    "Pacing": "._pacing",
+    "PacingStatus": "._pacing",
     "ParamSpec": "._manifest",
     "PluginLoadError": ".errors",
     "RateLimitError": ".errors",
     "ReadError": ".errors",
     "Record": "._convert",
     "RetryPolicy": "._retry",
+    "SenderProfile": "._pacing",
     "ServerError": ".errors",
     "sliding_window_limiter": "._ratelimit",
     "SlidingWindowLimiter": "._ratelimit",

@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 from urllib.parse import quote_plus, urlsplit
 
 import attrs
@@ -25,6 +25,7 @@ import orjson
 
 from . import _convert
 from ._manifest import ActionSpec, ConnectorSpec, default_connector
+from ._pacing import Pacer, Pacing
 from ._ratelimit import sliding_window_limiter
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
@@ -115,6 +116,9 @@ class Connection:
             that holds a budget across processes; *rate_limit* is then ignored.
         values: Connection values by the manifest's keys, for any connector (the
             keyword arguments above are a convenience for Twilio's and win over it).
+        pacing: How sends are paced per sender (:class:`~connector.Pacing`); Twilio's
+            connector paces by the default rates of each kind of sender unless given,
+            ``False`` turns it off. A send's ``from`` may then be a list: a pool.
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -135,8 +139,11 @@ class Connection:
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        pacing: Pacing | Literal[False] | None = None,
     ) -> None:
         self.connector = connector or default_connector()
+        self.pacing = Pacing() if pacing is None and self.connector.id == "twilio" else pacing
+        self._pacer: Pacer | None = None
         keywords = {
             "account_sid": account_sid,
             "auth_token": auth_token,
@@ -229,6 +236,11 @@ class Connection:
         """The Account SID the connection works on."""
         return self._values.get("account_sid")
 
+    @property
+    def pacer(self) -> Pacer | None:
+        """The open connection's sender pacing (its queues, for progress), if it paces."""
+        return self._pacer
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -239,6 +251,8 @@ class Connection:
             self._limiter = self._shared_limiter
         elif self.rate_limit is not None:
             self._limiter = sliding_window_limiter(*self.rate_limit)
+        if self.pacing:
+            self._pacer = Pacer(self.pacing)
         return self
 
     async def __aexit__(
@@ -301,6 +315,9 @@ class Connection:
         if spec.deprecated:
             successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
             warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
+        if self._pacer is not None and spec.sends_message:
+            exchange = functools.partial(self._exchange, action)
+            return await self._pacer.send(spec, inputs or {}, action.validate, exchange)
         clean = action.validate(inputs or {})
         request = self._build_request(action, clean)
         response = await self._send(action, request, clean)
@@ -449,6 +466,10 @@ class Connection:
             )
             await asyncio.sleep(wait)
             spent += wait
+
+    async def _exchange(self, action: CompiledAction, clean: dict[str, Any]) -> Any:
+        request = self._build_request(action, clean)
+        return self._parse(action.spec, await self._send(action, request, clean))
 
     def _unknown_outcome(
         self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception
