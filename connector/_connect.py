@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
 from ._connection import Connection, Limiter
 from ._manifest import ConnectorSpec, default_connector
+from ._pacing import Pacing
 from .errors import ConfigurationError
 
 
@@ -138,6 +139,7 @@ async def open_connection(
     limiter: Limiter | None = None,
     redis_url: str | None = None,
     redis_key: str | None = None,
+    pacing: Pacing | Literal[False] | None = None,
 ) -> AsyncIterator[Connection]:
     """
     Open a :class:`~connector.Connection`: to the API the credentials name, or to an
@@ -159,8 +161,12 @@ async def open_connection(
             (``connector._ratelimit.ARRIVAL_MARGIN``), in process or in Redis.
         limiter: A limiter to share instead.
         redis_url: Hold the limit in this Redis (``redis://HOST:PORT/DB``), shared by
-            every process that uses the same key (the ``redis`` extra).
+            every process that uses the same key (the ``redis`` extra), and the senders'
+            queue estimates too (under the account's keys), so that pacing holds across
+            processes.
         redis_key: The shared limit's key; the account's unless given.
+        pacing: How sends are paced per sender (:class:`~connector.Pacing`); the default
+            rates of each kind of sender unless given, ``False`` for none.
 
     Raises:
         ConfigurationError: Incomplete credentials, or the emulator refused (or asked
@@ -182,6 +188,8 @@ async def open_connection(
                 limiter = await stack.enter_async_context(
                     _redis_limiter(spec, values, source, rate_limit, redis_url, redis_key)
                 )
+                if twilio and pacing is not False:
+                    pacing = await _redis_pacing(stack, pacing, redis_url, values, source)
             conn = await stack.enter_async_context(
                 Connection(
                     connector=spec,
@@ -189,6 +197,7 @@ async def open_connection(
                     env=source,
                     rate_limit=rate_limit,
                     limiter=limiter,
+                    pacing=pacing,
                 )
             )
             yield conn
@@ -208,9 +217,32 @@ async def open_connection(
             base_url=server.base_url,
             rate_limit=rate_limit,
             limiter=limiter,
+            pacing=pacing,
             env={},
         ) as conn:
             yield conn
+
+
+def _owner(values: Mapping[str, str] | None, env: Mapping[str, str]) -> str:
+    return (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
+
+
+async def _redis_pacing(
+    stack: contextlib.AsyncExitStack,
+    pacing: Pacing | None,
+    url: str,
+    values: Mapping[str, str] | None,
+    env: Mapping[str, str],
+) -> Pacing:
+    from .redis_limiter import RedisSenderBook
+
+    pacing = pacing or Pacing()
+    if pacing.book is not None:
+        return pacing
+    book = await stack.enter_async_context(
+        RedisSenderBook.for_account(url, _owner(values, env) or "twilio")
+    )
+    return attrs.evolve(pacing, book=book)
 
 
 def _redis_limiter(
@@ -229,7 +261,6 @@ def _redis_limiter(
     if not isinstance(paced, tuple):
         raise ConfigurationError("a shared limit (Redis) needs a rate limit to share")
     if key is None:
-        owner = (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
-        key = limit_key(owner or spec.id)
+        key = limit_key(_owner(values, env) or spec.id)
     calls, period = paced
     return RedisLimiter(url, key, calls, period)

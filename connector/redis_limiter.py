@@ -13,12 +13,22 @@ caller if fewer than *calls* remain, and otherwise says how long until the oldes
 leaves the window. Every time comes from the Redis server's clock (``TIME``), so the
 workers' clocks need not agree.
 
+Sender pacing is shared the same way: :class:`RedisSenderBook` keeps, per sender,
+when its queue at Twilio will have drained, so that every process feeds a sender only
+as fast as its queue drains (``docs/throughput.md``).
+
 Install the extra: ``pip install 'twilio-workflow-connector[redis]'``. Then::
 
     limiter = RedisLimiter.for_account("redis://127.0.0.1:6379/0", account_sid)
-    async with Connection(account_sid, auth_token, limiter=limiter) as conn:
+    book = RedisSenderBook.for_account("redis://127.0.0.1:6379/0", account_sid)
+    async with Connection(
+        account_sid, auth_token, limiter=limiter, pacing=Pacing(book=book)
+    ) as conn:
         ...
     await limiter.aclose()
+    await book.aclose()
+
+(``open_connection(redis_url=...)`` does all of this.)
 """
 
 from __future__ import annotations
@@ -27,19 +37,32 @@ import asyncio
 import math
 import random
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from ._pacing import Booking
 from ._ratelimit import ARRIVAL_MARGIN
 
 
-__all__ = ["KEY_PREFIX", "RedisLimiter", "limit_key"]
+__all__ = [
+    "KEY_PREFIX",
+    "SENDERS_PREFIX",
+    "STICKY_PREFIX",
+    "RedisLimiter",
+    "RedisSenderBook",
+    "limit_key",
+]
 
 #: The prefix of the keys :meth:`RedisLimiter.for_account` uses.
 KEY_PREFIX: Final = "twilio-connector:limit:"
+#: The prefix of the keys of senders' queues (:meth:`RedisSenderBook.for_account`).
+SENDERS_PREFIX: Final = "twilio-connector:senders:"
+#: The prefix of the keys of sticky senders (:meth:`RedisSenderBook.for_account`).
+STICKY_PREFIX: Final = "twilio-connector:sticky:"
 
 # KEYS[1]: the sorted set of admitted calls (score: server time in microseconds).
 # ARGV: calls, period in microseconds, a unique member for this attempt.
@@ -204,6 +227,178 @@ class RedisLimiter:
         """Close the connections to Redis. The limiter cannot be used afterwards."""
         self._closed = True
         client, self._client, self._script = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+# KEYS: the queue key of each candidate sender, then the recipient's sticky key.
+# ARGV: n, whether to look at the sticky key (1/0), then per sender: seconds of work
+# (microseconds), horizon (microseconds), sender name.
+# Returns {index (1-based), wait_us, now_us, drains_at_us}. A queue key holds when the
+# sender's queue will have drained (server time, microseconds), and expires a minute
+# after that.
+_BOOK: Final = """
+local n = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local choice = nil
+if ARGV[2] == '1' then
+  local sticky = redis.call('GET', KEYS[n + 1])
+  if sticky then
+    for i = 1, n do
+      if ARGV[2 + 3 * i] == sticky then choice = i end
+    end
+  end
+end
+local best, best_finish = nil, nil
+for i = 1, n do
+  local drain = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local finish = math.max(drain, now) + tonumber(ARGV[3 * i])
+  if choice == i or (choice == nil and (best == nil or finish < best_finish)) then
+    best, best_finish = i, finish
+  end
+end
+local horizon = tonumber(ARGV[3 * best + 1])
+redis.call('SET', KEYS[best], string.format('%.0f', best_finish),
+           'PX', math.ceil((best_finish - now) / 1000) + 60000)
+return {best, math.max(0, best_finish - horizon - now), now, best_finish}
+"""
+
+# KEYS[1]: a queue key. ARGV: seconds of work (microseconds), and the mode: 'refund'
+# takes them out (never below now), 'saturate' makes the queue at least that long.
+_ADJUST: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local drain = tonumber(redis.call('GET', KEYS[1]) or '0')
+local work = tonumber(ARGV[1])
+local value
+if ARGV[2] == 'refund' then
+  value = math.max(now, drain - work)
+else
+  value = math.max(drain, now + work)
+end
+redis.call('SET', KEYS[1], string.format('%.0f', value),
+           'PX', math.ceil((value - now) / 1000) + 60000)
+return value
+"""
+
+
+class RedisSenderBook:
+    """
+    Senders' queue estimates kept in Redis, shared by every process that paces sends
+    for the same account (:class:`connector.Pacing` ``book``).
+
+    Each sender has a key holding when its queue at Twilio will have drained, on the
+    Redis server's clock; a Lua script chooses the sender for a message (the recipient's
+    sticky sender, else the one that would finish it first) and books its work
+    atomically, so processes never overfill a sender between them. A recipient's sticky
+    sender is kept for *sticky_ttl* seconds.
+
+    Like :class:`RedisLimiter`, it binds to the event loop of its first use and raises
+    redis-py's ``ConnectionError`` when Redis is down (nothing is sent unpaced).
+
+    Args:
+        url: The Redis server.
+        prefix: The prefix of its keys; one per account (:meth:`for_account`).
+        sticky_ttl: How long a recipient keeps its sender, in seconds.
+    """
+
+    def __init__(self, url: str, prefix: str, *, sticky_ttl: float = 7 * 86400) -> None:
+        if not sticky_ttl > 0:
+            raise ValueError(f"sticky_ttl must be above 0, not {sticky_ttl}")
+        self.url = url
+        self.prefix = prefix
+        self.sticky_ttl = sticky_ttl
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: tuple[AsyncScript, AsyncScript] | None = None
+        self._closed = False
+
+    @classmethod
+    def for_account(cls, url: str, account_sid: str, **kw: float) -> RedisSenderBook:
+        """The book of one account: keys under ``twilio-connector:senders:<sid>:``."""
+        return cls(url, f"{account_sid}:", **kw)
+
+    def __repr__(self) -> str:
+        return f"<RedisSenderBook {self.prefix!r}>"
+
+    def queue_key(self, sender: str) -> str:
+        """The key of *sender*'s queue."""
+        return f"{SENDERS_PREFIX}{self.prefix}{sender}"
+
+    def sticky_key(self, recipient: str) -> str:
+        """The key of *recipient*'s sticky sender."""
+        return f"{STICKY_PREFIX}{self.prefix}{recipient}"
+
+    def _bind(self) -> tuple[aioredis.Redis, tuple[AsyncScript, AsyncScript]]:
+        if self._closed:
+            raise RuntimeError("this RedisSenderBook is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._client = aioredis.Redis.from_url(self.url)
+            self._scripts = (
+                self._client.register_script(_BOOK),
+                self._client.register_script(_ADJUST),
+            )
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "this RedisSenderBook is bound to another event loop; make one per loop"
+            )
+        assert self._client is not None and self._scripts is not None
+        return self._client, self._scripts
+
+    async def book(
+        self,
+        senders: Sequence[str],
+        seconds: Sequence[float],
+        horizons: Sequence[float],
+        recipient: str | None,
+    ) -> Booking:
+        """See :class:`connector.Pacing`'s ``book``."""
+        _, (script, _) = self._bind()
+        keys = [self.queue_key(sender) for sender in senders]
+        keys.append(self.sticky_key(recipient) if recipient is not None else keys[0])
+        args: list[Any] = [len(senders), 1 if recipient is not None else 0]
+        for sender, work, horizon in zip(senders, seconds, horizons, strict=True):
+            args += [round(work * 1_000_000), round(horizon * 1_000_000), sender]
+        index, wait_us, _, drains_us = await script(keys=keys, args=args)
+        chosen = int(index) - 1
+        return Booking(
+            senders[chosen], seconds[chosen], int(wait_us) / 1_000_000, int(drains_us) / 1_000_000
+        )
+
+    async def refund(self, booking: Booking) -> None:
+        """Take a booking's work back out of its sender's queue."""
+        _, (_, adjust) = self._bind()
+        work = round(booking.seconds * 1_000_000)
+        await adjust(keys=[self.queue_key(booking.sender)], args=[work, "refund"])
+
+    async def saturate(self, sender: str, seconds: float) -> None:
+        """Make *sender*'s queue at least *seconds* long from now (Twilio said it is full)."""
+        _, (_, adjust) = self._bind()
+        await adjust(keys=[self.queue_key(sender)], args=[round(seconds * 1_000_000), "full"])
+
+    async def remember(self, recipient: str, sender: str) -> None:
+        """Keep *recipient* on *sender*."""
+        client, _ = self._bind()
+        await client.set(self.sticky_key(recipient), sender, ex=math.ceil(self.sticky_ttl))
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis. The book cannot be used afterwards."""
+        self._closed = True
+        client, self._client, self._scripts = self._client, None, None
         if client is not None:
             await client.aclose()
 

@@ -75,6 +75,7 @@ _UNRESOLVABLE_OURS = {
         "connector._manifest.Rule",
         "connector._manifest.Throttle",
         "connector._manifest.TriggerSpec",
+        "connector._pacing.Booking",
         "connector._pacing.Pacer",
         "connector._pacing.SenderBook",
         "connector._pacing.SenderStatus",

@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 import redis
 
-from connector import Connection
+from connector import Connection, HttpRequest, HttpResponse, MockTransport, Pacing
 from connector._ratelimit import ARRIVAL_MARGIN
 from connector.emulator import Clock
-from connector.redis_limiter import KEY_PREFIX, RedisLimiter, limit_key
+from connector.redis_limiter import KEY_PREFIX, RedisLimiter, RedisSenderBook, limit_key
 from connector.testing import EmulatorFactory
 
 
@@ -288,3 +288,95 @@ async def test_connections_sharing_a_limiter_draw_no_429(
             await limiter.aclose()
     assert sent == 48
     assert emulator.stats()["throttled"] == 0
+
+
+async def test_the_sender_book_chooses_books_and_adjusts(redis_url: str) -> None:
+    """The shared book picks the sender that finishes first (or the sticky one), books, refunds and saturates."""
+    book = RedisSenderBook(redis_url, f"{_unique_key()}:")
+    senders = ["+15005550006", "+15005550010"]
+    try:
+        first = await book.book(senders, [2.0, 2.0], [10.0, 10.0], None)
+        second = await book.book(senders, [2.0, 2.0], [10.0, 10.0], None)
+        third = await book.book(senders, [2.0, 1.0], [10.0, 10.0], None)
+        assert [first.sender, second.sender, third.sender] == [*senders, senders[1]]
+        assert third.drains_at - first.drains_at == pytest.approx(1.0, abs=0.05)
+        assert first.wait == second.wait == 0
+        await book.remember("+15551230000", senders[0])
+        sticky = await book.book(senders, [2.0, 2.0], [3.0, 3.0], "+15551230000")
+        assert sticky.sender == senders[0]
+        # Its queue now holds 4 s of work and the horizon is 3 s: a second's wait.
+        assert sticky.wait == pytest.approx(1.0, abs=0.05)
+        await book.refund(sticky)
+        again = await book.book(senders[:1], [2.0], [3.0], None)
+        assert again.drains_at == pytest.approx(sticky.drains_at, abs=0.05)
+        await book.saturate(senders[1], 600.0)
+        full = await book.book(senders[1:], [1.0], [60.0], None)
+        assert full.wait == pytest.approx(541.0, abs=0.1)
+    finally:
+        await book.aclose()
+
+
+async def test_pacing_holds_across_connections_sharing_a_book(redis_url: str) -> None:
+    """Two connections feeding one sender through one Redis book never let its queue pass the horizon."""
+    prefix = f"{_unique_key()}:"
+    arrivals: list[float] = []
+
+    def twilio(request: HttpRequest) -> HttpResponse:
+        arrivals.append(time.monotonic())
+        return HttpResponse(201, json.dumps({"sid": "SM" + "0" * 32, "status": "queued"}).encode())
+
+    books = [RedisSenderBook(redis_url, prefix) for _ in range(2)]
+    pacing = [Pacing(senders={"+15005550006": "20/s"}, horizon=0.5, book=book) for book in books]
+    connections = [
+        Connection(
+            "AC" + "0" * 32,
+            "token",
+            transport=MockTransport(twilio),
+            rate_limit=False,
+            pacing=p,
+            env={},
+        )
+        for p in pacing
+    ]
+
+    async def flood(conn: Connection) -> None:
+        await asyncio.gather(
+            *(
+                conn.call(
+                    "send_text_message",
+                    {"from": "+15005550006", "to": f"+1415555{i:04d}", "body": "hi"},
+                )
+                for i in range(30)
+            )
+        )
+
+    try:
+        async with connections[0] as first, connections[1] as second:
+            await asyncio.gather(flood(first), flood(second))
+    finally:
+        for book in books:
+            await book.aclose()
+    # Replay Twilio's queue of the sender (20 segments/s) over the arrivals.
+    free, peak = 0.0, 0.0
+    for at in sorted(arrivals):
+        free = max(free, at) + 1 / 20
+        peak = max(peak, free - at)
+    assert len(arrivals) == 60
+    assert peak <= 0.5 + 0.05
+    # 60 segments at 20/s with 0.5 s queued at once: the last leaves at about 2.5 s.
+    assert max(arrivals) - min(arrivals) >= 2.4
+
+
+async def test_open_connection_shares_pacing_through_redis(redis_url: str) -> None:
+    """With redis_url, open_connection keeps the senders' queues in Redis under the account's keys."""
+    from connector import open_connection
+
+    sid = "AC" + "d" * 32
+    values = {"account_sid": sid, "auth_token": "token"}
+    async with open_connection(values=values, redis_url=redis_url) as conn:
+        assert conn.pacer is not None
+        book = conn.pacer.book
+        assert isinstance(book, RedisSenderBook)
+        assert book.queue_key("+15005550006") == f"twilio-connector:senders:{sid}:+15005550006"
+    async with open_connection(values=values, redis_url=redis_url, pacing=False) as conn:
+        assert conn.pacer is None
