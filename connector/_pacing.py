@@ -48,7 +48,7 @@ from ._twilio import (
     sender_kind,
     throughput_units,
 )
-from .errors import TwilioAPIError
+from .errors import InputIssue, InvalidInputError, TwilioAPIError
 
 
 __all__ = [
@@ -437,7 +437,18 @@ class Pacing:
             )
         if "sticky" in config and not isinstance(config["sticky"], bool):
             raise ValueError("sticky must be true or false")
-        return cls(**config)
+        senders = config.pop("senders", None) or {}
+        base = cls(**config)
+        kind_rates = base.kind_rates
+        return attrs.evolve(
+            base,
+            senders={
+                str(sender): spec
+                if isinstance(spec, SenderProfile)
+                else SenderProfile.parse(str(sender), spec, kind_rates=kind_rates)
+                for sender, spec in senders.items()
+            },
+        )
 
     def profile(self, sender: str) -> SenderProfile:
         """The declared profile of *sender*, or one with its kind's default rate."""
@@ -565,8 +576,14 @@ def validate_pool(
     if not senders:
         return validate({k: v for k, v in inputs.items() if k != key})
     clean: dict[str, Any] = {}
+    issues: list[InputIssue] = []
     for sender in dict.fromkeys(senders):
-        clean = validate({**inputs, key: sender})
+        try:
+            clean = validate({**inputs, key: sender})
+        except InvalidInputError as exc:
+            issues += [issue for issue in exc.issues if issue not in issues]
+    if issues:
+        raise InvalidInputError(spec.id, issues)
     clean[key] = list(dict.fromkeys(senders))
     return clean
 

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: MIT
 """
 Progress reporters for the command line: rich bars on a terminal, plain lines otherwise.
+
+Both show a broadcast's expected finish when the connection paces its senders: the
+segments still queued at Twilio, plus the step's remaining messages at the average
+segments per message so far, over the senders' combined rate.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -20,7 +24,41 @@ from rich.progress import (
 )
 
 
-__all__ = ["BarProgress", "LineProgress"]
+if TYPE_CHECKING:
+    from .._pacing import Pacer
+
+
+__all__ = ["BarProgress", "LineProgress", "expected_finish"]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def expected_finish(pacer: Pacer | None, remaining: int) -> str:
+    """
+    The expected finish of a paced broadcast in words, or ``""`` when nothing is paced.
+
+    Args:
+        pacer: The connection's pacer.
+        remaining: Messages of the step still to send.
+    """
+    if pacer is None:
+        return ""
+    status = pacer.status()
+    finish = status.expected_finish(remaining)
+    if finish is None:
+        return ""
+    left = max(0.0, finish - status.now)
+    clock = time.strftime("%H:%M:%S", time.localtime(finish))
+    return (
+        f"expected finish {clock} (in {_duration(left)}: {status.queued_units:.0f} segments "
+        f"queued at {status.rate:g}/s, {remaining} messages to go)"
+    )
 
 
 class BarProgress:
@@ -33,10 +71,16 @@ class BarProgress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[finish]}"),
             console=Console(file=stream),
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._pacer: Pacer | None = None
+
+    def watch(self, pacer: Pacer | None) -> None:
+        """Show the expected finish from this pacer's queues."""
+        self._pacer = pacer
 
     def __enter__(self) -> BarProgress:
         self._progress.start()
@@ -47,17 +91,22 @@ class BarProgress:
 
     def step_started(self, step_id: str, total: int | None) -> None:
         """Add a bar for the step."""
-        self._tasks[step_id] = self._progress.add_task(step_id, total=total)
+        self._tasks[step_id] = self._progress.add_task(step_id, total=total, finish="")
 
     def advance(self, step_id: str, count: int = 1) -> None:
         """Move the step's bar."""
-        self._progress.advance(self._tasks[step_id], count)
+        task = self._tasks[step_id]
+        self._progress.advance(task, count)
+        if self._pacer is not None:
+            state = self._progress.tasks[task]
+            remaining = int(state.total - state.completed) if state.total is not None else 0
+            self._progress.update(task, finish=expected_finish(self._pacer, remaining))
 
     def step_finished(self, step_id: str, status: str) -> None:
         """Label the step's bar with its status."""
         task = self._tasks.get(step_id)
         if task is None:
-            task = self._tasks[step_id] = self._progress.add_task(step_id, total=0)
+            task = self._tasks[step_id] = self._progress.add_task(step_id, total=0, finish="")
         self._progress.update(task, description=f"{step_id} ({status})")
 
 
@@ -70,6 +119,11 @@ class LineProgress:
         self._totals: dict[str, int | None] = {}
         self._done: dict[str, int] = {}
         self._last: dict[str, float] = {}
+        self._pacer: Pacer | None = None
+
+    def watch(self, pacer: Pacer | None) -> None:
+        """Add the expected finish, from this pacer's queues, to the progress lines."""
+        self._pacer = pacer
 
     def __enter__(self) -> LineProgress:
         return self
@@ -97,7 +151,9 @@ class LineProgress:
         if (tenth and done != total) or now - self._last.get(step_id, now) >= self._every:
             self._last[step_id] = now
             of = f"/{total}" if total is not None else " items"
-            self._say(f"step {step_id}: {done}{of}")
+            remaining = total - done if total is not None else 0
+            finish = expected_finish(self._pacer, remaining)
+            self._say(f"step {step_id}: {done}{of}" + (f", {finish}" if finish else ""))
 
     def step_finished(self, step_id: str, status: str) -> None:
         """Say how the step ended."""

@@ -277,6 +277,7 @@ async def _run(
             )
             for connector_id in {TWILIO, *workflow.connector_ids}
         }
+        progress.watch(opened[TWILIO].pacer)
         with progress:
             return await run_workflow(
                 workflow,
