@@ -607,6 +607,7 @@ class Pacer:
             else None
         )
         self._fields: dict[str, _Fields | None] = {}
+        self._profiles: dict[str, SenderProfile] = {}
         self._hold_until = -math.inf
         self._refused = 0
         self._seen: dict[str, tuple[float, float]] = {}
@@ -625,6 +626,13 @@ class Pacer:
             self._messages,
             self._units,
         )
+
+    def _profile(self, sender: str) -> SenderProfile:
+        try:
+            return self._profiles[sender]
+        except KeyError:
+            profile = self._profiles[sender] = self.pacing.profile(sender)
+            return profile
 
     def _fields_of(self, spec: ActionSpec) -> _Fields | None:
         try:
@@ -654,19 +662,24 @@ class Pacer:
         fields = self._fields_of(spec)
         if fields is None:
             return await exchange(validate(inputs))
-        clean = validate_pool(spec, validate, inputs)
-        if any(clean.get(key) is not None for key in fields.schedule):
-            return await exchange(clean)  # scheduled: Twilio queues it when it is due
-        pool = clean.get(fields.sender) if fields.sender else None
-        if isinstance(pool, list):
-            senders = [str(s) for s in pool]
+        pool = inputs.get(fields.sender) if fields.sender else None
+        if isinstance(pool, list | tuple):
+            clean = validate_pool(spec, validate, inputs)
+            senders: list[str] = [str(s) for s in clean[fields.sender]]  # type: ignore[index]
         else:
-            sender = pool or (clean.get(fields.service) if fields.service else None)
+            clean = validate(inputs)
+            sender = clean.get(fields.sender) if fields.sender else None
+            if not sender and fields.service:
+                sender = clean.get(fields.service)
             if not sender:
                 return await exchange(clean)
             senders = [str(sender)]
-        profiles = [self.pacing.profile(sender) for sender in senders]
-        if len(profiles) == 1 and profiles[0].rate is None and self._account is None:
+        for key in fields.schedule:
+            if clean.get(key) is not None:
+                return await exchange(clean)  # scheduled: Twilio queues it when it is due
+        profiles = [self._profile(sender) for sender in senders]
+        unpaced = len(profiles) == 1 and profiles[0].rate is None
+        if unpaced and self._account is None:
             return await exchange(clean)
         body = str(clean.get(fields.body) or "") if fields.body else ""
         media = bool(fields.media and clean.get(fields.media))
@@ -681,10 +694,9 @@ class Pacer:
         ]
         recipient = (
             str(clean[fields.to])
-            if self.pacing.sticky and fields.to and clean.get(fields.to) and len(senders) > 1
+            if len(senders) > 1 and self.pacing.sticky and fields.to and clean.get(fields.to)
             else None
         )
-        unpaced = len(profiles) == 1 and profiles[0].rate is None
         refusals = 0
         while True:
             booking = (

@@ -275,6 +275,8 @@ def count_segments(body: str) -> int:
         The number of segments. One if the text fits in 160 septets (GSM-7) or 70 UTF-16
         code units (UCS-2), otherwise parts of at most 153 septets or 67 code units.
     """
+    if len(body) <= _UCS2_SINGLE // 2:
+        return 1  # at most two units a character: fits one segment in either encoding
     encoding = encoding_for(body)
     units = _units(body, encoding)
     single, multi = (
