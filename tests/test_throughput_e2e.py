@@ -1,6 +1,6 @@
 """
 The connector's sender pacing against the emulator's sender queues, both on one clock
-running 50 times faster than real time: minutes of queueing in about a second.
+running 20 times faster than real time: half a minute of queueing in about a second.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def test_pacing_and_queues_on_one_accelerated_clock(
     twilio_emulator_factory: EmulatorFactory,
 ) -> None:
     """A pooled broadcast keeps every sender busy, finishes at the pool's rate, and meets no 21611, 30001 or 429."""
-    clock = Clock(scale=50.0)
+    clock = Clock(scale=20.0)
     emu = await twilio_emulator_factory(
         clock=clock,
         numbers=tuple(POOL),
@@ -56,7 +56,7 @@ async def test_pacing_and_queues_on_one_accelerated_clock(
         pacing=pacing,
         env={},
     )
-    count = 120
+    count = 80
     gate = asyncio.Semaphore(50)
 
     async def one(i: int) -> Any:
@@ -67,8 +67,9 @@ async def test_pacing_and_queues_on_one_accelerated_clock(
             )
 
     async with conn:
+        # Every answer (21611, 30001, 429) is decided at create: no need to wait for
+        # the queues to drain.
         sent = await asyncio.gather(*(one(i) for i in range(count)))
-        await clock.sleep(30.0)
     assert len(sent) == count
     stats = emu.stats()
     assert stats["throttled"] == 0
