@@ -254,3 +254,18 @@ async def _test_progress_lines_show_the_expected_finish() -> None:
     # 10 segments queued on one long code, 10 messages to go: 20 s at 1/s.
     assert "step send: 2/20, expected finish" in text
     assert "in 20s: 10 segments queued at 1/s, 10 messages to go" in text
+
+
+def test_a_host_passes_its_pacing_settings_through_the_plugin() -> None:
+    """Plugin.connect takes the mapping a host keeps (an Airflow extra, a Prefect block field)."""
+    from connector.plugin import installed
+
+    plugin = installed().get("twilio")
+    values = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
+    conn = plugin.connect(values, pacing={"senders": {"+18005550100": "5/s"}, "horizon": "15m"})
+    assert conn.pacing and conn.pacing.horizon == 900
+    assert conn.pacing.profile("+18005550100").rate == 5.0
+    assert plugin.connect(values, pacing=False).pacing is False
+    assert plugin.connect(values).pacing == conn.pacing.__class__()
+    with pytest.raises(ValueError, match="unknown pacing settings"):
+        plugin.connect(values, pacing={"rate": "1/s"})
