@@ -7,13 +7,13 @@ request, when it arrived and when the client's limiter admitted it (sent along i
 header; both are ``time.monotonic()``, one clock for every process of the machine).
 Meanwhile one CPU hog per core spins at the lowest priority (``nice 19``). The client
 floods the server through a :class:`connector.Connection` whose limiter is the one every
-connection uses (``SlidingWindowLimiter``, margin included), and the script prints,
-per run: the most arrivals in any window of the limit's period against the limit, the
-sustained rate at the server against the limit's rate, and the spread of the delay
-from admission to arrival (the quantity the margin must cover).
+connection uses (``SlidingWindowLimiter``, its window anchored at answers), and the
+script prints, per run: the most arrivals in any window of the limit's period against
+the limit, the sustained rate at the server against the limit's rate, and the spread
+of the delay from admission to arrival (what a fixed margin would have to cover).
 
     python benchmarks/limit_under_load.py                  # 5 runs of 350 sends at 100/5 s
-    python benchmarks/limit_under_load.py --margin 0       # the same with no margin
+    python benchmarks/limit_under_load.py --margin 0.05    # a fixed 50 ms margin instead
     python benchmarks/limit_under_load.py --no-hogs        # on an idle machine
 
 Loopback only; bounded (at most 5,000 sends per run, 20 runs).
@@ -116,18 +116,29 @@ class MonotonicClock:
         await asyncio.sleep(seconds)
 
 
-async def _flood(base_url: str, sends: int, calls: int, period: float, margin: float) -> None:
+async def _flood(
+    base_url: str, sends: int, calls: int, period: float, margin: float | None
+) -> None:
     from connector import AiohttpTransport, Connection, HttpRequest, HttpResponse
-    from connector._ratelimit import SlidingWindowLimiter
+    from connector._ratelimit import Admission, SlidingWindowLimiter
 
-    limiter = SlidingWindowLimiter(calls, period, margin=margin, clock=MonotonicClock())
+    limiter = SlidingWindowLimiter(calls, period, margin=margin or 0.0, clock=MonotonicClock())
     admitted: dict[asyncio.Task[Any] | None, float] = {}
 
     class Recording:
-        """The connection's limiter, noting each slot for the request that took it."""
+        """The connection's limiter, noting each admission for the request that took it."""
 
         async def acquire(self) -> None:
+            # A fixed margin: answers are not reported.
             admitted[asyncio.current_task()] = await limiter.reserve()
+
+        async def admit(self) -> Admission:
+            admission = await limiter.admit()
+            admitted[asyncio.current_task()] = admission.at
+            return admission
+
+    if margin is not None:
+        Recording.admit = None  # type: ignore[assignment,method-assign]
 
     class Stamping(AiohttpTransport):
         """Sends each request with the time its slot was admitted."""
@@ -200,7 +211,9 @@ def _report(
     }
 
 
-async def _runs(opts: argparse.Namespace, base_url: str, margin: float) -> list[dict[str, Any]]:
+async def _runs(
+    opts: argparse.Namespace, base_url: str, margin: float | None
+) -> list[dict[str, Any]]:
     results = []
     for run in range(1, opts.runs + 1):
         await _flood(base_url, opts.sends, opts.calls, opts.period, margin)
@@ -211,9 +224,10 @@ async def _runs(opts: argparse.Namespace, base_url: str, margin: float) -> list[
 
 
 def _bench(opts: argparse.Namespace) -> int:
-    from connector._ratelimit import ARRIVAL_MARGIN
-
-    margin = ARRIVAL_MARGIN if opts.margin is None else opts.margin
+    margin = opts.margin
+    how = (
+        "windows anchored at answers" if margin is None else f"a fixed {margin * 1000:g} ms margin"
+    )
     server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
     hogs: list[subprocess.Popen[bytes]] = []
     try:
@@ -223,7 +237,7 @@ def _bench(opts: argparse.Namespace) -> int:
         if opts.hogs:
             hogs = _start_hogs(os.cpu_count() or 1)
         print(
-            f"limit {opts.calls}/{opts.period:g}s, margin {margin * 1000:g} ms, "
+            f"limit {opts.calls}/{opts.period:g}s, {how}, "
             f"{opts.sends} sends per run, {len(hogs)} nice-19 hogs, "
             f"{os.cpu_count()} cores, load average {load[0]:.2f} before the hogs",
             flush=True,
@@ -242,8 +256,7 @@ def _bench(opts: argparse.Namespace) -> int:
         f"{max(r['max_in_window'] for r in results)} of {opts.calls}); "
         f"rate >= 98% in {fast}/{len(results)} (lowest "
         f"{min(r['rate_share'] for r in results):.2%}); "
-        f"worst admission-to-arrival spread {spread} ms against a margin of "
-        f"{margin * 1000:g} ms"
+        f"worst admission-to-arrival spread {spread} ms ({how})"
     )
     return 0 if held == fast == len(results) else 1
 
@@ -255,7 +268,11 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=350)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--period", type=float, default=5.0)
-    parser.add_argument("--margin", type=float, help="seconds (default: ARRIVAL_MARGIN)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        help="hold the window with this fixed margin (seconds) instead of anchoring it at answers",
+    )
     parser.add_argument("--no-hogs", dest="hogs", action="store_false")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hog", action="store_true", help=argparse.SUPPRESS)

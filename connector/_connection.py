@@ -425,9 +425,14 @@ class Connection:
         # rest of the call's overhead together.
         spent = 0.0
         attempt = 0
+        # A limiter that can anchor its window at answers is told when each one came.
+        admit = getattr(self._limiter, "admit", None)
         while True:
             attempt += 1
-            if self._limiter is not None:
+            admission = None
+            if admit is not None:
+                admission = await admit()
+            elif self._limiter is not None:
                 await self._limiter.acquire()
             started = loop.time()
             retry_after: float | None = None
@@ -452,6 +457,9 @@ class Connection:
                     raise api_error
                 # A server that says when to come back (429, or 503 in maintenance) is heeded.
                 retry_after = _retry_after(response.headers.get("retry-after"))
+            finally:
+                if admission is not None:
+                    await admission.done()
             spent += loop.time() - started
             wait = policy.wait(attempt, retry_after)
             if attempt >= policy.attempts or spent + wait > policy.deadline:

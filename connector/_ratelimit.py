@@ -4,33 +4,44 @@ The per-connection call limit, held as the server counts it.
 A limit of *calls* in any window of *period* seconds is what Twilio's connector
 allows (1200 per 60 s). The server counts **arrivals**, and a request reaches it some
 time after the limiter admits it: building the request, a busy event loop, the network,
-the server's own loop. That delay varies from request to request. If a call admitted at
-``t`` arrives late by ``d_max`` and one admitted at ``t + w`` arrives early by ``d_min``,
-the server sees them ``w - (d_max - d_min)`` apart. So a limiter that holds *calls* in
-any window of ``period + J`` of its own admissions holds *calls* in any window of
-*period* at the server whenever the spread ``J = d_max - d_min`` of that delay stays
-under :data:`ARRIVAL_MARGIN`.
+the server's own loop. That delay varies. If a call admitted at ``t`` arrives late and
+one admitted ``period`` later arrives early, the server sees both in one window, and
+with them one call too many.
 
-Sizing the margin: ``benchmarks/limit_under_load.py`` floods a canned server in its own
-process while a hog at the lowest CPU priority runs on every core, and records, per
-request, the limiter's admission time and the server's arrival time on one monotonic
-clock. The margin is the worst spread of arrival minus admission seen there, with room
-to spare (the figures are in ``docs/throughput.md``). At 100 per 5 s it costs 1% of the
-rate (19.8 calls/s instead of 20), at 1200 per 60 s 0.08%. A window shorter than 2.5 s
-pays more than 2%: that is the price of holding a short window at the server.
+A fixed margin on the window was the first answer, and the evidence ruled it out:
+``benchmarks/limit_under_load.py`` records each request's admission and its arrival at a
+server in another process, on one clock, while the machine is loaded. On a shared
+two-core machine (load average about 8, plus a nice-19 hog per core) the spread of
+arrival minus admission reached 74 to 533 ms per run of 350 requests, and a 50 ms margin
+let 101 to 110 calls into a 5-second window of 100 in every run. A margin wide enough
+for that tail (half a second of a 5-second window) would cost 10% of the rate.
 
-Admissions are spaced evenly, ``(period + margin) / calls`` apart, so a flood never
-bursts (Twilio counts concurrent requests too) and runs at exactly ``calls / (period +
-margin)`` per second. Every admission is a reserved slot: waiters are served in order,
-a late timer does not shift the schedule, and a waiter cancelled before its slot gives
-it back when no one has booked after it.
+So the limiter anchors the window at something it knows bounds the arrival: **the
+answer**. A request reaches the server before the server answers it, so its arrival
+lies between its admission and the moment its answer comes back. The limiter admits
+call ``k + calls`` no earlier than ``period`` after call ``k``'s answer came back; then
+any two calls ``calls`` apart arrive at least ``period`` apart, and no window at the
+server holds more than *calls*, however loaded either side is. The margin each call gets
+is its own measured round trip, so it costs the round trip of the calls at the window's
+edge (milliseconds on a loopback or a nearby API; 0.3% at 1200 per 60 s with a 200 ms
+round trip) and nothing when they are fast.
 
-The same margin is added to the window of the shared limiter (:mod:`connector.redis_limiter`);
-there is no other.
+Between those bounds admissions sit on an even grid, ``period / calls`` apart, so a flood
+never bursts (Twilio counts concurrent requests too) and runs at ``calls / period`` per
+second less the edge calls' round trips. Waiters are served in order; a waiter cancelled
+before its turn gives its slot back.
+
+A caller that cannot report answers (``acquire()``, ``async with limiter``) gets the old
+assumption instead: its call counts as answered ``margin`` seconds after admission
+(``ARRIVAL_MARGIN``, 50 ms). The connection reports every answer (``admit()`` and
+``Admission.done()``), so that assumption never applies to its calls. The shared limiter
+(:mod:`connector.redis_limiter`) anchors at answers the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import math
 from types import TracebackType
 from typing import Final
@@ -40,15 +51,18 @@ from ._clock import Clock, LoopClock
 
 __all__ = [
     "ARRIVAL_MARGIN",
+    "Admission",
     "SlidingWindowLimiter",
     "parse_rate_limit",
     "sliding_window_limiter",
 ]
 
-#: Seconds added to the window of every limit, local or shared, explicit or the
-#: manifest's, so that the jitter between admission and arrival never puts one call too
-#: many in the server's window (sized in this module's docstring).
+#: Seconds after its admission that a call whose answer is not reported counts as
+#: answered (``acquire()``): the jitter allowance of callers that cannot say better.
 ARRIVAL_MARGIN: Final = 0.05
+# Strictly more than the period between two calls `calls` apart: a window at the
+# server is closed at both ends.
+_STRICT: Final = 1e-6
 
 
 def parse_rate_limit(text: str) -> tuple[int, float] | bool:
@@ -73,20 +87,64 @@ def parse_rate_limit(text: str) -> tuple[int, float] | bool:
     return limit
 
 
+class Admission:
+    """
+    A call the limiter let through. Call :meth:`done` when its answer came back (or the
+    attempt ended without one): the window of the calls after it is anchored there.
+
+    Attributes:
+        at: When it was admitted, on the limiter's clock.
+        done_at: When its answer came back, once :meth:`done` was called.
+    """
+
+    __slots__ = ("_clock", "_finished", "at", "done_at")
+
+    def __init__(self, at: float, clock: Clock) -> None:
+        self.at = at
+        self.done_at: float | None = None
+        self._clock = clock
+        self._finished: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Admission at={self.at:.6f} done_at={self.done_at}>"
+
+    def finish(self, at: float) -> None:
+        """Record that the call counts as answered at *at*."""
+        if self.done_at is None:
+            self.done_at = at
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_result(None)
+
+    async def done(self) -> None:
+        """The call's answer came back (or the attempt ended): now."""
+        self.finish(self._clock.now())
+
+    async def answered(self) -> float:
+        """Wait until the call is answered; return when it was."""
+        if self.done_at is None:
+            if self._finished is None:
+                self._finished = asyncio.get_running_loop().create_future()
+            await self._finished
+        assert self.done_at is not None
+        return self.done_at
+
+
 class SlidingWindowLimiter:
     """
-    At most *calls* admissions in any window of *period* seconds as the server sees
-    them: evenly spaced over ``period + margin``.
+    At most *calls* admissions in any window of *period* seconds as the server counts
+    them: call ``k + calls`` goes no earlier than *period* after call ``k`` was answered,
+    and calls are spaced ``period / calls`` apart.
 
-    ``await limiter.acquire()`` (or ``async with limiter:``) before each request;
-    :meth:`reserve` also says when the slot was. It fits
-    :class:`connector.Limiter`.
+    ``admission = await limiter.admit()`` before a request and ``await admission.done()``
+    when its answer comes back; or ``await limiter.acquire()`` (``async with limiter:``)
+    when answers cannot be reported, and each call then counts as answered *margin*
+    seconds after its admission. It fits :class:`connector.Limiter`.
 
     Args:
         calls: Admissions per window.
         period: The window, in seconds.
-        margin: Seconds added to the window for the jitter between admission and
-            arrival (``ARRIVAL_MARGIN``; 0 only where nothing travels).
+        margin: For calls admitted with :meth:`acquire`: seconds after admission they
+            count as answered (``ARRIVAL_MARGIN``).
         clock: The time it runs on; the event loop's unless given.
 
     Raises:
@@ -94,7 +152,18 @@ class SlidingWindowLimiter:
             negative.
     """
 
-    __slots__ = ("_booked", "_clock", "_origin", "calls", "interval", "margin", "period")
+    __slots__ = (
+        "_behind",
+        "_booked",
+        "_clock",
+        "_lock",
+        "_log",
+        "_origin",
+        "calls",
+        "interval",
+        "margin",
+        "period",
+    )
 
     def __init__(
         self,
@@ -111,51 +180,80 @@ class SlidingWindowLimiter:
         self.calls = calls
         self.period = period
         self.margin = margin
-        #: Seconds between two admissions when flooded.
-        self.interval = (period + margin) / calls
+        #: Seconds between two admissions on the grid.
+        self.interval = period / calls
         self._clock: Clock = clock or LoopClock()
-        # Slots run from the start of the current busy spell: slot k is at
+        # The last `calls` admissions, oldest first.
+        self._log: collections.deque[Admission] = collections.deque()
+        # Grid slots run from the start of the current busy spell: slot k is at
         # origin + k * interval (a product, not a running sum, so epoch-sized times
         # gather no rounding error). The next free one is number `_booked`.
         self._origin = -math.inf
         self._booked = 0
+        self._behind = False
+        self._lock: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
-        return f"<SlidingWindowLimiter {self.calls}/{self.period:g}s +{self.margin:g}s>"
+        return f"<SlidingWindowLimiter {self.calls}/{self.period:g}s>"
 
     @property
     def rate(self) -> float:
-        """Admissions per second when flooded: ``calls / (period + margin)``."""
+        """Admissions per second on the grid: ``calls / period``."""
         return 1.0 / self.interval
 
-    async def acquire(self) -> None:
-        """Wait for the next slot and take it (the Limiter protocol)."""
-        await self.reserve()
+    async def admit(self) -> Admission:
+        """
+        Wait for the next call's turn and take it.
+
+        Returns:
+            The admission; report its answer with :meth:`Admission.done`.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        clock = self._clock
+        log = self._log
+        # One admission at a time, in order of arrival (asyncio's lock is fair).
+        async with self._lock:
+            now = clock.now()
+            grid = self._origin + self._booked * self.interval
+            if not grid > now and not (self._behind and grid > now - self.period):
+                # Idle long enough: a new busy spell starts now. (Behind the grid because
+                # a late answer held a call back, the missed slots are taken at once
+                # instead, up to a window's worth: the answers still bound every window.)
+                self._origin, self._booked, grid = now, 0, now
+            self._booked += 1
+            slot = grid
+            try:
+                if len(log) >= self.calls:
+                    answered = await log[0].answered()
+                    log.popleft()
+                    slot = max(slot, answered + self.period + _STRICT)
+                now = clock.now()
+                if slot > now:
+                    await clock.sleep(slot - now)
+            except BaseException:
+                # Cancelled before its turn: the slot goes to the next caller.
+                self._booked -= 1
+                raise
+            self._behind = slot > grid
+            admission = Admission(max(slot, now), clock)
+            log.append(admission)
+        return admission
 
     async def reserve(self) -> float:
         """
-        Wait for the next slot and take it.
+        Take the next turn for a call whose answer will not be reported.
 
         Returns:
-            The slot's time on the limiter's clock (the admission time).
+            Its admission time; it counts as answered *margin* seconds later.
         """
-        clock = self._clock
-        now = clock.now()
-        slot = self._origin + self._booked * self.interval
-        if not slot > now:
-            # Idle long enough: a new busy spell starts now.
-            self._origin, self._booked, slot = now, 0, now
-        self._booked += 1
-        booked = self._booked
-        if slot > now:
-            try:
-                await clock.sleep(slot - now)
-            except BaseException:
-                # A cancelled waiter gives its slot back if nobody booked after it.
-                if self._booked == booked:
-                    self._booked -= 1
-                raise
-        return slot
+        admission = await self.admit()
+        admission.finish(admission.at + self.margin)
+        return admission.at
+
+    async def acquire(self) -> None:
+        """Wait for the next turn and take it (the Limiter protocol; see :meth:`reserve`)."""
+        await self.reserve()
 
     async def __aenter__(self) -> None:
         await self.reserve()
@@ -178,12 +276,12 @@ def sliding_window_limiter(
 ) -> SlidingWindowLimiter:
     """
     Return a limiter that admits at most *calls* in any window of *period* seconds as
-    the server counts them, at ``calls / (period + margin)`` per second when flooded.
+    the server counts them (:class:`SlidingWindowLimiter`).
 
     Args:
         calls: Admissions per window.
         period: The window, in seconds.
-        margin: Seconds added for arrival jitter (``ARRIVAL_MARGIN``, 50 ms).
+        margin: For calls whose answers are not reported (``ARRIVAL_MARGIN``, 50 ms).
         clock: The time it runs on; the event loop's unless given.
 
     Raises:

@@ -34,6 +34,7 @@ Install the extra: ``pip install 'twilio-workflow-connector[redis]'``. Then::
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import uuid
@@ -48,10 +49,14 @@ from ._pacing import Booking
 from ._ratelimit import ARRIVAL_MARGIN
 
 
+log = logging.getLogger("connector")
+
 __all__ = [
+    "IN_FLIGHT",
     "KEY_PREFIX",
     "SENDERS_PREFIX",
     "STICKY_PREFIX",
+    "RedisAdmission",
     "RedisLimiter",
     "RedisSenderBook",
     "limit_key",
@@ -64,27 +69,48 @@ SENDERS_PREFIX: Final = "twilio-connector:senders:"
 #: The prefix of the keys of sticky senders (:meth:`RedisSenderBook.for_account`).
 STICKY_PREFIX: Final = "twilio-connector:sticky:"
 
-# KEYS[1]: the sorted set of admitted calls (score: server time in microseconds).
-# ARGV: calls, period in microseconds, a unique member for this attempt.
-# Returns {wait_us, now_us}: wait_us is 0 when admitted, else the microseconds until
-# the oldest admitted call leaves the window.
+#: Seconds a call admitted with :meth:`RedisLimiter.admit` counts as in flight until its
+#: answer is reported (a process that dies mid-call frees its place after this).
+IN_FLIGHT: Final = 120.0
+
+# KEYS[1]: the sorted set of admitted calls; each scores when it counts as answered
+# (server time in microseconds): its reported answer, or a provisional time.
+# ARGV: calls, period in microseconds, a unique member for this attempt, and how long
+# after now the call counts as answered until it is reported (microseconds).
+# Returns {wait_us, now_us}: wait_us is 0 when admitted, else how long to wait before
+# asking again.
 # Lua numbers are doubles: microseconds since 1970 (about 1.8e15) are exact below 2^53.
 _SCRIPT: Final = """
 local key = KEYS[1]
 local calls = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local pending = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
--- The window is (now - period, now]: a call exactly one period old has left it.
+-- A call answered a period ago or more has left the window; one still in flight counts.
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
 if redis.call('ZCARD', key) < calls then
-  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('ZADD', key, now + pending, ARGV[3])
   -- An idle key removes itself once every entry would have expired anyway.
-  redis.call('PEXPIRE', key, math.ceil(period / 1000) + 1000)
+  redis.call('PEXPIRE', key, math.ceil((pending + period) / 1000) + 1000)
   return {0, now}
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {math.max(1, tonumber(oldest[2]) + period - now), now}
+local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+if oldest > now then
+  -- The oldest is still in flight: its answer may come any moment; look again soon.
+  return {100000, now}
+end
+return {math.max(1, oldest + period - now), now}
+"""
+
+# KEYS[1]: the sorted set. ARGV[1]: a member. Its answer came now (if it is still there).
+_DONE: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+end
+return now
 """
 
 
@@ -115,8 +141,8 @@ class RedisLimiter:
         period: The window, in seconds.
         jitter: Up to this many seconds are added at random to each wait, so waiters of
             different processes do not all ask again in the same instant.
-        margin: Seconds added to the window for the spread of the delay between
-            admission and arrival (``connector._ratelimit.ARRIVAL_MARGIN``).
+        margin: For calls admitted with :meth:`acquire`: seconds after admission they
+            count as answered (``connector._ratelimit.ARRIVAL_MARGIN``).
 
     Raises:
         ValueError: *calls* is not positive, or *period*, *jitter* or *margin* is out of
@@ -145,10 +171,11 @@ class RedisLimiter:
         self.period = period
         self.jitter = jitter
         self.margin = margin
-        self._period_us = math.ceil((period + margin) * 1_000_000)
+        self._period_us = math.ceil(period * 1_000_000)
+        self._margin_us = math.ceil(margin * 1_000_000)
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._script: AsyncScript | None = None
+        self._scripts: tuple[AsyncScript, AsyncScript] | None = None
         self._closed = False
         # One id per limiter plus a counter makes each sorted-set member unique, so two
         # calls admitted in the same microsecond are both counted.
@@ -169,8 +196,7 @@ class RedisLimiter:
         """
         The limiter of one Twilio account, under :func:`limit_key`.
 
-        The default is Twilio's connector limit, 1200 calls in any 60 seconds (held
-        over 60.05 s, see :class:`RedisLimiter`).
+        The default is Twilio's connector limit, 1200 calls in any 60 seconds.
 
         Args:
             url: The Redis server, such as ``redis://127.0.0.1:6379/0``.
@@ -185,39 +211,61 @@ class RedisLimiter:
     def __repr__(self) -> str:
         return f"<RedisLimiter {self.key!r} {self.calls}/{self.period}s +{self.margin:g}s>"
 
-    def _bind(self) -> AsyncScript:
+    def _bind(self) -> tuple[AsyncScript, AsyncScript]:
         if self._closed:
             raise RuntimeError("this RedisLimiter is closed")
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
             self._client = aioredis.Redis.from_url(self.url)
-            self._script = self._client.register_script(_SCRIPT)
+            self._scripts = (
+                self._client.register_script(_SCRIPT),
+                self._client.register_script(_DONE),
+            )
         elif self._loop is not loop:
             # redis.asyncio connections belong to the loop that opened them.
             raise RuntimeError(
                 "this RedisLimiter is bound to another event loop; make one per loop"
             )
-        assert self._script is not None
-        return self._script
+        assert self._scripts is not None
+        return self._scripts
 
-    async def reserve(self) -> float:
-        """
-        Wait until the budget admits one more call, and take it.
-
-        Returns:
-            The Redis server's time of the admission, in seconds since 1970.
-        """
-        script = self._bind()
+    async def _admit(self, pending_us: int) -> tuple[str, float]:
+        script, _ = self._bind()
         while True:
             self._counter += 1
             member = f"{self._member_prefix}:{self._counter}"
             wait_us, now_us = await script(
-                keys=[self.key], args=[self.calls, self._period_us, member]
+                keys=[self.key], args=[self.calls, self._period_us, member, pending_us]
             )
             if wait_us == 0:
-                return int(now_us) / 1_000_000
+                return member, int(now_us) / 1_000_000
             await asyncio.sleep(int(wait_us) / 1_000_000 + random.uniform(0, self.jitter))
+
+    async def admit(self) -> RedisAdmission:
+        """
+        Wait until the shared budget admits one more call, and take it.
+
+        Returns:
+            The admission; report the call's answer with ``await admission.done()``
+            (until then it counts as in flight, for at most :data:`IN_FLIGHT` seconds).
+        """
+        member, at = await self._admit(math.ceil(IN_FLIGHT * 1_000_000))
+        return RedisAdmission(self, member, at)
+
+    async def _done(self, member: str) -> None:
+        _, done = self._bind()
+        await done(keys=[self.key], args=[member])
+
+    async def reserve(self) -> float:
+        """
+        Wait until the budget admits one more call whose answer will not be reported.
+
+        Returns:
+            The Redis server's time of the admission, in seconds since 1970.
+        """
+        _, at = await self._admit(self._margin_us)
+        return at
 
     async def acquire(self) -> None:
         """Wait until the shared budget admits one more call (the Limiter protocol)."""
@@ -226,7 +274,7 @@ class RedisLimiter:
     async def aclose(self) -> None:
         """Close the connections to Redis. The limiter cannot be used afterwards."""
         self._closed = True
-        client, self._client, self._script = self._client, None, None
+        client, self._client, self._scripts = self._client, None, None
         if client is not None:
             await client.aclose()
 
@@ -240,6 +288,36 @@ class RedisLimiter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class RedisAdmission:
+    """
+    A call :meth:`RedisLimiter.admit` let through.
+
+    Attributes:
+        at: When Redis admitted it (server time, seconds since 1970).
+    """
+
+    __slots__ = ("_limiter", "_member", "at")
+
+    def __init__(self, limiter: RedisLimiter, member: str, at: float) -> None:
+        self._limiter = limiter
+        self._member = member
+        self.at = at
+
+    async def done(self) -> None:
+        """
+        The call's answer came back: from now it leaves the window after a period.
+
+        It never raises: if Redis cannot be told, the call keeps counting as in flight
+        (for at most :data:`IN_FLIGHT` seconds), which errs on the safe side.
+        """
+        try:
+            await self._limiter._done(self._member)
+        except Exception as exc:  # the answer itself must not be lost to this
+            log.warning(
+                "could not report an answer to Redis (%s); the call counts as in flight", exc
+            )
 
 
 # KEYS: the queue key of each candidate sender, then the recipient's sticky key.

@@ -380,3 +380,18 @@ async def test_open_connection_shares_pacing_through_redis(redis_url: str) -> No
         assert book.queue_key("+15005550006") == f"twilio-connector:senders:{sid}:+15005550006"
     async with open_connection(values=values, redis_url=redis_url, pacing=False) as conn:
         assert conn.pacer is None
+
+
+async def test_the_shared_window_is_anchored_at_answers(redis_url: str) -> None:
+    """A call counts until a period after its answer is reported: a slow answer holds the window back."""
+    async with RedisLimiter(redis_url, _unique_key(), calls=2, period=0.3) as limiter:
+        first = await limiter.admit()
+        await limiter.admit()
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await first.done()
+        third = await limiter.admit()
+        waited = time.monotonic() - started
+        await third.done()
+    assert third.at - first.at >= 0.2 + 0.3
+    assert 0.25 <= waited < 0.3 + 0.25
