@@ -12,7 +12,7 @@ A fixed margin on the window was the first answer, and the evidence ruled it out
 ``benchmarks/limit_under_load.py`` records each request's admission and its arrival at a
 server in another process, on one clock, while the machine is loaded. On a shared
 two-core machine (load average about 8, plus a nice-19 hog per core) the spread of
-arrival minus admission reached 74 to 533 ms per run of 350 requests, and a 50 ms margin
+arrival minus admission reached 73 to 533 ms per run of 350 requests, and a 50 ms margin
 let 101 to 110 calls into a 5-second window of 100 in every run. A margin wide enough
 for that tail (half a second of a 5-second window) would cost 10% of the rate.
 
