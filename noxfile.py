@@ -140,3 +140,17 @@ def startup(session: nox.Session) -> None:
     """Time the start of `twilio-connector actions` against `python -c pass` (best of 10)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/startup.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def limits(session: nox.Session) -> None:
+    """Check that the call limit holds at a server while CPU hogs load every core (long)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/limit_under_load.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def pacing(session: nox.Session) -> None:
+    """A 10,000-message pooled broadcast against the pool's physical limit (long)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/sender_pacing.py", *session.posargs)

@@ -34,6 +34,12 @@ MAX_COUNT = 20_000
 
 WORKFLOW = """
 name: fanout-benchmark
+connection:
+  # The magic sender stands for a sender as fast as the call limit (a short code's 100/s
+  # would do); a long code's 1 segment/s would pace this broadcast by the hour
+  # (benchmarks/sender_pacing.py measures that side).
+  senders:
+    "+15005550006": 1000/s
 steps:
   - id: send
     uses: twilio/send_text_message

@@ -14,6 +14,7 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from ._blocking import BlockingConnection
+    from ._clock import Clock
     from ._connect import open_connection
     from ._connection import Connection, Limiter, default_connector
     from ._convert import OpenEnum, Record, to_json, to_json_data
@@ -25,7 +26,8 @@ if _typing.TYPE_CHECKING:
         ParamSpec,
         load_manifest,
     )
-    from ._ratelimit import sliding_window_limiter
+    from ._pacing import Pacing, PacingStatus, SenderProfile
+    from ._ratelimit import SlidingWindowLimiter, sliding_window_limiter
     from ._retry import RetryPolicy
     from ._schemas import input_schema, output_schema
     from ._transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport, Transport
@@ -55,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BlockingConnection",
+    "Clock",
     "ConnectError",
     "Connection",
     "ConnectorError",
@@ -71,13 +74,17 @@ __all__ = [
     "MockTransport",
     "NotFoundError",
     "OpenEnum",
+    "Pacing",
+    "PacingStatus",
     "ParamSpec",
     "PluginLoadError",
     "RateLimitError",
     "ReadError",
     "Record",
     "RetryPolicy",
+    "SenderProfile",
     "ServerError",
+    "SlidingWindowLimiter",
     "Transport",
     "TransportError",
     "TwilioAPIError",
@@ -101,6 +108,7 @@ _LAZY = {
     "AuthenticationError": ".errors",
     "BadRequestError": ".errors",
     "BlockingConnection": "._blocking",
+    "Clock": "._clock",
     "ConnectError": ".errors",
     "Connection": "._connection",
     "ConnectorError": ".errors",
@@ -122,14 +130,18 @@ _LAZY = {
     "NotFoundError": ".errors",
     "OpenEnum": "._convert",
     "output_schema": "._schemas",
+    "Pacing": "._pacing",
+    "PacingStatus": "._pacing",
     "ParamSpec": "._manifest",
     "PluginLoadError": ".errors",
     "RateLimitError": ".errors",
     "ReadError": ".errors",
     "Record": "._convert",
     "RetryPolicy": "._retry",
+    "SenderProfile": "._pacing",
     "ServerError": ".errors",
     "sliding_window_limiter": "._ratelimit",
+    "SlidingWindowLimiter": "._ratelimit",
     "to_json": "._convert",
     "to_json_data": "._convert",
     "Transport": "._transport",

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
 from ._connection import Connection, Limiter
 from ._manifest import ConnectorSpec, default_connector
-from ._ratelimit import with_margin
+from ._pacing import Pacing
 from .errors import ConfigurationError
 
 
@@ -139,6 +139,7 @@ async def open_connection(
     limiter: Limiter | None = None,
     redis_url: str | None = None,
     redis_key: str | None = None,
+    pacing: Pacing | Literal[False] | None = None,
 ) -> AsyncIterator[Connection]:
     """
     Open a :class:`~connector.Connection`: to the API the credentials name, or to an
@@ -156,11 +157,16 @@ async def open_connection(
         emulator_options: Settings of the embedded emulator
             (:class:`~connector.emulator.EmulatorConfig` fields).
         rate_limit: ``(calls, seconds)``, ``False`` to lift it, ``None`` for the
-            manifest's; an explicit limit keeps a margin for arrival jitter.
+            manifest's. Every limit keeps the same margin for arrival jitter
+            (``connector._ratelimit.ARRIVAL_MARGIN``), in process or in Redis.
         limiter: A limiter to share instead.
         redis_url: Hold the limit in this Redis (``redis://HOST:PORT/DB``), shared by
-            every process that uses the same key (the ``redis`` extra).
+            every process that uses the same key (the ``redis`` extra), and the senders'
+            queue estimates too (under the account's keys), so that pacing holds across
+            processes.
         redis_key: The shared limit's key; the account's unless given.
+        pacing: How sends are paced per sender (:class:`~connector.Pacing`); the default
+            rates of each kind of sender unless given, ``False`` for none.
 
     Raises:
         ConfigurationError: Incomplete credentials, or the emulator refused (or asked
@@ -169,7 +175,6 @@ async def open_connection(
     """
     spec = connector or default_connector()
     source: Mapping[str, str] = {} if env is None else env
-    paced = with_margin(rate_limit)
     twilio = spec is default_connector()
     if values is not None or not twilio:
         if emulator and not twilio:
@@ -181,11 +186,18 @@ async def open_connection(
         async with contextlib.AsyncExitStack() as stack:
             if redis_url is not None:
                 limiter = await stack.enter_async_context(
-                    _redis_limiter(spec, values, source, paced, redis_url, redis_key)
+                    _redis_limiter(spec, values, source, rate_limit, redis_url, redis_key)
                 )
+                if twilio and pacing is not False:
+                    pacing = await _redis_pacing(stack, pacing, redis_url, values, source)
             conn = await stack.enter_async_context(
                 Connection(
-                    connector=spec, values=values, env=source, rate_limit=paced, limiter=limiter
+                    connector=spec,
+                    values=values,
+                    env=source,
+                    rate_limit=rate_limit,
+                    limiter=limiter,
+                    pacing=pacing,
                 )
             )
             yield conn
@@ -203,11 +215,34 @@ async def open_connection(
             server.account_sid,
             server.auth_token,
             base_url=server.base_url,
-            rate_limit=paced,
+            rate_limit=rate_limit,
             limiter=limiter,
+            pacing=pacing,
             env={},
         ) as conn:
             yield conn
+
+
+def _owner(values: Mapping[str, str] | None, env: Mapping[str, str]) -> str:
+    return (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
+
+
+async def _redis_pacing(
+    stack: contextlib.AsyncExitStack,
+    pacing: Pacing | None,
+    url: str,
+    values: Mapping[str, str] | None,
+    env: Mapping[str, str],
+) -> Pacing:
+    from .redis_limiter import RedisSenderBook
+
+    pacing = pacing or Pacing()
+    if pacing.book is not None:
+        return pacing
+    book = await stack.enter_async_context(
+        RedisSenderBook.for_account(url, _owner(values, env) or "twilio")
+    )
+    return attrs.evolve(pacing, book=book)
 
 
 def _redis_limiter(
@@ -218,15 +253,14 @@ def _redis_limiter(
     url: str,
     key: str | None,
 ) -> Any:
-    from .redis_limiter import SHARED_LIMIT_SLACK, RedisLimiter, limit_key
+    from .redis_limiter import RedisLimiter, limit_key
 
-    if paced is None:
+    if paced is None or paced is True:
         throttle = spec.throttle
-        paced = with_margin((throttle.calls, throttle.period)) if throttle else False
+        paced = (throttle.calls, throttle.period) if throttle else False
     if not isinstance(paced, tuple):
         raise ConfigurationError("a shared limit (Redis) needs a rate limit to share")
     if key is None:
-        owner = (values or {}).get("account_sid") or env.get("TWILIO_ACCOUNT_SID", "")
-        key = limit_key(owner or spec.id)
+        key = limit_key(_owner(values, env) or spec.id)
     calls, period = paced
-    return RedisLimiter(url, key, calls, period + SHARED_LIMIT_SLACK)
+    return RedisLimiter(url, key, calls, period)

@@ -19,7 +19,7 @@ import typing
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, Self, overload
 from urllib.parse import quote_plus, urlsplit
 
 import attrs
@@ -27,6 +27,7 @@ import orjson
 
 from . import _convert
 from ._manifest import ActionSpec, ConnectorSpec, default_connector
+from ._pacing import Pacer, Pacing
 from ._ratelimit import sliding_window_limiter
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
@@ -215,6 +216,9 @@ class Connection(Generic[_Api]):
             that holds a budget across processes; *rate_limit* is then ignored.
         values: Connection values by the manifest's keys, for any connector (the
             keyword arguments above are a convenience for Twilio's and win over it).
+        pacing: How sends are paced per sender (:class:`~connector.Pacing`); Twilio's
+            connector paces by the default rates of each kind of sender unless given,
+            ``False`` turns it off. A send's ``from`` may then be a list: a pool.
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -238,6 +242,7 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        pacing: Pacing | Literal[False] | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -257,6 +262,7 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        pacing: Pacing | Literal[False] | None = None,
     ) -> None: ...
     def __init__(
         self,
@@ -275,8 +281,11 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        pacing: Pacing | Literal[False] | None = None,
     ) -> None:
         self.connector = connector or default_connector()
+        self.pacing = Pacing() if pacing is None and self.connector.id == "twilio" else pacing
+        self._pacer: Pacer | None = None
         keywords = {
             "account_sid": account_sid,
             "auth_token": auth_token,
@@ -392,6 +401,11 @@ class Connection(Generic[_Api]):
         """The Account SID the connection works on."""
         return self._values.get("account_sid")
 
+    @property
+    def pacer(self) -> Pacer | None:
+        """The open connection's sender pacing (its queues, for progress), if it paces."""
+        return self._pacer
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -402,6 +416,8 @@ class Connection(Generic[_Api]):
             self._limiter = self._shared_limiter
         elif self.rate_limit is not None:
             self._limiter = sliding_window_limiter(*self.rate_limit)
+        if self.pacing:
+            self._pacer = Pacer(self.pacing)
         return self
 
     async def __aexit__(
@@ -465,6 +481,9 @@ class Connection(Generic[_Api]):
         if spec.deprecated:
             successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
             warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
+        if self._pacer is not None and spec.sends_message:
+            exchange = functools.partial(self._exchange, action)
+            return await self._pacer.send(spec, inputs or {}, action.validate, exchange)
         clean = action.validate(inputs or {})
         request = self._build_request(action, clean)
         response = await self._send(action, request, clean)
@@ -580,9 +599,14 @@ class Connection(Generic[_Api]):
         # rest of the call's overhead together.
         spent = 0.0
         attempt = 0
+        # A limiter that can anchor its window at answers is told when each one came.
+        admit = getattr(self._limiter, "admit", None)
         while True:
             attempt += 1
-            if self._limiter is not None:
+            admission = None
+            if admit is not None:
+                admission = await admit()
+            elif self._limiter is not None:
                 await self._limiter.acquire()
             started = loop.time()
             retry_after: float | None = None
@@ -607,6 +631,9 @@ class Connection(Generic[_Api]):
                     raise api_error
                 # A server that says when to come back (429, or 503 in maintenance) is heeded.
                 retry_after = _retry_after(response.headers.get("retry-after"))
+            finally:
+                if admission is not None:
+                    await admission.done()
             spent += loop.time() - started
             wait = policy.wait(attempt, retry_after)
             if attempt >= policy.attempts or spent + wait > policy.deadline:
@@ -621,6 +648,10 @@ class Connection(Generic[_Api]):
             )
             await asyncio.sleep(wait)
             spent += wait
+
+    async def _exchange(self, action: CompiledAction, clean: dict[str, Any]) -> Any:
+        request = self._build_request(action, clean)
+        return self._parse(action.spec, await self._send(action, request, clean))
 
     def _unknown_outcome(
         self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception

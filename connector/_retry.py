@@ -6,17 +6,24 @@ A hand-written policy rather than a retry library: the decision depends on the a
 the wait is full-jitter exponential backoff that yields to ``Retry-After``, and the
 whole thing sits on the hot path of every call, where a general-purpose retry loop cost
 more than the rest of the call's overhead together.
+
+Twilio's throughput errors are a table of their own (:data:`THROUGHPUT_ERRORS`): each
+is what it is, and none is retried blindly. A refused send (21611, 63017) sent nothing,
+so it is sent again, but only once what refused it has passed; a message that failed
+in Twilio's queue (30001, 30036) or a reply loop (14107) fails its item with the reason.
 """
 
 from __future__ import annotations
 
+import enum
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Final
 
 import attrs
 
 
-__all__ = ["RetryPolicy"]
+__all__ = ["THROUGHPUT_ERRORS", "Reaction", "RetryPolicy", "ThroughputError", "throughput_error"]
 
 
 @attrs.frozen
@@ -60,3 +67,83 @@ class RetryPolicy:
     def never(cls) -> RetryPolicy:
         """A policy that makes one attempt only."""
         return cls(attempts=1)
+
+
+class Reaction(enum.Enum):
+    """What the connector does about a throughput error."""
+
+    #: The sender's queue at Twilio is full: wait until it drains below the pacing
+    #: horizon, then send again (the send was refused, so nothing was sent).
+    WAIT_FOR_QUEUE = "wait for the queue"
+    #: The account sends too fast: hold every send of the connection a moment, then
+    #: send again (nothing was sent).
+    BACK_OFF = "back off"
+    #: The message failed, or Twilio stopped a loop: the item fails with the reason.
+    FAIL = "fail"
+
+
+@attrs.frozen
+class ThroughputError:
+    """
+    One of Twilio's throughput errors and the connector's answer to it.
+
+    Attributes:
+        code: Twilio's error code.
+        reaction: What the connector does.
+        on_create: Whether Twilio answers it to the send (``True``) or reports it later
+            in the message's status (``False``, the message is then ``failed``). Seen
+            in a status, any of them fails the item: that message was not sent.
+        reason: What happened, in words, for the item's error.
+    """
+
+    code: int
+    reaction: Reaction
+    on_create: bool
+    reason: str
+
+
+#: Twilio's throughput errors (``docs/throughput.md``), by code.
+THROUGHPUT_ERRORS: Final[Mapping[int, ThroughputError]] = {
+    e.code: e
+    for e in (
+        ThroughputError(
+            21611,
+            Reaction.WAIT_FOR_QUEUE,
+            True,
+            "the From number's queue at Twilio holds more than it may (about 10 hours of "
+            "segments at its rate); nothing was sent",
+        ),
+        ThroughputError(
+            63017,
+            Reaction.BACK_OFF,
+            True,
+            "the account and its subaccounts send more than 2000 messages per second; "
+            "nothing was sent",
+        ),
+        ThroughputError(
+            30001,
+            Reaction.FAIL,
+            False,
+            "queue overflow: the sender's queue at Twilio was full, so the message failed "
+            "after it was accepted (declare the sender's rate so the connector paces it)",
+        ),
+        ThroughputError(
+            30036,
+            Reaction.FAIL,
+            False,
+            "the message waited in Twilio's queue longer than its validity period and was not sent",
+        ),
+        ThroughputError(
+            14107,
+            Reaction.FAIL,
+            False,
+            "too many messages between the same two numbers in a short time (Twilio's "
+            "protection against reply loops); not retried",
+        ),
+    )
+}
+
+
+def throughput_error(code: int | None) -> ThroughputError | None:
+    """The entry of :data:`THROUGHPUT_ERRORS` for *code*, if it is one."""
+    return THROUGHPUT_ERRORS.get(code) if code is not None else None

@@ -10,6 +10,8 @@ Twilio's own rules that both the connector and the emulator follow, in one place
   scheme's default port, as twilio-python does, because Twilio's own signing is
   inconsistent about it;
 - SMS segment counting by GSM-7 / UCS-2 rules, as Twilio's segment calculator does it;
+- senders: their kinds, the rate each kind sends at when nothing else is known, and
+  what one message costs against that rate (``docs/throughput.md``);
 - the default opt-out, opt-in and help keywords.
 
 This module imports nothing else of the package, so the emulator may use it without
@@ -21,22 +23,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 
 __all__ = [
+    "DEFAULT_SENDER_RATES",
     "HELP_WORDS",
+    "QUEUE_LIMIT",
     "START_WORDS",
     "STOP_WORDS",
     "Encoding",
+    "SenderKind",
     "compute_body_hash",
     "compute_signature",
     "count_segments",
     "encoding_for",
     "keyword_of",
+    "sender_kind",
     "split_segments",
+    "throughput_units",
     "ucs2_forcing",
     "validate_body_hash",
     "validate_json_signature",
@@ -267,6 +275,8 @@ def count_segments(body: str) -> int:
         The number of segments. One if the text fits in 160 septets (GSM-7) or 70 UTF-16
         code units (UCS-2), otherwise parts of at most 153 septets or 67 code units.
     """
+    if len(body) <= _UCS2_SINGLE // 2:
+        return 1  # at most two units a character: fits one segment in either encoding
     encoding = encoding_for(body)
     units = _units(body, encoding)
     single, multi = (
@@ -326,6 +336,87 @@ def split_segments(body: str) -> list[str]:
         used += size
     parts.append(body[start:])
     return parts
+
+
+# -- senders ------------------------------------------------------------------------
+
+SenderKind = Literal[
+    "long_code", "toll_free", "short_code", "messaging_service", "whatsapp", "alphanumeric"
+]
+
+#: Segments per second (messages, for WhatsApp) a sender of each kind sends when nothing
+#: else is known; ``None``: unknown, so not paced unless declared. Twilio's pages on
+#: 21611 and 30001 give a US long code 1 segment/s and a short code "over 100". The
+#: toll-free 3/s (AWS End User Messaging's table for the same US carriers) and
+#: WhatsApp's 80 messages/s (Meta's default for a Cloud API number) are not from a
+#: Twilio page: unverified. A Messaging Service sends at the sum of its senders' rates,
+#: which only its owner knows.
+DEFAULT_SENDER_RATES: Final[Mapping[SenderKind, float | None]] = {
+    "long_code": 1.0,
+    "short_code": 100.0,
+    "toll_free": 3.0,
+    "whatsapp": 80.0,
+    "messaging_service": None,
+    "alphanumeric": None,
+}
+
+#: Seconds of work at a sender's rate that Twilio queues at most: "10 hours' worth"
+#: (twilio.com/docs/api/errors/21611; older pages said 4). Past it, a send from that
+#: number is refused with 21611; a Messaging Service's messages fail later with 30001.
+QUEUE_LIMIT: Final = 36_000.0
+
+_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+_SHORT_CODE = re.compile(r"[0-9]{3,8}")
+# US and Canadian toll-free area codes (NANP).
+_TOLL_FREE = re.compile(r"\+1(800|833|844|855|866|877|888)[0-9]{7}")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+
+
+def sender_kind(sender: str) -> SenderKind:
+    """
+    Tell what kind of sender an address is.
+
+    Args:
+        sender: A ``From`` value (``+15005550006``, ``12345``, ``whatsapp:+1...``,
+            an alphanumeric ID) or a Messaging Service SID (``MG...``).
+
+    Returns:
+        ``whatsapp``, ``messaging_service``, ``short_code`` (3 to 8 digits),
+        ``toll_free`` (+1 800, 833, 844, 855, 866, 877, 888), ``long_code`` (any other
+        E.164 number) or ``alphanumeric``.
+    """
+    channel, sep, rest = sender.partition(":")
+    if sep:
+        if channel.lower() == "whatsapp":
+            return "whatsapp"
+        sender = rest
+    if _SERVICE_SID.fullmatch(sender):
+        return "messaging_service"
+    if _SHORT_CODE.fullmatch(sender):
+        return "short_code"
+    if _TOLL_FREE.fullmatch(sender):
+        return "toll_free"
+    if _E164.fullmatch(sender):
+        return "long_code"
+    return "alphanumeric"
+
+
+def throughput_units(body: str, kind: SenderKind, *, media: bool = False) -> int:
+    """
+    What one message costs against its sender's rate.
+
+    Args:
+        body: The text.
+        kind: The sender's kind.
+        media: Whether it carries media (an MMS).
+
+    Returns:
+        1 for a WhatsApp message or an MMS (one unit of throughput each), otherwise the
+        SMS segments of *body* (:func:`count_segments`).
+    """
+    if media or kind == "whatsapp":
+        return 1
+    return count_segments(body)
 
 
 # -- keywords -----------------------------------------------------------------------

@@ -35,7 +35,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, Generic, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, overload
 
 import attrs
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from . import _signatures
     from ._connection import Connection, Limiter
+    from ._pacing import Pacing
     from .models import Twilio
 
     # As Connection's: Plugin[Twilio] is a Plugin, and a bare `Plugin` is Plugin[object].
@@ -233,13 +234,27 @@ class Plugin(Generic[_Api]):
 
     @overload
     def connect(
-        self: Plugin[Twilio], values: Mapping[str, str], *, limiter: Limiter | None = None
+        self: Plugin[Twilio],
+        values: Mapping[str, str],
+        *,
+        limiter: Limiter | None = None,
+        pacing: Pacing | Mapping[str, Any] | Literal[False] | None = None,
     ) -> Connection[Twilio]: ...
     @overload
     def connect(
-        self: Plugin[object], values: Mapping[str, str], *, limiter: Limiter | None = None
+        self: Plugin[object],
+        values: Mapping[str, str],
+        *,
+        limiter: Limiter | None = None,
+        pacing: Pacing | Mapping[str, Any] | Literal[False] | None = None,
     ) -> Connection: ...
-    def connect(self, values: Mapping[str, str], *, limiter: Limiter | None = None) -> Connection:
+    def connect(
+        self,
+        values: Mapping[str, str],
+        *,
+        limiter: Limiter | None = None,
+        pacing: Pacing | Mapping[str, Any] | Literal[False] | None = None,
+    ) -> Connection:
         """
         Make an (unopened) :class:`~connector.Connection` from connection values.
 
@@ -251,9 +266,15 @@ class Plugin(Generic[_Api]):
             limiter: A limiter to share (for example a
                 :class:`~connector.redis_limiter.RedisLimiter`); the connection's own
                 in-process limit otherwise.
+            pacing: How sends are paced per sender: a :class:`~connector.Pacing`, or the
+                mapping a host keeps in its connection's settings (``{"senders":
+                {"+15005550006": "1/s"}, "horizon": "1h"}``, read by
+                :meth:`Pacing.from_config <connector.Pacing.from_config>`), or ``False``;
+                the default rates of each kind of sender unless given.
 
         Raises:
             InvalidInputError: A value is unknown, not a string, missing or malformed.
+            ValueError: *pacing* is malformed.
         """
         params = {p.key: p for p in self.spec.connection}
         # Hosts fill these from forms and secret stores; check types, not just keys.
@@ -276,8 +297,13 @@ class Plugin(Generic[_Api]):
         if issues:
             raise InvalidInputError("connection", issues)
         from ._connection import Connection
+        from ._pacing import Pacing
 
-        return Connection(connector=self.spec, values=values, env={}, limiter=limiter)
+        if isinstance(pacing, Mapping):
+            pacing = Pacing.from_config(pacing)
+        return Connection(
+            connector=self.spec, values=values, env={}, limiter=limiter, pacing=pacing
+        )
 
     async def _invoke(
         self,

@@ -53,7 +53,6 @@ _UNRESOLVABLE = {
         "pathlib.Path",
         "re.Pattern",
         "AbstractAsyncContextManager",
-        "AsyncLimiter",  # aiolimiter
         "aiohttp.ClientSession",
         "aiohttp.web_app.Application",
         "jmespath.parser.ParsedResult",
@@ -80,6 +79,10 @@ _UNRESOLVABLE_OURS = {
         "connector._manifest.Throttle",
         "connector._manifest.TriggerSpec",
         "connector.emulator._patterns.BodyPattern",
+        "connector._pacing.Booking",
+        "connector._pacing.Pacer",
+        "connector._pacing.SenderBook",
+        "connector._pacing.SenderStatus",
         "connector.emulator._records.MessageRecord",
         "connector.emulator._state.EmulatorState",
         "connector.workflow._journal.StepRecord",

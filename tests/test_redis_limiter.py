@@ -18,9 +18,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 import redis
 
-from connector import Connection
+from connector import Connection, HttpRequest, HttpResponse, MockTransport, Pacing
+from connector._ratelimit import ARRIVAL_MARGIN
 from connector.emulator import Clock
-from connector.redis_limiter import KEY_PREFIX, RedisLimiter, limit_key
+from connector.redis_limiter import KEY_PREFIX, RedisLimiter, RedisSenderBook, limit_key
 from connector.testing import EmulatorFactory
 
 
@@ -92,15 +93,16 @@ def _max_in_window(times: Sequence[float], period: float) -> int:
 
 
 async def test_admits_calls_then_waits_for_the_oldest_to_leave(redis_url: str) -> None:
-    """Up to `calls` acquisitions go at once; the next waits until the first leaves the window."""
+    """Up to `calls` acquisitions go at once; the next waits until the first leaves the window and its margin."""
     async with RedisLimiter(redis_url, _unique_key(), calls=5, period=0.4) as limiter:
         started = time.monotonic()
         times = [await limiter.reserve() for _ in range(5)]
         burst = time.monotonic() - started
         sixth = await limiter.reserve()
+    assert limiter.margin == ARRIVAL_MARGIN
     assert burst < 0.3
-    assert sixth - times[0] >= 0.4
-    assert sixth - times[0] < 0.4 + 0.25
+    assert sixth - times[0] >= 0.4 + ARRIVAL_MARGIN
+    assert sixth - times[0] < 0.4 + ARRIVAL_MARGIN + 0.25
 
 
 async def test_four_processes_share_one_budget(redis_url: str) -> None:
@@ -168,7 +170,8 @@ async def test_accounts_have_separate_budgets(redis_url: str) -> None:
     sid_a, sid_b = "AC" + "a" * 32, "AC" + "b" * 32
     assert limit_key(sid_a) == KEY_PREFIX + sid_a == "twilio-connector:limit:" + sid_a
     default = RedisLimiter.for_account(redis_url, sid_a)
-    assert (default.key, default.calls, default.period) == (limit_key(sid_a), 1200, 60.3)
+    assert (default.key, default.calls, default.period) == (limit_key(sid_a), 1200, 60)
+    assert default.margin == ARRIVAL_MARGIN
     a = RedisLimiter.for_account(redis_url, sid_a, calls=2, period=30, margin=0)
     b = RedisLimiter.for_account(redis_url, sid_b, calls=2, period=30, margin=0)
     try:
@@ -186,13 +189,13 @@ async def test_accounts_have_separate_budgets(redis_url: str) -> None:
 
 
 async def test_idle_keys_expire(redis_url: str) -> None:
-    """The key carries a TTL just past the window, so idle accounts leave nothing behind."""
+    """The key carries a TTL just past the window (its margin included), so idle accounts leave nothing behind."""
     key = _unique_key()
     async with RedisLimiter(redis_url, key, calls=3, period=5) as limiter:
         await limiter.acquire()
     with redis.Redis.from_url(redis_url) as client:
         ttl_ms = client.pttl(key)
-    assert 5000 < ttl_ms <= 6000
+    assert 5000 + ARRIVAL_MARGIN * 1000 < ttl_ms <= 6000 + ARRIVAL_MARGIN * 1000
 
 
 def test_rejects_impossible_limits() -> None:
@@ -250,12 +253,12 @@ async def test_connections_sharing_a_limiter_draw_no_429(
 ) -> None:
     """Two connections flooding one account through RedisLimiters sharing a key never hit the throttle."""
     # The emulator's throttle runs on the real clock here. Requests reach it a few
-    # milliseconds after Redis admits them, and not always in order, so the shared
-    # window is 5% longer than the throttle's (docs/limits.md: leave a margin in time).
+    # milliseconds after Redis admits them, and not always in order: the limiter's
+    # built-in margin (ARRIVAL_MARGIN) absorbs that, with the throttle's own limit.
     emulator = await twilio_emulator_factory(throttle=(20, 1.0), clock=Clock())
     key = limit_key(emulator.account_sid)
     redis.Redis.from_url(redis_url).delete(key)
-    limiters = [RedisLimiter(redis_url, key, calls=20, period=1.05) for _ in range(2)]
+    limiters = [RedisLimiter(redis_url, key, calls=20, period=1.0) for _ in range(2)]
     connections = [
         Connection(
             emulator.account_sid,
@@ -285,3 +288,110 @@ async def test_connections_sharing_a_limiter_draw_no_429(
             await limiter.aclose()
     assert sent == 48
     assert emulator.stats()["throttled"] == 0
+
+
+async def test_the_sender_book_chooses_books_and_adjusts(redis_url: str) -> None:
+    """The shared book picks the sender that finishes first (or the sticky one), books, refunds and saturates."""
+    book = RedisSenderBook(redis_url, f"{_unique_key()}:")
+    senders = ["+15005550006", "+15005550010"]
+    try:
+        first = await book.book(senders, [2.0, 2.0], [10.0, 10.0], None)
+        second = await book.book(senders, [2.0, 2.0], [10.0, 10.0], None)
+        third = await book.book(senders, [2.0, 1.0], [10.0, 10.0], None)
+        assert [first.sender, second.sender, third.sender] == [*senders, senders[1]]
+        assert third.drains_at - first.drains_at == pytest.approx(1.0, abs=0.05)
+        assert first.wait == second.wait == 0
+        await book.remember("+15551230000", senders[0])
+        sticky = await book.book(senders, [2.0, 2.0], [3.0, 3.0], "+15551230000")
+        assert sticky.sender == senders[0]
+        # Its queue now holds 4 s of work and the horizon is 3 s: a second's wait.
+        assert sticky.wait == pytest.approx(1.0, abs=0.05)
+        await book.refund(sticky)
+        again = await book.book(senders[:1], [2.0], [3.0], None)
+        assert again.drains_at == pytest.approx(sticky.drains_at, abs=0.05)
+        await book.saturate(senders[1], 600.0)
+        full = await book.book(senders[1:], [1.0], [60.0], None)
+        assert full.wait == pytest.approx(541.0, abs=0.1)
+    finally:
+        await book.aclose()
+
+
+async def test_pacing_holds_across_connections_sharing_a_book(redis_url: str) -> None:
+    """Two connections feeding one sender through one Redis book never let its queue pass the horizon."""
+    prefix = f"{_unique_key()}:"
+    arrivals: list[float] = []
+
+    def twilio(request: HttpRequest) -> HttpResponse:
+        arrivals.append(time.monotonic())
+        return HttpResponse(201, json.dumps({"sid": "SM" + "0" * 32, "status": "queued"}).encode())
+
+    books = [RedisSenderBook(redis_url, prefix) for _ in range(2)]
+    pacing = [Pacing(senders={"+15005550006": "20/s"}, horizon=0.5, book=book) for book in books]
+    connections = [
+        Connection(
+            "AC" + "0" * 32,
+            "token",
+            transport=MockTransport(twilio),
+            rate_limit=False,
+            pacing=p,
+            env={},
+        )
+        for p in pacing
+    ]
+
+    async def flood(conn: Connection) -> None:
+        await asyncio.gather(
+            *(
+                conn.call(
+                    "send_text_message",
+                    {"from": "+15005550006", "to": f"+1415555{i:04d}", "body": "hi"},
+                )
+                for i in range(30)
+            )
+        )
+
+    try:
+        async with connections[0] as first, connections[1] as second:
+            await asyncio.gather(flood(first), flood(second))
+    finally:
+        for book in books:
+            await book.aclose()
+    # Replay Twilio's queue of the sender (20 segments/s) over the arrivals.
+    free, peak = 0.0, 0.0
+    for at in sorted(arrivals):
+        free = max(free, at) + 1 / 20
+        peak = max(peak, free - at)
+    assert len(arrivals) == 60
+    assert peak <= 0.5 + 0.05
+    # 60 segments at 20/s with 0.5 s queued at once: the last leaves at about 2.5 s.
+    assert max(arrivals) - min(arrivals) >= 2.4
+
+
+async def test_open_connection_shares_pacing_through_redis(redis_url: str) -> None:
+    """With redis_url, open_connection keeps the senders' queues in Redis under the account's keys."""
+    from connector import open_connection
+
+    sid = "AC" + "d" * 32
+    values = {"account_sid": sid, "auth_token": "token"}
+    async with open_connection(values=values, redis_url=redis_url) as conn:
+        assert conn.pacer is not None
+        book = conn.pacer.book
+        assert isinstance(book, RedisSenderBook)
+        assert book.queue_key("+15005550006") == f"twilio-connector:senders:{sid}:+15005550006"
+    async with open_connection(values=values, redis_url=redis_url, pacing=False) as conn:
+        assert conn.pacer is None
+
+
+async def test_the_shared_window_is_anchored_at_answers(redis_url: str) -> None:
+    """A call counts until a period after its answer is reported: a slow answer holds the window back."""
+    async with RedisLimiter(redis_url, _unique_key(), calls=2, period=0.3) as limiter:
+        first = await limiter.admit()
+        await limiter.admit()
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await first.done()
+        third = await limiter.admit()
+        waited = time.monotonic() - started
+        await third.done()
+    assert third.at - first.at >= 0.2 + 0.3
+    assert 0.25 <= waited < 0.3 + 0.25

@@ -416,15 +416,6 @@ async def test_invalid_workflow_is_refused_before_any_call(
     assert journal.runs() == []
 
 
-def test_explicit_rate_limits_keep_a_margin() -> None:
-    """An explicit limit is paced 0.5% under its period; none or off pass through."""
-    from connector._ratelimit import with_margin
-
-    assert with_margin((6000, 60.0)) == (6000, 60.3)
-    assert with_margin(None) is None
-    assert with_margin(False) is False
-
-
 def test_bar_progress_draws_each_step() -> None:
     """The terminal progress reporter shows each step with its count and final status."""
     import io

@@ -75,9 +75,12 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         return self.now
 
 
-def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
-    """Run *coro* to completion on a fresh :class:`VirtualClockLoop`."""
-    loop = VirtualClockLoop()
+def run_virtual(coro: Coroutine[Any, Any, T], *, threads: bool = False) -> T:
+    """
+    Run *coro* to completion on a fresh :class:`VirtualClockLoop`; *threads* as there
+    (a run's journal commits in a thread of its own).
+    """
+    loop = VirtualClockLoop(threads=threads)
     try:
         return loop.run_until_complete(coro)
     finally:

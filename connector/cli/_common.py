@@ -419,4 +419,5 @@ def workflow_connection(
         emulator=args.emulator if connector.id == "twilio" else None,
         rate_limit=limit,
         announce=lambda text: complain(command, text),
+        pacing=block.pacing if block is not None else None,
     )

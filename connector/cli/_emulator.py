@@ -27,6 +27,30 @@ def _throttle(value: str) -> tuple[int, float] | None:
     return None if value.strip() == "0" else rate_limit(value) or None  # type: ignore[return-value]
 
 
+def _sender(value: str) -> tuple[str, float]:
+    from .._pacing import parse_rate
+
+    sender, sep, rate = value.partition("=")
+    if not sep or not sender.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected SENDER=RATE (e.g. +15005550006=1/s), got {value!r}"
+        )
+    try:
+        return sender.strip(), parse_rate(rate)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value!r}")
+    return number
+
+
 def _incoming(value: str) -> tuple[str, str]:
     number, sep, url = value.partition("=")
     if not sep or not number or not url:
@@ -78,6 +102,52 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_false",
         help="do not treat inbound STOP/START/HELP as opt-out keywords",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="run the emulator's clock X times faster than real time (e.g. 60: an hour a minute)",
+    )
+    queues = parser.add_argument_group(
+        "sender queues (Twilio's per-sender throughput; see docs/throughput.md)"
+    )
+    queues.add_argument(
+        "--sender",
+        action="append",
+        type=_sender,
+        default=[],
+        metavar="SENDER=RATE",
+        help="a sender's rate in segments, e.g. +15005550006=1/s or 12345=100/s (repeat); "
+        "turns the queue model on",
+    )
+    queues.add_argument(
+        "--queues",
+        action="store_true",
+        help="model sender queues with each kind's default rate (long code 1/s, short "
+        "code 100/s, toll-free 3/s, WhatsApp 80/s)",
+    )
+    queues.add_argument(
+        "--queue-limit",
+        type=_positive,
+        default=36000.0,
+        metavar="SECONDS",
+        help="seconds of work a queue holds before 21611 or 30001 (default 36000: 10 hours)",
+    )
+    queues.add_argument(
+        "--account-mps",
+        type=_positive,
+        default=2000.0,
+        metavar="N",
+        help="messages per second the account may create before 63017 (default 2000)",
+    )
+    queues.add_argument(
+        "--expiry-code",
+        type=int,
+        default=30036,
+        metavar="CODE",
+        help="error code of a message that waits past its ValidityPeriod (default 30036)",
+    )
     faults = parser.add_argument_group("fault injection (deterministic per seed)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--fault-error-rate", type=float, default=0.0)
@@ -110,9 +180,17 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     Returns:
         The configuration, with credentials generated where none were given.
     """
-    from ..emulator import EmulatorConfig, FaultConfig
+    from ..emulator import Clock, EmulatorConfig, FaultConfig, QueueConfig
 
     generated = EmulatorConfig()
+    queues = None
+    if args.sender or args.queues:
+        queues = QueueConfig(
+            senders=dict(args.sender),
+            queue_limit=args.queue_limit,
+            account_mps=args.account_mps,
+            expiry_code=args.expiry_code,
+        )
     faulty = args.fault_error_rate or args.fault_latency_rate or args.fault_drop_rate
     return EmulatorConfig(
         host=args.host,
@@ -137,6 +215,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         auth_token=args.auth_token or generated.auth_token,
         allowed_hosts=tuple(args.allow_host),
         opt_out_keywords=args.opt_out_keywords,
+        queues=queues,
+        clock=Clock(scale=args.time_scale),
     )
 
 
@@ -179,6 +259,11 @@ async def _serve(config: EmulatorConfig) -> None:
         if config.api_key:
             lines.append(f"  TWILIO_API_KEY={config.api_key}")
         lines.append(f"  database: {config.db_path or 'in memory'}")
+        if config.clock.scale != 1.0:
+            lines.append(f"  time runs {config.clock.scale:g} times faster than real time")
+        if config.queues is not None:
+            declared = ", ".join(f"{s}={r:g}/s" for s, r in config.queues.senders.items())
+            lines.append(f"  sender queues: {declared or 'default rates by kind'}")
         lines.append(f"  inbox: {server.base_url}/")
         print("\n".join(lines), flush=True)
         await stop.wait()

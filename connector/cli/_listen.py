@@ -256,9 +256,10 @@ async def _open_connection(
     spec = workflow.connection
     env = environ()
     values = spec.values(env) if spec is not None and spec.env else None
+    pacing = spec.pacing if spec is not None else None
     if emulator_token is None:
         async with open_connection(
-            values=values, env=env, emulator=False, rate_limit=limit
+            values=values, env=env, emulator=False, rate_limit=limit, pacing=pacing
         ) as conn:
             yield conn
         return
@@ -281,6 +282,7 @@ async def _open_connection(
         env=env,
         emulator=True,
         rate_limit=limit,
+        pacing=pacing,
         emulator_options=options,
         announce=lambda text: complain("listen", text, out),
     ) as conn:

@@ -14,6 +14,7 @@ from connector.emulator._clock import Clock, ManualClock
 from connector.emulator._config import EmulatorConfig
 from connector.emulator._faults import FaultConfig
 from connector.emulator._handsets import FaultMode, HandsetFault
+from connector.emulator._queues import QueueConfig
 from connector.emulator._search import MessageQuery
 from connector.emulator._server import EmulatorServer
 from connector.emulator._validation import (
@@ -37,6 +38,7 @@ __all__ = [
     "HandsetFault",
     "ManualClock",
     "MessageQuery",
+    "QueueConfig",
     "count_segments",
     "create_app",
 ]

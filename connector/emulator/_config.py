@@ -12,6 +12,7 @@ import attrs
 
 from connector.emulator._clock import Clock
 from connector.emulator._faults import FaultConfig
+from connector.emulator._queues import QueueConfig
 
 
 __all__ = ["EmulatorConfig"]
@@ -70,6 +71,8 @@ class EmulatorConfig:
         opt_out_keywords: Whether inbound STOP / START / HELP keywords change the
             handset's opt-out and get Twilio's automatic reply, as Twilio's default
             opt-out handling does.
+        queues: Model Twilio's per-sender queues (rates in segments, 21611, 30001,
+            expiry, 63017); ``None``, the default, sends every message at once.
     """
 
     host: str = "127.0.0.1"
@@ -95,6 +98,7 @@ class EmulatorConfig:
     clock: Clock = attrs.field(factory=Clock, eq=False, repr=False)
     allowed_hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     opt_out_keywords: bool = True
+    queues: QueueConfig | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.api_key is None) != (self.api_secret is None):

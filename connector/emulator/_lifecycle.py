@@ -19,6 +19,7 @@ from collections.abc import Callable
 from connector._twilio import count_segments
 from connector.emulator._clock import Clock
 from connector.emulator._handsets import FAULT_CODES
+from connector.emulator._queues import SenderQueues
 from connector.emulator._records import MessageRecord
 from connector.emulator._store import MessageStore
 from connector.emulator._validation import ALWAYS_VALID_FROM, FAILURE_NUMBERS, bare_number
@@ -41,6 +42,8 @@ class Lifecycle:
         clock: Emulated time.
         delivery_delay: Seconds from ``queued`` to the final status, split in three steps.
         on_transition: Observer for every applied transition.
+        queues: The senders' queues: a queued message turns ``sending`` when it leaves
+            its sender's queue, or fails there (30001, expiry).
     """
 
     def __init__(
@@ -49,9 +52,12 @@ class Lifecycle:
         clock: Clock,
         delivery_delay: float,
         on_transition: Transition,
+        *,
+        queues: SenderQueues | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._queues = queues
         self._step = delivery_delay / 3
         self._on_transition = on_transition
         self._heap: list[tuple[float, int, str, str, str]] = []
@@ -89,8 +95,13 @@ class Lifecycle:
         elif status == "accepted":
             self._plan(now, record, "queued")
         elif status == "queued":
+            slot = self._queues.slot(record.sid) if self._queues is not None else None
             nxt = "failed" if failure and failure[0] == "failed" else "sending"
-            self._plan(now + self._step, record, nxt)
+            if slot is None:
+                self._plan(now + self._step, record, nxt)
+            else:
+                # It leaves its sender's queue (or fails in it) at its slot.
+                self._plan(slot.at, record, "failed" if slot.failure else nxt)
         elif status == "sending":
             self._plan(now + self._step, record, "sent")
         elif status == "sent" and record.direction != "inbound":
@@ -111,6 +122,8 @@ class Lifecycle:
                 self._soon = True
                 loop.call_soon(self._run_soon)
             return
+        # Timers run in real time; a scaled clock gets there sooner.
+        delay = self._clock.real_seconds(delay)
         if self._timer is not None:
             if self._timer.when() <= loop.time() + delay:
                 return
@@ -159,9 +172,17 @@ class Lifecycle:
         if status == "sent":
             record.price = f"{-PRICE_PER_SEGMENT * max(1, record.num_segments):.5f}"
         if status in ("failed", "undelivered"):
+            slot = self._queues.slot(record.sid) if self._queues is not None else None
             failure = _failure(record)
-            code, text = (failure[1], failure[2]) if failure else (30008, "Unknown error")
+            if slot is not None and slot.failure is not None:
+                code, text = slot.failure
+            elif failure:
+                code, text = failure[1], failure[2]
+            else:
+                code, text = 30008, "Unknown error"
             record.error_code, record.error_message = code, text
+        if self._queues is not None and status in ("sending", "failed", "canceled"):
+            self._queues.done(record.sid)
         self._store.changed(record)
         self._on_transition(record, previous)
         self._plan_next(record)

@@ -28,6 +28,7 @@ from connector.emulator._handsets import (
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
 from connector.emulator._outbox import CallbackOutbox
+from connector.emulator._queues import SenderQueues
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, send_thread_key, thread_parties
 from connector.emulator._store import MessageStore, RefusedSend
@@ -106,6 +107,8 @@ class EmulatorState:
         self.owned = frozenset(
             {ALWAYS_VALID_FROM, *map(bare_number, config.numbers), *config.incoming}
         )
+        self.queues = SenderQueues(config.queues, self.clock) if config.queues else None
+        """Twilio's per-sender queues, when the configuration models them."""
         self.lifecycle: Lifecycle | None = None
 
     async def open(self) -> None:
@@ -117,7 +120,11 @@ class EmulatorState:
         if stored_rules is not None:
             self.rules.load(stored_rules)
         self.lifecycle = Lifecycle(
-            self.store, self.clock, self.config.delivery_delay, self._on_transition
+            self.store,
+            self.clock,
+            self.config.delivery_delay,
+            self._on_transition,
+            queues=self.queues,
         )
         for record in self.store.all():
             if record.status in _UNFINISHED or record.status == "sent":
@@ -169,6 +176,8 @@ class EmulatorState:
         self.store.clear()
         if self.throttle is not None:
             self.throttle.reset()
+        if self.queues is not None:
+            self.queues.reset()
         self.faults.reset()
         self.stats = RequestStats()
         self.rules.forget()
@@ -196,7 +205,9 @@ class EmulatorState:
             The new record.
 
         Raises:
-            ApiError: 400 / 21610 for an unsubscribed recipient.
+            ApiError: 400 / 21610 for an unsubscribed recipient; with queues modelled,
+                400 / 21611 for a number whose queue is full and 429 / 63017 above the
+                account's messages per second.
         """
         senders = [s for s in (request.from_, request.messaging_service_sid) if s]
         if any(self.rules.is_opted_out(sender, request.to) for sender in senders):
@@ -212,9 +223,20 @@ class EmulatorState:
         else:
             status = "queued"
         immediate = status == "queued"
+        sid = new_sid("MM" if request.media_urls else "SM")
+        sender = request.from_ or request.messaging_service_sid
+        if self.queues is not None and request.send_at is None and sender:
+            self.queues.admit(
+                sid=sid,
+                sender=sender,
+                service=request.messaging_service_sid is not None,
+                body=request.body,
+                media=bool(request.media_urls),
+                validity=request.validity_period,
+            )
         record = MessageRecord(
             seq=self.store.next_seq(),
-            sid=new_sid("MM" if request.media_urls else "SM"),
+            sid=sid,
             account_sid=self.config.account_sid,
             to=request.to,
             from_=request.from_ if immediate or request.from_ else None,
@@ -539,7 +561,9 @@ class EmulatorState:
             Requests, 429s, faults, messages by status and callback outcomes.
         """
         by_status = Counter(record.status for record in self.store.all())
+        queues = {"queues": self.queues.snapshot()} if self.queues is not None else {}
         return {
+            **queues,
             "requests": self.stats.requests,
             "throttled": self.stats.throttled,
             "faults": {

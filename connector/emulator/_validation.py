@@ -94,6 +94,8 @@ class SendRequest:
         media_urls: Media URLs in order.
         status_callback: URL for status callbacks, or ``None``.
         send_at: Epoch seconds for a scheduled send, or ``None``.
+        validity_period: Seconds the message may wait in its sender's queue
+            (``ValidityPeriod``), or ``None`` for Twilio's default.
     """
 
     to: str
@@ -103,6 +105,7 @@ class SendRequest:
     media_urls: tuple[str, ...]
     status_callback: str | None
     send_at: float | None
+    validity_period: int | None = None
 
 
 def _is_number(text: str) -> bool:
@@ -248,6 +251,7 @@ def validate_send(form: MultiMapping[str], *, owned: Collection[str], now: float
                 "Scheduling does not support this timestamp: SendAt must be between "
                 "300 seconds and 35 days in the future",
             )
+    validity = form.get("ValidityPeriod", "").strip()
     return SendRequest(
         to=to,
         from_=sender,
@@ -256,6 +260,7 @@ def validate_send(form: MultiMapping[str], *, owned: Collection[str], now: float
         media_urls=media_urls,
         status_callback=callback,
         send_at=send_at,
+        validity_period=int(validity) if validity.isdigit() else None,
     )
 
 

@@ -22,6 +22,8 @@ import attrs
 
 from .._connection import Connection
 from .._convert import field_value, to_json_data
+from .._pacing import validate_pool
+from .._retry import throughput_error
 from .._validation import CompiledAction, compile_action
 from ..errors import (
     AuthenticationError,
@@ -171,6 +173,26 @@ def _code(exc: BaseException) -> int | None:
     return exc.code if isinstance(exc, TwilioAPIError) else None
 
 
+def _error(exc: BaseException) -> str:
+    """The error in words, with what a throughput error means (``THROUGHPUT_ERRORS``)."""
+    entry = throughput_error(_code(exc))
+    return f"{exc} ({entry.reason})" if entry is not None else str(exc)
+
+
+def _failed_in_queue(output: Any) -> tuple[int, str] | None:
+    """A message Twilio failed for throughput (30001, 30036, ...): its code and why."""
+    if not isinstance(output, Mapping) or output.get("status") not in ("failed", "undelivered"):
+        return None
+    code = output.get("error_code")
+    entry = throughput_error(code if isinstance(code, int) else None)
+    if entry is None:
+        return None
+    return (
+        entry.code,
+        f"message {output.get('sid')} failed: Twilio error {entry.code}, {entry.reason}",
+    )
+
+
 def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome:
     """The outcome of a call Twilio (or the network) refused; nothing was sent."""
     if isinstance(exc, AuthenticationError) and exc.status == 401:
@@ -186,7 +208,7 @@ def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome
             inputs=shown,
             fatal=True,
         )
-    return Outcome("failed", error=str(exc), error_code=_code(exc), inputs=shown)
+    return Outcome("failed", error=_error(exc), error_code=_code(exc), inputs=shown)
 
 
 def _json_inputs(inputs: Any) -> Any:
@@ -215,7 +237,8 @@ async def find_sent_message(
 
     Args:
         connection: An open connection.
-        inputs: The send's validated inputs (``to``, ``from``, ``body``).
+        inputs: The send's validated inputs (``to``, ``from``, ``body``); ``from`` may
+            be a pool (a list), and then a match may come from any of its senders.
         started: When the attempt started (a POSIX timestamp); for an attempt whose
             start is unknown, any earlier moment (more messages are then looked at).
         claim: Called with the SID of each candidate; it returns whether the message may
@@ -229,8 +252,11 @@ async def find_sent_message(
     """
     since = dt.datetime.fromtimestamp(started, dt.UTC) - RECONCILE_SKEW
     query: dict[str, Any] = {"To": inputs["to"]}
-    if inputs.get("from"):
-        query["From"] = inputs["from"]
+    sender = inputs.get("from")
+    # A pool: the message may have gone from any of its senders.
+    pool = set(sender) if isinstance(sender, list | tuple) else None
+    if sender and pool is None:
+        query["From"] = sender
     day = dt.datetime.fromtimestamp(started, dt.UTC).date().isoformat()
     for look in range(2 if settle > 0 else 1):
         if look:
@@ -243,6 +269,8 @@ async def find_sent_message(
                 if created is not None and created < since:
                     break  # newest first: everything further is older than the attempt
                 sid = field_value(message, "sid")
+                if pool is not None and field_value(message, "from") not in pool:
+                    continue
                 if field_value(message, "body") == inputs.get("body") and await claim(sid):
                     return to_json_data(message)
     return None
@@ -322,7 +350,7 @@ class ActionRunner:
             return self._builtin(action_id, request)
         try:
             action = self._action(request.uses)
-            clean = action.validate(request.inputs)
+            clean = validate_pool(action.spec, action.validate, request.inputs)
         except ConnectorError as exc:
             return Outcome(
                 "failed", error=str(exc), error_code=_code(exc), inputs=_json_inputs(request.inputs)
@@ -347,6 +375,10 @@ class ActionRunner:
             output = to_json_data(await connection.call(request.uses, clean))
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
+        failed = _failed_in_queue(output)
+        if failed is not None:
+            # Reading a message that Twilio failed for throughput: the item fails, saying why.
+            return Outcome("failed", output, error=failed[1], error_code=failed[0], inputs=shown)
         return Outcome("succeeded", output, inputs=shown)
 
     async def _pages(

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from .._manifest import ActionSpec, ConnectorSpec
+from .._pacing import validate_pool
 from .._validation import compile_action
 from ..errors import InvalidInputError
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
@@ -397,14 +398,25 @@ class _Checker:
         literal: dict[str, Any] = {}
         dynamic: set[str] = set()
         params = {name: p for p in action.parameters for name in p.names}
+        # A sending action's `from` (by any of its names) may be a pool of senders: a list.
+        pool_keys = {
+            name
+            for p in action.parameters
+            if p.wire_name == "From" and action.sends_message
+            for name in p.names
+        }
         for key, value in step.with_.items():
             where = (*step.path, "with", key)
+            if key in pool_keys and isinstance(value, list):
+                self._pool(step, key, where)
             if _contains_template(self.workflow, where):
                 dynamic.add(key)
                 template = self.workflow.templates.get(where)
                 if template is not None:
                     kind = self.expression(template, where, root)
                     param = params.get(key)
+                    if key in pool_keys and isinstance(kind, Arr):
+                        continue
                     if param is not None and not _fits(param.type, kind):
                         self.add(
                             f"{key} takes {'a list' if param.type == 'array' else param.type}, "
@@ -416,7 +428,7 @@ class _Checker:
             else:
                 literal[key] = value
         try:
-            compile_action(action).validate(literal)
+            validate_pool(action, compile_action(action).validate, literal)
         except InvalidInputError as exc:
             for issue in exc.issues:
                 keys = set(issue.key.split("/"))
@@ -431,6 +443,16 @@ class _Checker:
                         f"{action.id}: {issue}",
                         (*step.path, "with") if step.with_ else step.path,
                     )
+
+    def _pool(self, step: StepSpec, key: str, where: DocPath) -> None:
+        """A pool of senders needs sender pacing on the connection that sends it."""
+        block = self.workflow.connection_for(step.connector_id)
+        if block is not None and block.pacing is False:
+            self.add(
+                f"{key} names a pool of senders, which needs sender pacing; remove "
+                f"{block.where}.pacing: false",
+                where,
+            )
 
     def trigger(self) -> None:
         trigger = self.workflow.trigger

@@ -407,7 +407,8 @@ def _dumps(value: Any) -> str:
 
 
 #: The fields a message keeps per item of a fan-out step: what the journal stores, and
-#: what ``steps.<id>.outputs`` gives for each item (the rest is fetchable by SID).
+#: what ``steps.<id>.outputs`` gives for each item (the rest is fetchable by SID). A
+#: send from a pool of senders also keeps its ``from``.
 BRIEF_FIELDS: Final = ("sid", "to", "status", "error_code")
 
 
@@ -438,12 +439,14 @@ def _item_row(inputs: Any, output: Any) -> _Row:
     key = inputs.get("to") if isinstance(inputs, Mapping) else None
     if isinstance(output, Mapping) and "sid" in output:
         code = output.get("error_code")
+        # A send from a pool keeps the sender it went from: the one field not in its inputs.
+        pooled = isinstance(inputs, Mapping) and isinstance(inputs.get("from"), list)
         return _Row(
             str(key) if key is not None else output.get("to"),
             output.get("sid"),
             output.get("status"),
             code if isinstance(code, int) else None,
-            None,
+            _dumps({"from": output.get("from")}) if pooled else None,
         )
     return _Row(
         str(key) if key is not None else None,
@@ -458,7 +461,8 @@ def _row_output(
     sid: str | None, key: str | None, status: str | None, code: int | None, output: str | None
 ) -> Any:
     if sid is not None:
-        return {"sid": sid, "to": key, "status": status, "error_code": code}
+        found = {"sid": sid, "to": key, "status": status, "error_code": code}
+        return found if output is None else {**found, **json.loads(output)}
     return None if output is None else json.loads(output)
 
 

@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from .._document import DocumentError, dotted, locate, read_document
+from .._pacing import Pacing, SenderProfile
 from .._ratelimit import parse_rate_limit
 from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._expressions import Template, compile_template, has_expression
@@ -78,12 +79,15 @@ class ConnectionSpec:
         rate_limit: ``(calls, seconds)``, ``False`` for none, ``None`` for the manifest's.
         inputs: Connection value -> the workflow input holding it (never a secret).
         where: Where the block is in the document (``connections.acme``).
+        pacing: How sends are paced per sender (its ``senders`` and ``pacing`` keys),
+            ``False`` for not at all, ``None`` for the connection's default.
     """
 
     env: Mapping[str, str] = attrs.field(factory=dict)
     rate_limit: tuple[int, float] | Literal[False] | None = None
     inputs: Mapping[str, str] = attrs.field(factory=dict)
     where: str = "connection"
+    pacing: Pacing | Literal[False] | None = None
 
     @property
     def explicit(self) -> bool:
@@ -599,6 +603,7 @@ def _build(
             rate_limit=limit,
             inputs=dict(raw.get("inputs") or {}),
             where=dotted(list(path)),
+            pacing=_pacing_block(raw, path, problems, problem),
         )
 
     connection = None
@@ -693,6 +698,45 @@ def _build(
         trigger=trigger,
     )
     return workflow, problems
+
+
+def _pacing_block(
+    raw: Mapping[str, Any], path: DocPath, problems: list[Problem], problem: Any
+) -> Pacing | Literal[False] | None:
+    """A connection block's ``senders`` and ``pacing`` keys, as the connection's pacing."""
+    settings = raw.get("pacing")
+    senders = raw.get("senders")
+    if settings is False:
+        if senders:
+            problems.append(
+                problem("senders need pacing; remove pacing: false", (*path, "senders"))
+            )
+        return False
+    if settings is None and senders is None:
+        return None
+    try:
+        base = Pacing.from_config(settings or {})
+    except ValueError as exc:
+        problems.append(problem(str(exc), (*path, "pacing")))
+        return None
+    profiles: dict[str, SenderProfile] = {}
+    for sender, spec in (senders or {}).items():
+        where = (*path, "senders", str(sender))
+        if isinstance(sender, int) and len(str(sender)) > 8:
+            # YAML reads an unquoted +15005550006 as the number 15005550006.
+            problems.append(
+                problem(
+                    f'write the number in quotes ("+{sender}"): YAML reads it as a number', where
+                )
+            )
+            continue
+        try:
+            profile = SenderProfile.parse(str(sender), spec, kind_rates=base.kind_rates)
+        except ValueError as exc:
+            problems.append(problem(str(exc), where))
+            continue
+        profiles[profile.sender] = profile
+    return attrs.evolve(base, senders=profiles)
 
 
 def _names(value: str | list[str] | None) -> tuple[str, ...]:

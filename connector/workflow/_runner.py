@@ -18,7 +18,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import anyio
 import attrs
@@ -43,6 +43,10 @@ from ._interpreter import (
 )
 from ._journal import ItemRecord, Journal
 from ._model import StepSpec, Workflow, input_type_ok
+
+
+if TYPE_CHECKING:
+    from .._pacing import Pacer
 
 
 __all__ = [
@@ -371,7 +375,7 @@ async def run_workflow(
         journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
     if workflow.trigger is not None:
         event = dict(event or {})
-    recorder = _JournalRecorder(journal, run_id, progress or _NoProgress(), specs)
+    recorder = _JournalRecorder(journal, run_id, progress or _NoProgress(), specs, connection.pacer)
     actions = ActionRunner(connection, claims=recorder.claims, connections=others)
     base_dir = workflow.base_dir  # resolving it costs a stat per path part: once
 
@@ -464,6 +468,7 @@ class _JournalRecorder:
         run_id: str,
         progress: Progress,
         connectors: Mapping[str, ConnectorSpec] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.journal = journal
         self.run_id = run_id
@@ -477,6 +482,9 @@ class _JournalRecorder:
         self._paged: dict[str, int] = {}
         self._connectors = connectors or {}
         self._item_failed = getattr(progress, "item_failed", None)
+        self._pacer = pacer if hasattr(progress, "eta") else None
+        # Per paced sending step: (calls in all, calls done, done between estimates).
+        self._eta: dict[str, list[int]] = {}
 
     def finished_step(self, step: StepSpec) -> StepResult | None:
         done = self.journal.step(self.run_id, step.id)
@@ -494,6 +502,28 @@ class _JournalRecorder:
         # A step an earlier attempt never reached has nothing to resume: no lookups.
         self._fresh[step.id] = self.journal.item_count(self.run_id, step.id) == 0
         self.progress.step_started(step.id, total)
+        if self._pacer is not None and total and self._sends(step):
+            # About 200 estimates a step: the pacer's status is cheap, not free.
+            self._eta[step.id] = [total, 0, max(1, total // 200)]
+
+    def _sends(self, step: StepSpec) -> bool:
+        connector = self._connectors.get(step.connector_id)
+        action = connector.actions.get(step.action_id) if connector else None
+        return action is not None and action.sends_message
+
+    def _estimate(self, step_id: str) -> None:
+        """Tell the progress when the pacing layer expects the step's last message out."""
+        counts = self._eta.get(step_id)
+        if counts is None or self._pacer is None:
+            return
+        counts[1] += 1
+        total, done, every = counts
+        if done % every and done != 1:
+            return
+        status = self._pacer.status()
+        finish = status.expected_finish(total - done)
+        if finish is not None:
+            report_eta(self.progress, step_id, max(0.0, finish - status.now))
 
     def prior(self, step: StepSpec, index: int) -> Prior | None:
         if self._fresh.get(step.id):
@@ -543,6 +573,7 @@ class _JournalRecorder:
             self._item_failed(step.id, index, label, outcome.error or "failed")
         if not step.paginate:
             self.progress.advance(step.id)
+            self._estimate(step.id)
 
     def _outputs(self, step: StepSpec) -> Any:
         """What steps.<id>.outputs reads: a view of the journal for steps with many items."""
