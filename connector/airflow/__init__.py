@@ -22,11 +22,20 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from .hooks import TwilioHook
+    from .triggers import TwilioInboundMessageTrigger, TwilioMessageStatusTrigger
 
 
-__all__ = ["TwilioHook"]
+__all__ = [
+    "TwilioHook",
+    "TwilioInboundMessageTrigger",
+    "TwilioMessageStatusTrigger",
+]
 
-_LAZY = {"TwilioHook": ".hooks"}
+_LAZY = {
+    "TwilioHook": ".hooks",
+    "TwilioInboundMessageTrigger": ".triggers",
+    "TwilioMessageStatusTrigger": ".triggers",
+}
 
 
 def __getattr__(name: str) -> object:
