@@ -22,19 +22,38 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from .hooks import TwilioHook
+    from .notifications import TwilioNotifier, send_twilio_notification
+    from .operators import (
+        TwilioActionOperator,
+        TwilioError,
+        TwilioMessageFailedError,
+        TwilioSendMessageOperator,
+    )
     from .triggers import TwilioInboundMessageTrigger, TwilioMessageStatusTrigger
 
 
 __all__ = [
+    "TwilioActionOperator",
+    "TwilioError",
     "TwilioHook",
     "TwilioInboundMessageTrigger",
+    "TwilioMessageFailedError",
     "TwilioMessageStatusTrigger",
+    "TwilioNotifier",
+    "TwilioSendMessageOperator",
+    "send_twilio_notification",
 ]
 
 _LAZY = {
+    "TwilioActionOperator": ".operators",
+    "TwilioError": ".operators",
     "TwilioHook": ".hooks",
     "TwilioInboundMessageTrigger": ".triggers",
+    "TwilioMessageFailedError": ".operators",
     "TwilioMessageStatusTrigger": ".triggers",
+    "TwilioNotifier": ".notifications",
+    "TwilioSendMessageOperator": ".operators",
+    "send_twilio_notification": ".notifications",
 }
 
 

@@ -40,6 +40,12 @@ def test_provider_info_matches_the_schema_shipped_in_airflow() -> None:
     jsonschema.validate(info["connection-types"], strict)
     assert info["package-name"] == "twilio-workflow-connector"
     assert info["connection-types"][0]["hook-class-name"] == "connector.airflow.hooks.TwilioHook"
+    for section in ("hooks", "operators", "triggers"):
+        for module in info[section][0]["python-modules"]:
+            __import__(module)
+    for dotted in [info["connection-types"][0]["hook-class-name"], *info["notifications"]]:
+        module, _, name = dotted.rpartition(".")
+        assert getattr(sys.modules.get(module) or __import__(module, fromlist=[name]), name)
 
 
 def test_the_entry_point_is_registered_for_the_distribution() -> None:

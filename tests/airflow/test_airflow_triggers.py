@@ -15,7 +15,12 @@ from airflow.triggers.base import TriggerEvent
 from virtual_clock import VirtualClockLoop
 
 from connector import Connection, HttpRequest, HttpResponse, MockTransport
-from connector.airflow import TwilioInboundMessageTrigger, TwilioMessageStatusTrigger
+from connector.airflow import (
+    TwilioInboundMessageTrigger,
+    TwilioMessageFailedError,
+    TwilioMessageStatusTrigger,
+    TwilioSendMessageOperator,
+)
 from connector.airflow import hooks as hooks_module
 from connector.airflow._polling import poll_delays, wait_for_status
 from connector.emulator import Clock, EmulatorServer
@@ -120,6 +125,8 @@ async def test_the_trigger_fires_when_the_message_is_delivered(
     payload = await asyncio.wait_for(fired, 10)
     assert payload["outcome"] == "succeeded" and payload["status"] == "delivered"
     assert payload["message"]["sid"] == sid
+    resumed = TwilioSendMessageOperator(task_id="t", to="+1").execute_complete({}, payload)
+    assert resumed == payload["message"]
 
 
 async def test_an_undelivered_message_fails_the_task_with_twilio_s_code(
@@ -137,6 +144,11 @@ async def test_an_undelivered_message_fails_the_task_with_twilio_s_code(
         "undelivered",
         30003,
     )
+    with pytest.raises(
+        TwilioMessageFailedError, match="ended undelivered: Twilio error 30003"
+    ) as e:
+        TwilioSendMessageOperator(task_id="t", to="+1").execute_complete({}, payload)
+    assert (e.value.code, e.value.sid, e.value.status) == (30003, sid, "undelivered")
 
 
 async def test_a_wait_times_out_and_an_unknown_message_ends_it(
