@@ -8,15 +8,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# First of all: it gives Airflow a temporary home before anything imports Airflow.
+import airflow_home  # noqa: F401
 import pytest
-from airflow_support import ThreadedEmulator
 
 from connector.airflow import TwilioError, TwilioMessageFailedError, TwilioMessageStatusTrigger
 from connector.airflow import operators as operators_module
 
 
+if TYPE_CHECKING:
+    from airflow_support import ThreadedEmulator
+
+pytest_plugins = ["airflow_support"]
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
@@ -53,7 +58,8 @@ def outcome(
 
 @pytest.fixture
 def emulator(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> ThreadedEmulator:
     """An emulator on the real clock that delivers in 0.3 s; twilio_default points at it."""
     from connector.emulator import Clock

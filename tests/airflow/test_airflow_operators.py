@@ -7,11 +7,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# First of all: it gives Airflow a temporary home before anything imports Airflow.
+import airflow_home  # noqa: F401
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
-from airflow_support import ThreadedEmulator
 
 import connector.plugin as plugin_module
 from connector.airflow import (
@@ -23,6 +24,12 @@ from connector.airflow import (
 )
 from connector.emulator import EmulatorServer
 from connector.plugin import Plugin, Registry
+
+
+if TYPE_CHECKING:
+    from airflow_support import ThreadedEmulator
+
+pytest_plugins = ["airflow_support"]
 
 
 ACME = Path(__file__).parents[1] / "data" / "plugin_dist" / "acme" / "acme_connector" / "acme.yaml"
@@ -43,7 +50,8 @@ def context(try_number: int = 1, **extra: Any) -> Any:
 
 @pytest.fixture
 def emulator(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> ThreadedEmulator:
     """An emulator (instant delivery, a clock that stands still); twilio_default points at it."""
     started = threaded_emulator()
@@ -51,7 +59,9 @@ def emulator(
     return started
 
 
-def test_any_action_runs_with_templated_inputs_and_json_output(emulator: ThreadedEmulator) -> None:
+def test_any_action_runs_with_templated_inputs_and_json_output(
+    emulator: ThreadedEmulator,
+) -> None:
     """send_text_message through TwilioActionOperator: the Message as JSON, dates as strings."""
     operator = TwilioActionOperator(
         task_id="t",
@@ -65,7 +75,9 @@ def test_any_action_runs_with_templated_inputs_and_json_output(emulator: Threade
     assert isinstance(output["date_created"], str)
 
 
-def test_invalid_inputs_fail_before_anything_is_sent(emulator: ThreadedEmulator) -> None:
+def test_invalid_inputs_fail_before_anything_is_sent(
+    emulator: ThreadedEmulator,
+) -> None:
     """A malformed number is the task's error (the core's validation); no request is made."""
     operator = TwilioActionOperator(
         task_id="t", action="send_text_message", inputs={"from": SENDER, "to": "0", "body": "x"}
@@ -103,7 +115,8 @@ def test_another_connector_s_action_uses_its_own_airflow_connection(
 
 
 def test_a_send_defers_to_the_status_trigger(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A message not yet final defers with a trigger that knows its deadline and schedule."""
     emulator = threaded_emulator(delivery_delay=30)  # its clock stands still: queued
@@ -132,7 +145,8 @@ def test_a_send_defers_to_the_status_trigger(
 
 
 def test_without_deferral_the_worker_waits_on_the_same_schedule(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """deferrable=False polls from the task itself and returns the delivered message."""
     from connector.emulator import Clock
@@ -163,7 +177,9 @@ def test_an_embedded_emulator_waits_in_the_worker(monkeypatch: pytest.MonkeyPatc
     assert operator.execute(context())["status"] == "delivered"
 
 
-def test_wait_for_none_returns_what_twilio_accepted(emulator: ThreadedEmulator) -> None:
+def test_wait_for_none_returns_what_twilio_accepted(
+    emulator: ThreadedEmulator,
+) -> None:
     """wait_for=None: the send's answer is the result; a wrong wait_for is refused early."""
     operator = TwilioSendMessageOperator(
         task_id="t", to="+15551230001", from_=SENDER, body="hi", wait_for=None
@@ -173,7 +189,9 @@ def test_wait_for_none_returns_what_twilio_accepted(emulator: ThreadedEmulator) 
         TwilioSendMessageOperator(task_id="u", to="+1", wait_for="read")  # type: ignore[arg-type]
 
 
-def test_a_retry_without_the_earlier_message_sends_it(emulator: ThreadedEmulator) -> None:
+def test_a_retry_without_the_earlier_message_sends_it(
+    emulator: ThreadedEmulator,
+) -> None:
     """A retry whose earlier try sent nothing (nothing to find) sends, once."""
     operator = TwilioSendMessageOperator(
         task_id="t", to="+15551230077", from_=SENDER, body="second try", wait_for=None
@@ -212,7 +230,9 @@ async def test_the_notifier_is_awaitable_where_airflow_awaits_it(
     assert (texted["to"], texted["body"]) == ("+15551230003", "deadline missed")
 
 
-def test_a_notifier_that_cannot_send_says_for_whom(emulator: ThreadedEmulator) -> None:
+def test_a_notifier_that_cannot_send_says_for_whom(
+    emulator: ThreadedEmulator,
+) -> None:
     """A refused number fails the callback naming it and Twilio's reason; the others are sent."""
     notifier = TwilioNotifier(to=["+15005550001", "+15551230001"], from_=SENDER, body="x")
     with pytest.raises(RuntimeError, match=r"\+15005550001: .*21211"):

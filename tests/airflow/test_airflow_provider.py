@@ -9,18 +9,25 @@ import sys
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# First of all: it gives Airflow a temporary home before anything imports Airflow.
+import airflow_home  # noqa: F401
 import jsonschema
 import pytest
 from airflow.sdk import Connection as AirflowConnection
-from airflow_support import ThreadedEmulator
 
 from connector import BlockingConnection
 from connector.airflow.get_provider_info import CONN_FIELDS, get_provider_info
 from connector.airflow.hooks import ConnectionSettings, TwilioHook
 from connector.errors import ConfigurationError, InvalidInputError
 from connector.plugin import installed
+
+
+if TYPE_CHECKING:
+    from airflow_support import ThreadedEmulator
+
+pytest_plugins = ["airflow_support"]
 
 
 SID = "AC" + "0123456789abcdef" * 2
@@ -162,7 +169,8 @@ def test_values_are_validated_by_the_core_with_secrets_masked(
 
 
 def test_get_conn_calls_through_one_blocking_connection(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """get_conn() opens the connection once; its calls reach the connection's base URL."""
     emulator = threaded_emulator()
@@ -178,7 +186,8 @@ def test_get_conn_calls_through_one_blocking_connection(
 
 
 def test_test_connection_reports_both_ways(
-    threaded_emulator: Callable[..., ThreadedEmulator], monkeypatch: pytest.MonkeyPatch
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """test_connection() is (True, where) for good credentials, (False, Twilio's answer) otherwise."""
     emulator = threaded_emulator()

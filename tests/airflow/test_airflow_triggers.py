@@ -10,6 +10,9 @@ import time
 from typing import Any
 
 import aiohttp
+
+# First of all: it gives Airflow a temporary home before anything imports Airflow.
+import airflow_home  # noqa: F401
 import pytest
 from airflow.triggers.base import TriggerEvent
 from virtual_clock import VirtualClockLoop
@@ -25,6 +28,9 @@ from connector.airflow import hooks as hooks_module
 from connector.airflow._polling import poll_delays, wait_for_status
 from connector.emulator import Clock, EmulatorServer
 from connector.testing import EmulatorFactory
+
+
+pytest_plugins = ["airflow_support"]
 
 
 SID = "AC" + "0123456789abcdef" * 2
