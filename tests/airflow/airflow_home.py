@@ -8,6 +8,7 @@ import skips the test module: ``nox -s tests`` runs none of them.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -28,6 +29,7 @@ if "airflow" in sys.modules:
 
 # Airflow reads its settings when first imported: they must be in place before.
 HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)
 DAGS = HOME / "dags"
 DAGS.mkdir()
 os.environ.update(

@@ -56,6 +56,25 @@ def outcome(
     return run.state, states, values
 
 
+def try_numbers(home: Path) -> dict[tuple[str, int], int]:
+    """The try numbers of the last run's task instances, by (task, map index)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        last = session.scalars(
+            select(TaskInstance).order_by(TaskInstance.start_date.desc())
+        ).first()
+        assert last is not None
+        rows = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == last.dag_id, TaskInstance.run_id == last.run_id
+            )
+        ).all()
+        return {(ti.task_id, ti.map_index): ti.try_number for ti in rows}
+
+
 @pytest.fixture
 def emulator(
     threaded_emulator: Callable[..., ThreadedEmulator],
@@ -100,15 +119,33 @@ def test_a_send_to_three_defers_and_ends_delivered(
     assert {v["sid"] for v in values.values()} == {m["sid"] for m in sent}
 
 
+@pytest.fixture
+def raised(monkeypatch: pytest.MonkeyPatch) -> dict[str, BaseException]:
+    """What TwilioSendMessageOperator's execute and execute_complete raised, by task id."""
+    errors: dict[str, BaseException] = {}
+    cls = operators_module.TwilioSendMessageOperator
+    for name in ("execute", "execute_complete"):
+        real = getattr(cls, name)
+
+        def recording(self: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            try:
+                return _real(self, *args, **kwargs)
+            except Exception as exc:
+                errors[self.task_id] = exc
+                raise
+
+        monkeypatch.setattr(cls, name, recording)
+    return errors
+
+
 def test_failing_numbers_fail_their_tasks_with_twilio_s_codes(
-    airflow_db: Path, emulator: ThreadedEmulator
+    airflow_db: Path, emulator: ThreadedEmulator, raised: dict[str, BaseException]
 ) -> None:
     """21211 at create; 30003 once the deferred wait sees 'undelivered'."""
-    module = load("twilio_test_failures", airflow_db)
-    state, states, _ = outcome(module)
+    state, states, _ = outcome(load("twilio_test_failures", airflow_db))
     assert state == "failed"
     assert states == {("undelivered", -1): "failed", ("invalid", -1): "failed"}
-    errors = dict(module.FAILURES)
+    errors = raised
     undelivered = errors["undelivered"]
     assert isinstance(undelivered, TwilioMessageFailedError)
     assert (undelivered.code, undelivered.status) == (30003, "undelivered")
@@ -122,7 +159,7 @@ def test_the_notifier_texts_when_a_task_fails(airflow_db: Path, emulator: Thread
     state, states, _ = outcome(load("twilio_test_notify", airflow_db))
     assert state == "failed" and states == {("load", -1): "failed"}
     (texted,) = emulator.messages(to="+15551230009")
-    assert texted["body"] == "twilio_test_notify.load failed: the load failed"
+    assert texted["body"] == "twilio_test_notify.load failed (try 1)"
     assert texted["from"] == "+15005550006"
 
 
@@ -164,7 +201,10 @@ def test_a_retry_after_the_send_finds_the_message_and_does_not_resend(
 
     monkeypatch.setattr(operators_module.TwilioSendMessageOperator, "defer", defer)
     state, states, values = outcome(load("twilio_test_retry", airflow_db))
-    assert len(tries) == 2 and state == "success", states
+    assert state == "success", states
+    # The first try died; the second found the message and waited for it (deferring
+    # again, unless it was delivered by then).
+    assert tries and try_numbers(airflow_db) == {("send", -1): 2}
     (sent,) = emulator.messages(to="+15551230042")  # exactly one message
     assert values[("send", -1)]["sid"] == sent["sid"]
     assert values[("send", -1)]["status"] == "delivered"

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 # First of all: it gives Airflow a temporary home before anything imports Airflow.
 import airflow_home  # noqa: F401
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 import connector.plugin as plugin_module
 from connector.airflow import (
@@ -30,6 +29,11 @@ if TYPE_CHECKING:
     from airflow_support import ThreadedEmulator
 
 pytest_plugins = ["airflow_support"]
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred
 
 
 ACME = Path(__file__).parents[1] / "data" / "plugin_dist" / "acme" / "acme_connector" / "acme.yaml"

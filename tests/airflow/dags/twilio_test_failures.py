@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from airflow.sdk import DAG
 
 from connector.airflow import TwilioSendMessageOperator
-
-
-#: (task id, exception) for every failed task, recorded by the failure callback.
-FAILURES: list[tuple[str, BaseException | str | None]] = []
-
-
-def record(context: Any) -> None:
-    FAILURES.append((context["ti"].task_id, context.get("exception")))
 
 
 with DAG(
@@ -23,7 +14,6 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
-    default_args={"on_failure_callback": record},
 ) as dag:
     TwilioSendMessageOperator(
         task_id="undelivered",

@@ -23,6 +23,6 @@ with DAG(
         on_failure_callback=TwilioNotifier(
             to="+15551230009",
             from_="+15005550006",
-            body="{{ dag.dag_id }}.{{ ti.task_id }} failed: {{ exception }}",
+            body="{{ dag.dag_id }}.{{ ti.task_id }} failed (try {{ ti.try_number }})",
         ),
     )
