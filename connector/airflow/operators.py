@@ -152,19 +152,14 @@ class TwilioActionOperator(BaseOperator):
         )
         return TwilioHook(conn_id, connector=connector_id)
 
-    def _uses(self) -> str:
-        spec, action = installed().action(self.action)
-        return f"{spec.id}/{action.id}"
-
     def _call_inputs(self, context: Context) -> dict[str, Any]:
         return dict(self.inputs)
 
     def _run(self, hook: TwilioHook, context: Context) -> Outcome:
         """Run the call; a send is looked up first when an earlier try may have made it."""
-        uses = self._uses()
-        _, spec = installed().action(uses)
+        connector, action = installed().action(self.action)
         request = CallRequest(
-            uses,
+            f"{connector.id}/{action.id}",
             self._call_inputs(context),
             identity=_identity(context),
             paginate=self.paginate,
@@ -173,7 +168,7 @@ class TwilioActionOperator(BaseOperator):
         prior: Prior | None = None
         store: Any = None
         started = time.time()
-        if spec.sends_message:
+        if action.sends_message:
             store = _state_store(context)
             prior = self._prior(context, store)
             if prior is not None and prior.started is not None:
