@@ -30,6 +30,27 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def airflow(session: nox.Session) -> None:
+    """Type-check and test the Airflow provider against Airflow 3.3.2, in a venv of its own."""
+    # Airflow pins much of what it installs; it never goes near the other sessions' venvs.
+    session.install(
+        "-e",
+        ".[airflow,redis]",
+        "apache-airflow==3.3.2",
+        "pytest>=8.3",
+        "pytest-asyncio>=1.0",
+        "aioresponses>=0.7.9",  # tests/conftest.py's HTTP mocks
+        "mypy",
+        "types-jmespath",
+        "types-jsonschema",
+        "types-PyYAML",
+    )
+    # Named files: pyproject's mypy excludes connector/airflow from `nox -s typecheck`.
+    session.run("mypy", *sorted(str(p) for p in (ROOT / "connector" / "airflow").glob("*.py")))
+    session.run("pytest", "tests/airflow", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff, and the layering with import-linter."""
     session.install("ruff", "import-linter", "-e", ".")
