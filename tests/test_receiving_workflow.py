@@ -193,3 +193,17 @@ def test_listen_refuses_a_workflow_without_a_trigger(
     path.write_text(HEAD + STEPS.replace("${{ trigger }}", "1"), encoding="utf-8")
     assert main(["listen", str(path), "--state", str(tmp_path / "j.sqlite3"), "--port", "0"]) == 2
     assert "has no trigger" in capsys.readouterr().err
+
+
+def test_listen_compares_connection_blocks_and_refuses_two_connections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Workflows with connection blocks are compared by content: two different ones exit 2."""
+    trigger = "on:\n  twilio/message_received:\n"
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    block = "connection:\n  env: {account_sid: SID_A, auth_token: TOKEN_A}\n"
+    first.write_text(HEAD + block + trigger + STEPS, encoding="utf-8")
+    second.write_text(HEAD + block.replace("_A", "_B") + trigger + STEPS, encoding="utf-8")
+    args = ["--state", str(tmp_path / "j.sqlite3"), "--port", "0"]
+    assert main(["listen", str(first), str(second), *args]) == 2
+    assert "different connections" in capsys.readouterr().err

@@ -109,8 +109,8 @@ def _listen(args: argparse.Namespace) -> int:
     if problems:
         print_problems(problems)
         return EXIT_INVALID
-    connections = {w.connection for w in workflows}
-    if len(connections) > 1:
+    # By equality: a block holds mappings, so it has no hash.
+    if any(w.connection != workflows[0].connection for w in workflows[1:]):
         complain(
             "listen",
             "the workflows name different connections; run one listener per connection",
