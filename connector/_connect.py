@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
 from ._connection import Connection, Limiter
 from ._manifest import ConnectorSpec, default_connector
 from ._ratelimit import with_margin
+from .consent import LEDGER_VARIABLE
 from .errors import ConfigurationError
 
+
+if TYPE_CHECKING:
+    from .consent import ConsentLedger
 
 __all__ = [
     "CREDENTIAL_VARIABLES",
@@ -139,6 +144,7 @@ async def open_connection(
     limiter: Limiter | None = None,
     redis_url: str | None = None,
     redis_key: str | None = None,
+    ledger: ConsentLedger | str | Path | Literal[False] | None = None,
 ) -> AsyncIterator[Connection]:
     """
     Open a :class:`~connector.Connection`: to the API the credentials name, or to an
@@ -161,6 +167,12 @@ async def open_connection(
         redis_url: Hold the limit in this Redis (``redis://HOST:PORT/DB``), shared by
             every process that uses the same key (the ``redis`` extra).
         redis_key: The shared limit's key; the account's unless given.
+        ledger: The consent ledger every send is checked against
+            (:mod:`connector.consent`): a ledger, or where one is (a file, or a
+            ``redis://`` URL), opened here and closed with the connection. Unless given,
+            Twilio's connections use ``TWILIO_CONSENT_LEDGER`` from *env*, else, with
+            *redis_url*, a ledger in that Redis (so every worker sharing the limit
+            shares the opt-outs); ``False`` means none.
 
     Raises:
         ConfigurationError: Incomplete credentials, or the emulator refused (or asked
@@ -171,6 +183,8 @@ async def open_connection(
     source: Mapping[str, str] = {} if env is None else env
     paced = with_margin(rate_limit)
     twilio = spec is default_connector()
+    if ledger is None and twilio:
+        ledger = source.get(LEDGER_VARIABLE) or redis_url or False
     if values is not None or not twilio:
         if emulator and not twilio:
             raise ConfigurationError(f"the emulator serves Twilio's API only, not {spec.id!r}")
@@ -183,9 +197,15 @@ async def open_connection(
                 limiter = await stack.enter_async_context(
                     _redis_limiter(spec, values, source, paced, redis_url, redis_key)
                 )
+            account = (values or {}).get("account_sid") or source.get("TWILIO_ACCOUNT_SID", "")
             conn = await stack.enter_async_context(
                 Connection(
-                    connector=spec, values=values, env=source, rate_limit=paced, limiter=limiter
+                    connector=spec,
+                    values=values,
+                    env=source,
+                    rate_limit=paced,
+                    limiter=limiter,
+                    ledger=await stack.enter_async_context(_ledger(ledger, account)),
                 )
             )
             yield conn
@@ -193,7 +213,10 @@ async def open_connection(
     from .emulator import EmulatorConfig, EmulatorServer
 
     options: dict[str, Any] = {"delivery_delay": 0.0, **(emulator_options or {})}
-    async with EmulatorServer(EmulatorConfig(**options)) as server:
+    async with (
+        EmulatorServer(EmulatorConfig(**options)) as server,
+        _ledger(ledger, server.account_sid) as consent,
+    ):
         if announce is not None:
             announce(
                 f"using an embedded Twilio emulator at {server.base_url} ({target.reason}); "
@@ -206,8 +229,29 @@ async def open_connection(
             rate_limit=paced,
             limiter=limiter,
             env={},
+            ledger=consent,
         ) as conn:
             yield conn
+
+
+@contextlib.asynccontextmanager
+async def _ledger(
+    given: ConsentLedger | str | Path | Literal[False] | None, account: str
+) -> AsyncIterator[ConsentLedger | None]:
+    """The ledger *given*; one opened from a location is closed on exit."""
+    if given is None or given is False:
+        yield None
+        return
+    if not isinstance(given, str | Path):
+        yield given
+        return
+    from .consent import open_ledger
+
+    opened = open_ledger(given, account=account)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 def _redis_limiter(

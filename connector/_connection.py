@@ -36,6 +36,7 @@ from .errors import (
     InputIssue,
     InvalidInputError,
     MessageMayHaveBeenSentError,
+    OptedOutError,
     ReadError,
     TransportError,
     TwilioAPIError,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
     from . import _signatures
+    from .consent import ConsentLedger
     from .models import Twilio
 
     # Covariant, so a Connection[Twilio] is a Connection; a bare `Connection` means
@@ -139,6 +141,10 @@ class Connection(Generic[_Api]):
             that holds a budget across processes; *rate_limit* is then ignored.
         values: Connection values by the manifest's keys, for any connector (the
             keyword arguments above are a convenience for Twilio's and win over it).
+        ledger: A consent ledger (:mod:`connector.consent`): every send to a recipient
+            it says opted out is skipped before any request, raising
+            :class:`~connector.errors.OptedOutError`, and a 21610 answer is recorded in
+            it (and raised as that error too). Settable later as :attr:`ledger`.
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -160,6 +166,7 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -177,6 +184,7 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None: ...
     def __init__(
         self,
@@ -193,6 +201,7 @@ class Connection(Generic[_Api]):
         env: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None:
         self.connector = connector or default_connector()
         keywords = {
@@ -220,6 +229,9 @@ class Connection(Generic[_Api]):
         self._models = _models_for(self.connector)
         self._link_patterns: dict[str, re.Pattern[str]] = {}
         self._static_paths: dict[str, str] = {}
+        #: The consent ledger sends are checked against, if any.
+        self.ledger = ledger
+        self._parties: dict[str, tuple[str | None, str | None, str | None]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -378,8 +390,15 @@ class Connection(Generic[_Api]):
             successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
             warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
         clean = action.validate(inputs or {})
+        if spec.sends_message and self.ledger is not None:
+            await self._check_consent(action, clean)
         request = self._build_request(action, clean)
-        response = await self._send(action, request, clean)
+        try:
+            response = await self._send(action, request, clean)
+        except TwilioAPIError as exc:
+            if exc.code == 21610 and spec.sends_message and self.ledger is not None:
+                raise await self._unsubscribed(action, clean, exc) from exc
+            raise
         return self._parse(spec, response)
 
     async def _paginate(
@@ -421,6 +440,49 @@ class Connection(Generic[_Api]):
     else:
         call = _call
         paginate = _paginate
+
+    # -- consent --------------------------------------------------------------------
+
+    def _send_parties(
+        self, action: CompiledAction, clean: Mapping[str, Any]
+    ) -> tuple[str | None, str | None, str | None]:
+        """A send's (From, To, MessagingServiceSid) values, found by their wire names."""
+        keys = self._parties.get(action.spec.id)
+        if keys is None:
+            by_wire = {p.wire_name: p.key for p in action.spec.parameters if p.location == "form"}
+            keys = self._parties[action.spec.id] = (
+                by_wire.get("From"),
+                by_wire.get("To"),
+                by_wire.get("MessagingServiceSid"),
+            )
+        return tuple(  # type: ignore[return-value]
+            str(clean[key]) if key is not None and clean.get(key) else None for key in keys
+        )
+
+    async def _check_consent(self, action: CompiledAction, clean: Mapping[str, Any]) -> None:
+        assert self.ledger is not None
+        sender, recipient, service = self._send_parties(action, clean)
+        if recipient is None:
+            return
+        reason = await self.ledger.opted_out(sender, recipient, service=service)
+        if reason is not None:
+            log.info("%s to %s skipped: %s", action.spec.id, recipient, reason)
+            raise OptedOutError(action.spec.id, reason, sender=sender, recipient=recipient)
+
+    async def _unsubscribed(
+        self, action: CompiledAction, clean: Mapping[str, Any], cause: TwilioAPIError
+    ) -> OptedOutError:
+        """Record a 21610 answer in the ledger; the error that reports the send skipped."""
+        assert self.ledger is not None
+        sender, recipient, service = self._send_parties(action, clean)
+        scope = sender or service
+        reason = f"Twilio refused the send with 21610 ({cause.message})"
+        if recipient is not None and scope is not None:
+            await self.ledger.record(scope, recipient, "opted_out", "21610")
+            reason += f"; {recipient} is now opted out of {scope} in the consent ledger"
+        return OptedOutError(
+            action.spec.id, reason, sender=sender, recipient=recipient or "", code=21610
+        )
 
     # -- the executor ---------------------------------------------------------------
 

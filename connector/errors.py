@@ -24,6 +24,8 @@ The hierarchy::
     │   ├── ConnectError               the request surely never reached Twilio
     │   └── ReadError                  the request may have been processed
     ├── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+    ├── SkippedError                   a call was not made, on purpose; not a failure
+    │   └── OptedOutError              the recipient opted out of the sender (the ledger says)
     └── PluginLoadError                an installed connector plugin failed to load
 
 aiohttp's exceptions are translated into these in one place (``connector._transport``);
@@ -51,12 +53,14 @@ __all__ = [
     "ManifestError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
+    "OptedOutError",
     "PluginLoadError",
     "Problem",
     "RateLimitError",
     "ReadError",
     "RunError",
     "ServerError",
+    "SkippedError",
     "TransportError",
     "TwilioAPIError",
     "UnknownActionError",
@@ -421,6 +425,49 @@ class MessageMayHaveBeenSentError(ConnectorError):
             f"{action}: the message may have been sent ({cause}); it was not retried, "
             "so look it up before sending again"
         )
+
+
+class SkippedError(ConnectorError):
+    """
+    A call was not made, on purpose: nothing was sent, and nothing failed. Workflows
+    report the item as *skipped*, with the reason.
+
+    Attributes:
+        action: The action id.
+        reason: Why, in words.
+    """
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"{action}: skipped: {reason}")
+
+
+class OptedOutError(SkippedError):
+    """
+    A send was skipped because the recipient opted out of the sender: the connection's
+    consent ledger says so (:mod:`connector.consent`), or Twilio just answered 21610 and
+    the ledger now does.
+
+    Attributes:
+        sender: The send's ``From`` (``None`` when it had only a Messaging Service).
+        recipient: The send's ``To``.
+        code: 21610 when Twilio refused the send, ``None`` when no request was made.
+    """
+
+    def __init__(
+        self,
+        action: str,
+        reason: str,
+        *,
+        sender: str | None,
+        recipient: str,
+        code: int | None = None,
+    ) -> None:
+        self.sender = sender
+        self.recipient = recipient
+        self.code = code
+        super().__init__(action, reason)
 
 
 class PluginLoadError(ConnectorError):
