@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import ACCOUNT_SID, AUTH_TOKEN
 
 from connector import (
@@ -33,6 +34,7 @@ from connector.consent import (
 )
 from connector.emulator import EmulatorServer
 from connector.errors import OptedOutError
+from connector.workflow import Journal, load_workflow, run_workflow
 
 
 OURS = "+15005550006"
@@ -265,3 +267,51 @@ async def test_open_connection_takes_the_ledger_from_the_environment(
     async with open_connection(env=env, ledger=False) as conn:
         assert conn.ledger is None
     assert twilio_emulator.stats()["requests"] == 0
+
+
+# -- workflows ----------------------------------------------------------------------
+
+
+async def test_a_fan_out_skips_the_opted_out_and_its_step_succeeds(
+    tmp_path: Path, twilio_emulator: EmulatorServer
+) -> None:
+    """In a run, a send to an opted-out recipient is a skipped item with its reason; the step and the run succeed."""
+    file = tmp_path / "notify.yaml"
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "notify",
+                "steps": [
+                    {
+                        "id": "send",
+                        "uses": "twilio/send_text_message",
+                        "for_each": ["+15551230001", PERSON, "+15551230003"],
+                        "with": {"from": OURS, "to": "${{ item }}", "body": "Hello"},
+                    }
+                ],
+            }
+        )
+    )
+    await twilio_emulator.inbound(to=OURS, from_=PERSON, body="STOP")
+    async with Connection(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        base_url=twilio_emulator.base_url,
+        env={},
+        rate_limit=False,
+    ) as conn:
+        with Journal(tmp_path / "runs.sqlite3") as journal:
+            # As the listener does when the STOP reaches it.
+            await record_inbound(journal.consent, to=OURS, from_=PERSON, body="STOP")
+            result = await run_workflow(load_workflow(file), {}, conn, journal)
+            assert conn.ledger is journal.consent
+    assert result.ok
+    (step,) = result.steps
+    assert step.status == "succeeded"
+    assert [i.status for i in step.items] == ["succeeded", "skipped", "succeeded"]
+    assert step.items[1].error is not None and "texted STOP" in step.items[1].error
+    assert step.counts is not None
+    assert (step.counts["succeeded"], step.counts["skipped"], step.counts["failed"]) == (2, 1, 0)
+    assert step.counts["skips"][0]["key"] == PERSON
+    sent = [m["to"] for m in twilio_emulator.messages(direction="outbound-api")]
+    assert sorted(sent) == ["+15551230001", "+15551230003"]

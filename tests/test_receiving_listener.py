@@ -296,6 +296,7 @@ class _NoConnection:
     """Stands in for a connection in runs that call only built-in actions."""
 
     connector = default_connector()
+    ledger = None
 
 
 async def test_runs_are_bounded_and_the_rest_wait_in_the_journal(

@@ -338,6 +338,17 @@ def _failures(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
     return found
 
 
+def _skips(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
+    """The step's first skipped items (a send to an opted-out recipient), with why."""
+    if step.counts is not None:
+        return list(step.counts.get("skips", ()))[:limit]
+    return [
+        {"index": item.index, "reason": item.error, "code": item.error_code}
+        for item in step.items
+        if item.status == "skipped"
+    ][:limit]
+
+
 def _step_counts(step: StepResult) -> dict[str, Any]:
     if step.counts is not None:
         # Counted by the journal: a million items are not read again to be counted.
@@ -347,6 +358,7 @@ def _step_counts(step: StepResult) -> dict[str, Any]:
             "succeeded": counts["succeeded"],
             "failed": counts["failed"],
             "reconciled": counts["reconciled"],
+            "skipped": counts.get("skipped", 0),
             "resumed": counts.get("resumed", 0),
             "message_status": dict(sorted(counts["statuses"].items())),
             "error_codes": {str(k): v for k, v in sorted(counts["error_codes"].items())},
@@ -366,6 +378,7 @@ def _step_counts(step: StepResult) -> dict[str, Any]:
         "succeeded": sum(1 for i in step.items if i.status == "succeeded"),
         "failed": sum(1 for i in step.items if i.status == "failed"),
         "reconciled": sum(1 for i in step.items if i.reconciled),
+        "skipped": sum(1 for i in step.items if i.status == "skipped"),
         "resumed": sum(1 for i in step.items if i.resumed),
         "message_status": dict(sorted(statuses.items())),
         "error_codes": {str(k): v for k, v in sorted(codes.items())},
@@ -389,6 +402,9 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         ]
         if errors:
             entry["errors"] = errors
+        skips = _skips(step)
+        if skips:
+            entry["skips"] = skips
         steps.append(entry)
     return {
         "run_id": result.run_id,
@@ -436,6 +452,16 @@ def _print_summary(result: RunResult) -> None:
             )
         if failed > len(failures):
             console.print(f"{step.id}: {failed - len(failures)} more failures (see --json)")
+        skipped = _step_counts(step)["skipped"] if not step.resumed else 0
+        for skip in _skips(step, limit=5):
+            label = skip.get("key") or f"[{skip['index']}]"
+            console.print(
+                f"[yellow]{step.id} {escape(str(label))} skipped[/yellow]: "
+                f"{escape(skip['reason'] or '')}",
+                highlight=False,
+            )
+        if skipped > 5:
+            console.print(f"{step.id}: {skipped - 5} more skipped (see --json)")
         if step.error and not failures:
             console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     if result.outputs:

@@ -27,6 +27,8 @@ from ..errors import (
     AuthenticationError,
     ConnectorError,
     MessageMayHaveBeenSentError,
+    OptedOutError,
+    SkippedError,
     TwilioAPIError,
 )
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
@@ -168,7 +170,17 @@ def _code(exc: BaseException) -> int | None:
 
 
 def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome:
-    """The outcome of a call Twilio (or the network) refused; nothing was sent."""
+    """
+    The outcome of a call Twilio (or the network) refused, or that was skipped on
+    purpose (a send to an opted-out recipient); nothing was sent.
+    """
+    if isinstance(exc, SkippedError):
+        return Outcome(
+            "skipped",
+            error=exc.reason,
+            error_code=exc.code if isinstance(exc, OptedOutError) else None,
+            inputs=shown,
+        )
     if isinstance(exc, AuthenticationError) and exc.status == 401:
         # Every other call would be refused the same way: stop the run, with a hint.
         pair = connection.credential_keys or ()
@@ -311,7 +323,9 @@ class ActionRunner:
 
         Returns:
             The outcome. Twilio refusing the call, or invalid inputs, is a *failed*
-            outcome: trying again would not change it.
+            outcome: trying again would not change it. A send to a recipient the
+            connection's consent ledger says opted out (or that Twilio refused with
+            21610, with a ledger) is *skipped*, with the reason as its error.
         """
         connector_id, _, action_id = request.uses.partition("/")
         if connector_id == BUILTIN_CONNECTOR:
