@@ -253,6 +253,11 @@ class SQLiteLedger:
     def __repr__(self) -> str:
         return f"<SQLiteLedger {str(self.path)!r}>"
 
+    @property
+    def location(self) -> str:
+        """Where it is, for messages: the file."""
+        return str(self.path)
+
     def _lookup(self, recipient: str, scopes: Sequence[str]) -> list[ConsentEntry]:
         marks = ",".join("?" * len(scopes))
         with self._lock:
@@ -415,6 +420,15 @@ class RedisLedger:
 
     def __repr__(self) -> str:
         return f"<RedisLedger {self._prefix}*>"
+
+    @property
+    def location(self) -> str:
+        """Where it is, for messages: the server (without a password) and the keys."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{host}{parts.path} ({self._prefix}*)"
 
     def _bind(self) -> Any:
         if self._client is None:

@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import _actions, _emulator, _listen, _plugins, _worker, _workflow
+from . import _actions, _consent, _emulator, _listen, _plugins, _worker, _workflow
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 
@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
         description="Call Twilio's Messages API from the command line and from workflows.",
     )
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (_actions, _workflow, _listen, _worker, _emulator, _plugins):
+    for module in (_actions, _workflow, _listen, _worker, _emulator, _plugins, _consent):
         module.register(sub)
     return top
 

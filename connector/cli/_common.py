@@ -29,6 +29,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
+    "add_consent_option",
     "add_emulator_switch",
     "add_state_option",
     "complain",
@@ -96,6 +97,16 @@ def add_state_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         help="the run journal (SQLite; default: runs.sqlite3 in the per-user data directory)",
+    )
+
+
+def add_consent_option(parser: argparse.ArgumentParser) -> None:
+    """``--consent LOCATION``: the consent ledger sends are checked against."""
+    parser.add_argument(
+        "--consent",
+        metavar="FILE|URL",
+        help="the consent ledger: a SQLite file (created 0600) or redis://HOST:PORT/DB "
+        "(default: TWILIO_CONSENT_LEDGER, else the run journal's)",
     )
 
 
@@ -180,4 +191,5 @@ def workflow_connection(
         emulator=args.emulator if connector.id == "twilio" else None,
         rate_limit=limit,
         announce=lambda text: complain(command, text),
+        ledger=getattr(args, "consent", None) if connector.id == "twilio" else None,
     )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
+    add_consent_option,
     add_emulator_switch,
     add_state_option,
     complain,
@@ -30,6 +31,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from .._connection import Connection
+    from ..consent import RedisLedger, SQLiteLedger
     from ..receiving import Listener
 
 __all__ = ["register"]
@@ -81,6 +83,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pace every call of every run (overrides connection.rate_limit)",
     )
     add_state_option(parser)
+    add_consent_option(parser)
     add_emulator_switch(parser)
     parser.set_defaults(handler=_listen)
 
@@ -155,6 +158,7 @@ def _listen(args: argparse.Namespace) -> int:
     journal_path = args.state or default_journal_path()
     try:
         with Journal(journal_path) as journal:
+            consent = _consent_ledger(args, env)
             listener = Listener(
                 workflows,
                 journal,
@@ -164,6 +168,7 @@ def _listen(args: argparse.Namespace) -> int:
                 shared_key=shared_key,
                 max_runs=args.max_runs,
                 env=dict(env),
+                consent=consent,
             )
             asyncio.run(
                 _serve(
@@ -174,6 +179,7 @@ def _listen(args: argparse.Namespace) -> int:
                     auth_token if use_emulator else None,
                     sys.stderr,
                     args,
+                    consent,
                 )
             )
     except WorkflowError as exc:
@@ -195,6 +201,7 @@ async def _serve(
     emulator_token: str | None,
     out: TextIO,
     args: argparse.Namespace,
+    consent: SQLiteLedger | RedisLedger | None = None,
 ) -> None:
     import asyncio
     import signal
@@ -232,6 +239,8 @@ async def _serve(
             await stop.wait()
     finally:
         await listener.stop()
+        if consent is not None:
+            await consent.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -254,7 +263,7 @@ async def _open_connection(
     values = spec.values(env) if spec is not None and spec.env else None
     if emulator_token is None:
         async with open_connection(
-            values=values, env=env, emulator=False, rate_limit=limit
+            values=values, env=env, emulator=False, rate_limit=limit, ledger=listener.consent
         ) as conn:
             yield conn
         return
@@ -278,6 +287,7 @@ async def _open_connection(
         emulator=True,
         rate_limit=limit,
         emulator_options=options,
+        ledger=listener.consent,
         announce=lambda text: complain("listen", text, out),
     ) as conn:
         complain(
@@ -288,3 +298,15 @@ async def _open_connection(
             out,
         )
         yield conn
+
+
+def _consent_ledger(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> SQLiteLedger | RedisLedger | None:
+    """``--consent`` or ``TWILIO_CONSENT_LEDGER``, opened; ``None``: the journal's."""
+    from ..consent import LEDGER_VARIABLE, open_ledger
+
+    location = args.consent or env.get(LEDGER_VARIABLE)
+    if not location:
+        return None
+    return open_ledger(location, account=env.get("TWILIO_ACCOUNT_SID", ""))

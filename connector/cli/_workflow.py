@@ -24,6 +24,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
+    add_consent_option,
     add_emulator_switch,
     add_state_option,
     complain,
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pace every call of the run (overrides the workflow's connection.rate_limit)",
     )
     add_state_option(parser)
+    add_consent_option(parser)
     add_emulator_switch(parser)
     engine = parser.add_argument_group("engine")
     engine.add_argument(
@@ -183,6 +185,13 @@ def _run_command(args: argparse.Namespace) -> int:
             "run",
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
             "journal and the workers pace the calls (twilio-connector worker --rate-limit)",
+        )
+        return EXIT_INVALID
+    if args.engine == "temporal" and args.consent:
+        complain(
+            "run",
+            "--consent applies to local runs: on Temporal the workers check each send "
+            "against theirs (the Redis of `worker --redis`, or TWILIO_CONSENT_LEDGER)",
         )
         return EXIT_INVALID
     if args.engine == "temporal" and args.trigger_json is not None:
