@@ -24,6 +24,7 @@ The hierarchy::
     │   ├── ConnectError               the request surely never reached Twilio
     │   └── ReadError                  the request may have been processed
     ├── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+    ├── MediaTooLargeError (ValueError) a media file is over the size limit; not kept
     ├── SkippedError                   a call was not made, on purpose; not a failure
     │   └── OptedOutError              the recipient opted out of the sender (the ledger says)
     └── PluginLoadError                an installed connector plugin failed to load
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidInputError",
     "JournalVersionError",
     "ManifestError",
+    "MediaTooLargeError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
     "OptedOutError",
@@ -425,6 +427,25 @@ class MessageMayHaveBeenSentError(ConnectorError):
             f"{action}: the message may have been sent ({cause}); it was not retried, "
             "so look it up before sending again"
         )
+
+
+class MediaTooLargeError(ConnectorError, ValueError):
+    """
+    A media file is larger than the size limit of the download; nothing was kept (and
+    no more than the limit was read).
+
+    Attributes:
+        url: The media URL asked for.
+        limit: The limit, in bytes.
+        size: Its size when the server said it, else ``None`` (more than the limit).
+    """
+
+    def __init__(self, url: str, *, limit: int, size: int | None = None) -> None:
+        self.url = url
+        self.limit = limit
+        self.size = size
+        told = f"{size} bytes" if size is not None else "more"
+        super().__init__(f"{url}: the media file is {told}, over the limit of {limit} bytes")
 
 
 class SkippedError(ConnectorError):
