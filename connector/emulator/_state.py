@@ -27,6 +27,7 @@ from connector.emulator._handsets import (
     HandsetRules,
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
+from connector.emulator._media import MediaFiles, StoredMedia
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
 from connector.emulator._search import MessageQuery, send_thread_key, thread_parties
 from connector.emulator._store import MessageStore, RefusedSend
@@ -100,6 +101,8 @@ class EmulatorState:
             {ALWAYS_VALID_FROM, *map(bare_number, config.numbers), *config.incoming}
         )
         self.lifecycle: Lifecycle | None = None
+        self.media = MediaFiles()
+        """Media bytes posted with incoming MMS, and the emulator's address for media URLs."""
 
     async def open(self) -> None:
         """Open the store and resume unfinished messages; call inside the event loop."""
@@ -268,9 +271,13 @@ class EmulatorState:
         media_urls: Sequence[str] = (),
         messaging_service_sid: str | None = None,
         webhook: str | None = None,
+        media_files: Sequence[StoredMedia] = (),
     ) -> MessageRecord:
         """
         Store an inbound message and queue its signed webhook.
+
+        The webhook's ``MediaUrl0``... are Twilio's media URLs on this emulator (once
+        its address is known), as Twilio posts its own.
 
         Args:
             to: The account's number receiving it.
@@ -279,14 +286,23 @@ class EmulatorState:
             media_urls: Media URLs.
             messaging_service_sid: Optional ``MG...`` SID.
             webhook: URL to POST to; defaults to the one configured for *to*.
+            media_files: Media posted with the message (their bytes), after *media_urls*.
 
         Returns:
             The stored record (status ``received``).
         """
         now = self.clock.now()
+        sid = new_sid("MM" if media_urls or media_files else "SM")
+        media = [MediaRecord(new_sid("ME"), _content_type(u), u, now) for u in media_urls]
+        for upload in media_files:
+            item = MediaRecord(new_sid("ME"), upload.content_type, "", now)
+            self.media.put(item.sid, upload)
+            base = self.media.base_url or ""
+            item.url = self.media.store_url(base, sid, item.sid)
+            media.append(item)
         record = MessageRecord(
             seq=self.store.next_seq(),
-            sid=new_sid("MM" if media_urls else "SM"),
+            sid=sid,
             account_sid=self.config.account_sid,
             to=to,
             from_=from_,
@@ -299,7 +315,7 @@ class EmulatorState:
             date_updated=now,
             date_sent=now,
             price=f"{-0.0079 * count_segments(body):.5f}",
-            media=[MediaRecord(new_sid("ME"), _content_type(u), u, now) for u in media_urls],
+            media=media,
             timeline=[("received", now)],
         )
         self.store.add(record)
@@ -323,7 +339,8 @@ class EmulatorState:
             if messaging_service_sid:
                 params.append(("MessagingServiceSid", messaging_service_sid))
             for index, item in enumerate(record.media):
-                params.append((f"MediaUrl{index}", item.url))
+                served = self.media.content_url(record.account_sid, record.sid, item.sid)
+                params.append((f"MediaUrl{index}", served or item.url))
                 params.append((f"MediaContentType{index}", item.content_type))
             self.callbacks.enqueue(record.sid, url, params)
         self._opt_out_keywords(record)

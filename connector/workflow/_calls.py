@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -350,6 +351,10 @@ class ActionRunner:
             )
         if action.spec.sends_message:
             return await self._send(request, clean, shown, prior, on_send)
+        path = clean.get("path") if action.spec.kind == "media" else None
+        if path and not (os.path.isabs(path) or path.startswith("~")):
+            # As built-ins do: a relative path is the workflow's directory's.
+            clean = {**clean, "path": os.path.join(request.base_dir, path)}
         try:
             connection = self._connection(request.uses)
             if request.paginate:
