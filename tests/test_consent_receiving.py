@@ -90,12 +90,18 @@ async def test_a_stop_webhook_is_recorded_and_the_run_it_starts_sends_nothing(
     # No TwiML reply goes with a keyword: Twilio answers STOP itself.
     (attempt,) = emulator.state.callbacks.log[emulator.messages(body="Stop")[0]["sid"]]
     assert attempt.delivered
+    assert emulator.messages(direction="outbound-reply") == []
 
     await emulator.inbound(to=NUMBER, from_=PERSON, body="START")
     await emulator.drain_callbacks()
     await listener.drain()
     assert await listener.consent.opted_out(NUMBER, PERSON) is None
     assert thanks_sent(emulator) == ["Thanks for: START"]
+    # Neither keyword got the workflow's TwiML reply; an ordinary message does.
+    assert emulator.messages(direction="outbound-reply") == []
+    await emulator.inbound(to=NUMBER, from_=PERSON, body="hello")
+    await emulator.drain_callbacks()
+    assert [m["body"] for m in emulator.messages(direction="outbound-reply")] == ["Got it"]
 
 
 async def test_keywords_get_no_reply_and_help_records_nothing(setup: Setup) -> None:

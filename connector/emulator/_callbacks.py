@@ -25,6 +25,8 @@ from connector._twilio import compute_signature
 __all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]
 
 log = logging.getLogger("connector.emulator.callbacks")
+# What is read of an answer: enough for any TwiML the emulator acts on.
+_MAX_ANSWER = 256 * 1024
 
 
 @attrs.define
@@ -81,6 +83,8 @@ class DeliveryAttempt:
 
 
 Observer = Callable[[str, DeliveryAttempt], None]
+#: Given a delivered callback's answer body (an incoming-message webhook's TwiML).
+AnswerHandler = Callable[[bytes], Awaitable[None]]
 
 
 def _loggable(url: str) -> str:
@@ -101,6 +105,7 @@ def _loggable(url: str) -> str:
 class _Callback:
     url: str
     params: tuple[tuple[str, str], ...]
+    on_answer: AnswerHandler | None = None
 
 
 class CallbackDispatcher:
@@ -141,7 +146,14 @@ class CallbackDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self.stats = CallbackStats()
 
-    def enqueue(self, key: str, url: str, params: Sequence[tuple[str, str]]) -> None:
+    def enqueue(
+        self,
+        key: str,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        on_answer: AnswerHandler | None = None,
+    ) -> None:
         """
         Queue a POST of *params* to *url* behind earlier ones for the same *key*.
 
@@ -149,9 +161,11 @@ class CallbackDispatcher:
             key: Ordering key (the message SID).
             url: Receiver URL.
             params: Form parameters, in posting order.
+            on_answer: Awaited with the answer's body once delivered (the TwiML an
+                incoming-message webhook answers with).
         """
         queue = self._queues.setdefault(key, deque())
-        queue.append(_Callback(url, tuple(params)))
+        queue.append(_Callback(url, tuple(params), on_answer))
         if key not in self._workers:
             self._workers[key] = asyncio.get_running_loop().create_task(
                 self._work(key), name=f"emulator-callbacks-{key}"
@@ -223,11 +237,12 @@ class CallbackDispatcher:
             at, started = self._now(), time.perf_counter()
             status: int | None = None
             error: str | None = None
+            answer = b""
             try:
                 async with self._session.post(
                     callback.url, data=list(callback.params), headers=headers
                 ) as response:
-                    await response.read()
+                    answer = await _read_answer(response)
                     status = response.status
                     reason = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -242,6 +257,11 @@ class CallbackDispatcher:
             )
             if delivered:
                 self.stats.delivered += 1
+                if callback.on_answer is not None:
+                    try:
+                        await callback.on_answer(answer)
+                    except Exception:
+                        log.exception("acting on the answer of %s failed", _loggable(callback.url))
                 return
             self.stats.attempts_failed += 1
             log.info(
@@ -251,3 +271,16 @@ class CallbackDispatcher:
                 await self._sleep(delay)
                 delay *= 2
         self.stats.failed += 1
+
+
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, up to ``_MAX_ANSWER`` bytes (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < _MAX_ANSWER:
+        chunk = await response.content.read(_MAX_ANSWER - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)

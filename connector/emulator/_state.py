@@ -6,6 +6,7 @@ Everything one emulator instance knows: messages, clocks, throttle, faults and c
 from __future__ import annotations
 
 import asyncio
+import functools
 import mimetypes
 from collections import Counter
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord,
 from connector.emulator._search import MessageQuery, send_thread_key, thread_parties
 from connector.emulator._store import MessageStore, RefusedSend
 from connector.emulator._throttle import SlidingWindowThrottle
+from connector.emulator._twiml import send_replies
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
 
 
@@ -174,7 +176,7 @@ class EmulatorState:
             raise RuntimeError("the emulator is not open")
         return self.lifecycle
 
-    def create(self, request: SendRequest) -> MessageRecord:
+    def create(self, request: SendRequest, *, direction: str = "outbound-api") -> MessageRecord:
         """
         Store a new outbound message in its initial status (not yet committed).
 
@@ -185,6 +187,7 @@ class EmulatorState:
 
         Args:
             request: A validated send.
+            direction: ``outbound-api``, or ``outbound-reply`` for a webhook's TwiML.
 
         Returns:
             The new record.
@@ -214,7 +217,7 @@ class EmulatorState:
             from_=request.from_ if immediate or request.from_ else None,
             body=request.body,
             status=status,
-            direction="outbound-api",
+            direction=direction,
             num_segments=count_segments(request.body) if immediate else 0,
             messaging_service_sid=request.messaging_service_sid,
             date_created=now,
@@ -342,7 +345,9 @@ class EmulatorState:
                 served = self.media.content_url(record.account_sid, record.sid, item.sid)
                 params.append((f"MediaUrl{index}", served or item.url))
                 params.append((f"MediaContentType{index}", item.content_type))
-            self.callbacks.enqueue(record.sid, url, params)
+            self.callbacks.enqueue(
+                record.sid, url, params, on_answer=functools.partial(send_replies, self, record)
+            )
         self._opt_out_keywords(record)
         return record
 
