@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -166,3 +167,27 @@ async def test_a_workflow_saves_the_photos_of_an_incoming_mms(
     assert run.ok, run
     assert run.outputs == {"files": ["holiday.jpg"]}
     assert (tmp_path / "photos" / "holiday.jpg").read_bytes() == PHOTO
+
+
+async def test_the_inbound_command_posts_files(
+    twilio_emulator: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`twilio-connector inbound --media FILE` sends the file's bytes with the message."""
+    import asyncio
+
+    from connector.cli import main
+
+    photo = tmp_path / "beach.png"
+    photo.write_bytes(b"\x89PNG beach")
+    args = ["inbound", "--emulator-url", twilio_emulator.base_url, "--to", NUMBER]
+    args += ["--from", PERSON, "--body", "see", "--media", str(photo)]
+    assert await asyncio.to_thread(main, args) == 0
+    message = json.loads(capsys.readouterr().out)
+    (media,) = twilio_emulator.state.store.get(message["sid"]).media  # type: ignore[union-attr]
+    async with connect(twilio_emulator) as conn:
+        got = await conn.download_media(content_url(twilio_emulator, message["sid"], media.sid))
+    assert (got.content, got.content_type, got.filename) == (
+        b"\x89PNG beach",
+        "image/png",
+        "beach.png",
+    )
