@@ -49,7 +49,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, runtime_checkable
 
@@ -204,6 +204,10 @@ _TABLE: Final = (
     " PRIMARY KEY (recipient, sender)) WITHOUT ROWID"
 )
 _BUSY_TIMEOUT: Final = 30.0
+_LOOKUP: Final = (
+    "SELECT sender, recipient, state, source, at FROM consent"
+    " WHERE recipient = ? AND sender IN (?, ?, ?)"
+)
 
 
 def _create_private(path: Path) -> None:
@@ -258,21 +262,18 @@ class SQLiteLedger:
         """Where it is, for messages: the file."""
         return str(self.path)
 
-    def _lookup(self, recipient: str, scopes: Sequence[str]) -> list[ConsentEntry]:
-        marks = ",".join("?" * len(scopes))
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT sender, recipient, state, source, at FROM consent"
-                f" WHERE recipient = ? AND sender IN ({marks})",
-                (recipient, *scopes),
-            ).fetchall()
-        return [ConsentEntry(*row) for row in rows]
-
     async def opted_out(
         self, sender: str | None, recipient: str, *, service: str | None = None
     ) -> str | None:
         """Why a send must not go out, or ``None`` (see :class:`ConsentLedger`)."""
-        entry = _deciding(self._lookup(_clean(recipient), _scopes(sender, service)))
+        # Every send asks: one statement of fixed text (SQLite keeps it compiled); an
+        # empty scope matches no entry.
+        scopes = ((sender or "").strip(), (service or "").strip(), ACCOUNT_WIDE)
+        with self._lock:
+            rows = self._db.execute(_LOOKUP, (recipient.strip(), *scopes)).fetchall()
+        if not rows:
+            return None
+        entry = _deciding(ConsentEntry(*row) for row in rows)
         return entry.reason() if entry is not None and entry.state == "opted_out" else None
 
     async def record(
