@@ -397,6 +397,9 @@ class Connection(Generic[_Api]):
             TwilioAPIError: Twilio answered with an error (a subclass per status).
             TransportError: No usable answer.
             MessageMayHaveBeenSentError: A send failed after Twilio may have acted on it.
+            OptedOutError: With a consent :attr:`ledger`: the recipient opted out of the
+                sender, so nothing was sent; or Twilio answered 21610 (now recorded).
+            UnsafeLinkError: A media action's URL is not one to give credentials to.
         """
         self._check_open()
         action = self._compile(action_id)
