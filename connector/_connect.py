@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
 from ._connection import Connection, Limiter
 from ._manifest import ConnectorSpec, default_connector
 from ._pacing import Pacing
+from .consent import LEDGER_VARIABLE
 from .errors import ConfigurationError
 
+
+if TYPE_CHECKING:
+    from .consent import ConsentLedger
 
 __all__ = [
     "CREDENTIAL_VARIABLES",
@@ -140,6 +145,7 @@ async def open_connection(
     redis_url: str | None = None,
     redis_key: str | None = None,
     pacing: Pacing | Literal[False] | None = None,
+    ledger: ConsentLedger | str | Path | Literal[False] | None = None,
 ) -> AsyncIterator[Connection]:
     """
     Open a :class:`~connector.Connection`: to the API the credentials name, or to an
@@ -167,6 +173,12 @@ async def open_connection(
         redis_key: The shared limit's key; the account's unless given.
         pacing: How sends are paced per sender (:class:`~connector.Pacing`); the default
             rates of each kind of sender unless given, ``False`` for none.
+        ledger: The consent ledger every send is checked against
+            (:mod:`connector.consent`): a ledger, or where one is (a file, or a
+            ``redis://`` URL), opened here and closed with the connection. Unless given,
+            Twilio's connections use ``TWILIO_CONSENT_LEDGER`` from *env*, else, with
+            *redis_url*, a ledger in that Redis (so every worker sharing the limit
+            shares the opt-outs); ``False`` means none.
 
     Raises:
         ConfigurationError: Incomplete credentials, or the emulator refused (or asked
@@ -176,6 +188,8 @@ async def open_connection(
     spec = connector or default_connector()
     source: Mapping[str, str] = {} if env is None else env
     twilio = spec is default_connector()
+    if ledger is None and twilio:
+        ledger = source.get(LEDGER_VARIABLE) or redis_url or False
     if values is not None or not twilio:
         if emulator and not twilio:
             raise ConfigurationError(f"the emulator serves Twilio's API only, not {spec.id!r}")
@@ -190,6 +204,7 @@ async def open_connection(
                 )
                 if twilio and pacing is not False:
                     pacing = await _redis_pacing(stack, pacing, redis_url, values, source)
+            account = _owner(values, source)
             conn = await stack.enter_async_context(
                 Connection(
                     connector=spec,
@@ -198,6 +213,7 @@ async def open_connection(
                     rate_limit=rate_limit,
                     limiter=limiter,
                     pacing=pacing,
+                    ledger=await stack.enter_async_context(_ledger(ledger, account)),
                 )
             )
             yield conn
@@ -205,7 +221,10 @@ async def open_connection(
     from .emulator import EmulatorConfig, EmulatorServer
 
     options: dict[str, Any] = {"delivery_delay": 0.0, **(emulator_options or {})}
-    async with EmulatorServer(EmulatorConfig(**options)) as server:
+    async with (
+        EmulatorServer(EmulatorConfig(**options)) as server,
+        _ledger(ledger, server.account_sid) as consent,
+    ):
         if announce is not None:
             announce(
                 f"using an embedded Twilio emulator at {server.base_url} ({target.reason}); "
@@ -219,6 +238,7 @@ async def open_connection(
             limiter=limiter,
             pacing=pacing,
             env={},
+            ledger=consent,
         ) as conn:
             yield conn
 
@@ -243,6 +263,26 @@ async def _redis_pacing(
         RedisSenderBook.for_account(url, _owner(values, env) or "twilio")
     )
     return attrs.evolve(pacing, book=book)
+
+
+@contextlib.asynccontextmanager
+async def _ledger(
+    given: ConsentLedger | str | Path | Literal[False] | None, account: str
+) -> AsyncIterator[ConsentLedger | None]:
+    """The ledger *given*; one opened from a location is closed on exit."""
+    if given is None or given is False:
+        yield None
+        return
+    if not isinstance(given, str | Path):
+        yield given
+        return
+    from .consent import open_ledger
+
+    opened = open_ledger(given, account=account)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
 
 
 def _redis_limiter(

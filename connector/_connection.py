@@ -18,25 +18,38 @@ import time
 import typing
 import warnings
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, Self, overload
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus, urljoin, urlsplit, urlunsplit
 
 import attrs
 import orjson
 
 from . import _convert
 from ._manifest import ActionSpec, ConnectorSpec, default_connector
+from ._media import (
+    DEFAULT_MAX_BYTES,
+    REDIRECT_STATUSES,
+    MediaContent,
+    MediaPolicy,
+    filename_for,
+    is_twilio_api_host,
+    save,
+)
 from ._pacing import Pacer, Pacing
 from ._ratelimit import sliding_window_limiter
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from ._validation import SECRET_MASK, CompiledAction, compile_action
 from .errors import (
+    AuthenticationError,
     ConnectError,
     InputIssue,
     InvalidInputError,
+    MediaTooLargeError,
     MessageMayHaveBeenSentError,
+    OptedOutError,
     ReadError,
     TransportError,
     TwilioAPIError,
@@ -49,6 +62,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
     from . import _signatures
+    from .consent import ConsentLedger
     from .models import Twilio
 
     # Covariant, so a Connection[Twilio] is a Connection; a bare `Connection` means
@@ -65,6 +79,8 @@ __all__ = [
     "REGION_VARIABLE",
     "Connection",
     "Limiter",
+    "MediaContent",
+    "MediaPolicy",
     "default_connector",
     "regional_base_url",
 ]
@@ -219,6 +235,10 @@ class Connection(Generic[_Api]):
         pacing: How sends are paced per sender (:class:`~connector.Pacing`); Twilio's
             connector paces by the default rates of each kind of sender unless given,
             ``False`` turns it off. A send's ``from`` may then be a list: a pool.
+        ledger: A consent ledger (:mod:`connector.consent`): every send to a recipient
+            it says opted out is skipped before any request, raising
+            :class:`~connector.errors.OptedOutError`, and a 21610 answer is recorded in
+            it (and raised as that error too). Settable later as :attr:`ledger`.
 
     Raises:
         InvalidInputError: A connection value is missing or malformed.
@@ -243,6 +263,7 @@ class Connection(Generic[_Api]):
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
         pacing: Pacing | Literal[False] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None: ...
     @overload
     def __init__(
@@ -263,6 +284,7 @@ class Connection(Generic[_Api]):
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
         pacing: Pacing | Literal[False] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None: ...
     def __init__(
         self,
@@ -282,6 +304,7 @@ class Connection(Generic[_Api]):
         limiter: Limiter | None = None,
         values: Mapping[str, str] | None = None,
         pacing: Pacing | Literal[False] | None = None,
+        ledger: ConsentLedger | None = None,
     ) -> None:
         self.connector = connector or default_connector()
         self.pacing = Pacing() if pacing is None and self.connector.id == "twilio" else pacing
@@ -317,6 +340,9 @@ class Connection(Generic[_Api]):
         self._models = _models_for(self.connector)
         self._link_patterns: dict[str, re.Pattern[str]] = {}
         self._static_paths: dict[str, str] = {}
+        #: The consent ledger sends are checked against, if any.
+        self.ledger = ledger
+        self._parties: dict[str, tuple[str | None, str | None, str | None]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -434,6 +460,14 @@ class Connection(Generic[_Api]):
             self._state = _State.CLOSED
             await self._transport.aclose()
 
+    def _check_open(self) -> None:
+        if self._state is not _State.OPENED:
+            raise RuntimeError(
+                "open the Connection first: `async with Connection(...) as conn:`"
+                if self._state is _State.UNOPENED
+                else "this Connection is closed"
+            )
+
     # -- actions --------------------------------------------------------------------
 
     def action(self, action_id: str) -> ActionSpec:
@@ -469,25 +503,40 @@ class Connection(Generic[_Api]):
             TwilioAPIError: Twilio answered with an error (a subclass per status).
             TransportError: No usable answer.
             MessageMayHaveBeenSentError: A send failed after Twilio may have acted on it.
+            OptedOutError: With a consent :attr:`ledger`: the recipient opted out of the
+                sender, so nothing was sent; or Twilio answered 21610 (now recorded).
+            UnsafeLinkError: A media action's URL is not one to give credentials to.
         """
-        if self._state is not _State.OPENED:
-            raise RuntimeError(
-                "open the Connection first: `async with Connection(...) as conn:`"
-                if self._state is _State.UNOPENED
-                else "this Connection is closed"
-            )
+        self._check_open()
         action = self._compile(action_id)
         spec = action.spec
         if spec.deprecated:
             successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
             warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
+        # An opted-out recipient is skipped before pacing: it never waits for a queue.
+        admit = (
+            functools.partial(self._check_consent, action)
+            if spec.sends_message and self.ledger is not None
+            else None
+        )
         if self._pacer is not None and spec.sends_message:
             exchange = functools.partial(self._exchange, action)
-            return await self._pacer.send(spec, inputs or {}, action.validate, exchange)
+            return await self._pacer.send(
+                spec, inputs or {}, action.validate, exchange, admit=admit
+            )
         clean = action.validate(inputs or {})
-        request = self._build_request(action, clean)
-        response = await self._send(action, request, clean)
-        return self._parse(spec, response)
+        if spec.kind == "media":
+            media = await self._download(
+                spec,
+                clean["url"],
+                to=clean.get("path"),
+                max_bytes=clean.get("max_bytes") or DEFAULT_MAX_BYTES,
+                policy=MediaPolicy(),
+            )
+            return self._output(spec, media.to_wire())
+        if admit is not None:
+            await admit(clean)
+        return await self._exchange(action, clean)
 
     async def _paginate(
         self,
@@ -528,6 +577,245 @@ class Connection(Generic[_Api]):
     else:
         call = _call
         paginate = _paginate
+
+    # -- media ----------------------------------------------------------------------
+
+    async def download_media(
+        self,
+        url: str,
+        *,
+        to: str | Path | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        policy: MediaPolicy | None = None,
+    ) -> MediaContent:
+        """
+        Fetch the content of a message's media file, without letting the credentials
+        go anywhere but Twilio's API.
+
+        The URL must be on ``api.twilio.com``, on ``api.{edge}.{region}.twilio.com``
+        (over HTTPS), or on this connection's base URL, and name a media file of this
+        account (``/2010-04-01/Accounts/AC.../Messages/MM.../Media/ME...``; a Media
+        resource's ``.json`` uri, relative or not, is taken for its content). Any other
+        URL is refused before a request is made. The credentials are sent to that URL
+        only; the redirect Twilio answers with (to its media store) is followed
+        without them, and never from HTTPS to HTTP. A 404 (the media still
+        propagating), 429, 5xx or broken connection is tried again, as *policy* says.
+
+        Args:
+            url: The media URL: an incoming message's ``MediaUrl0``..., or a Media
+                resource's uri.
+            to: Write the content to this file, or into this directory (an existing
+                one, or a path ending in a separator) under the media's file name; the
+                file is created readable by its owner only.
+            max_bytes: The largest content accepted; no more than that is read.
+            policy: Tries and redirects (:class:`MediaPolicy` defaults).
+
+        Returns:
+            The content, its type and file name (and where it was written).
+
+        Raises:
+            UnsafeLinkError: The URL is not one of this account's media on Twilio's API
+                or the base URL; nothing was requested.
+            MediaTooLargeError: The content is over *max_bytes*.
+            TwilioAPIError: Twilio (or the media store) refused it, also after the tries.
+            TransportError: No usable answer, also after the tries.
+        """
+        self._check_open()
+        spec = next((a for a in self.connector.actions.values() if a.kind == "media"), None)
+        if spec is None:
+            raise InvalidInputError(
+                "download_media",
+                [InputIssue("connector", f"{self.connector.id} has no media action")],
+            )
+        return await self._download(
+            spec, url, to=to, max_bytes=max_bytes, policy=policy or MediaPolicy()
+        )
+
+    async def _download(
+        self,
+        spec: ActionSpec,
+        url: str,
+        *,
+        to: str | Path | None,
+        max_bytes: int,
+        policy: MediaPolicy,
+    ) -> MediaContent:
+        first = self._media_url(spec, url)
+        attempt = 0
+        while True:
+            attempt += 1
+            error: Exception
+            try:
+                response, where = await self._media_answer(first, max_bytes, policy)
+            except ConnectError as exc:
+                error = exc
+            except TransportError as exc:
+                error = exc
+            else:
+                if response.status == 200:
+                    break
+                error = self._media_error(first, where, response)
+                if response.status not in (404, 429) and response.status < 500:
+                    raise error
+            if attempt >= policy.attempts:
+                raise error
+            wait = policy.wait(attempt)
+            log.debug("media %s: %s; try %d in %.2fs", first, error, attempt + 1, wait)
+            await asyncio.sleep(wait)
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise MediaTooLargeError(first, limit=max_bytes, size=int(declared))
+        if len(response.body) > max_bytes:
+            raise MediaTooLargeError(first, limit=max_bytes)
+        content_type = response.headers.get("content-type") or "application/octet-stream"
+        name = filename_for(response.headers.get("content-disposition"), first, content_type)
+        path = None
+        if to is not None:
+            path = await asyncio.to_thread(save, to, name, response.body)
+        return MediaContent(first, response.body, content_type, name, path)
+
+    def _media_url(self, spec: ActionSpec, url: str) -> str:
+        """The media URL to request with credentials, or UnsafeLinkError."""
+        text = url.strip()
+        parts = urlsplit(text)
+        base = urlsplit(self.base_url)
+        if not parts.scheme and not parts.netloc and text.startswith("/"):
+            parts = parts._replace(scheme=base.scheme, netloc=base.netloc)
+        ours = (parts.scheme.lower(), parts.netloc.lower()) == (base.scheme, base.netloc.lower())
+        twilio = (
+            parts.scheme.lower() == "https"
+            and is_twilio_api_host(parts.hostname)
+            and parts.port in (None, 443)
+        )
+        if not (ours or twilio) or parts.username is not None or parts.password is not None:
+            raise UnsafeLinkError(
+                spec.id,
+                [
+                    InputIssue(
+                        "url",
+                        "is not on Twilio's API (api.twilio.com, api.EDGE.REGION.twilio.com) "
+                        "or this connection's base URL; not fetched, no credentials sent",
+                        url,
+                    )
+                ],
+            )
+        path = parts.path.removesuffix(".json")
+        pattern = self._link_patterns.get(spec.id)
+        if pattern is None:
+            pattern = self._link_patterns[spec.id] = _path_pattern(spec.path, self._values)
+        if not pattern.fullmatch(path):
+            raise UnsafeLinkError(
+                spec.id,
+                [InputIssue("url", "is not a media file of this account; not fetched", url)],
+            )
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+    async def _media_answer(
+        self, first: str, max_bytes: int, policy: MediaPolicy
+    ) -> tuple[HttpResponse, str]:
+        """The answer at the end of the redirects from *first*, and where it came from."""
+        headers = {"Accept": "*/*"}
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization.value
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        response = await self._transport.send(
+            HttpRequest("GET", first, None, headers, max_body=max_bytes)
+        )
+        current = first
+        for _ in range(policy.max_redirects):
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                break
+            target = urljoin(current, location)
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https") or (
+                scheme == "http" and urlsplit(current).scheme.lower() == "https"
+            ):
+                raise UnsafeLinkError(
+                    "download_media",
+                    [InputIssue("url", f"redirects to a {scheme}: URL; not followed", first)],
+                )
+            current = target
+            # The media store gets no credentials: not ours to give, whoever it is.
+            response = await self._transport.send(
+                HttpRequest("GET", target, None, {"Accept": "*/*"}, max_body=max_bytes)
+            )
+        else:
+            if response.status in REDIRECT_STATUSES:
+                raise ReadError(f"{first}: too many redirects", method="GET", url=first)
+        return response, current
+
+    def _media_error(self, first: str, where: str, response: HttpResponse) -> TwilioAPIError:
+        if where == first:
+            error = self._api_error(HttpRequest("GET", first), response)
+            if isinstance(error, AuthenticationError):
+                host = urlsplit(first).netloc
+                error.args = (
+                    f"{error} (the credentials of {urlsplit(self.base_url).netloc} were "
+                    f"refused by {host}: media of another region needs that region's "
+                    "credentials)",
+                )
+            return error
+        # The media store's URL may carry a signature in its query: not repeated.
+        shown = urlunsplit(urlsplit(where)._replace(query="", fragment=""))
+        return error_from_response(response.status, None, method="GET", url=shown)
+
+    # -- consent --------------------------------------------------------------------
+
+    def _party_keys(self, action: CompiledAction) -> tuple[str | None, str | None, str | None]:
+        """The keys of a send's From, To and MessagingServiceSid, found by their wire names."""
+        keys = self._parties.get(action.spec.id)
+        if keys is None:
+            by_wire = {p.wire_name: p.key for p in action.spec.parameters if p.location == "form"}
+            keys = self._parties[action.spec.id] = (
+                by_wire.get("From"),
+                by_wire.get("To"),
+                by_wire.get("MessagingServiceSid"),
+            )
+        return keys
+
+    def _send_parties(
+        self, action: CompiledAction, clean: Mapping[str, Any]
+    ) -> tuple[str | None, str | None, str | None]:
+        """A send's (From, To, MessagingServiceSid) values."""
+        return tuple(  # type: ignore[return-value]
+            str(clean[key]) if key is not None and clean.get(key) else None
+            for key in self._party_keys(action)
+        )
+
+    async def _check_consent(self, action: CompiledAction, clean: Mapping[str, Any]) -> None:
+        assert self.ledger is not None
+        sender_key = self._party_keys(action)[0]
+        pool = clean.get(sender_key) if sender_key is not None else None
+        if sender_key is not None and isinstance(pool, list):
+            # A pool stands for one campaign, as a Messaging Service's senders do: a
+            # recipient who opted out of any of its senders gets none of its messages.
+            for sender in pool:
+                await self._check_consent(action, {**clean, sender_key: sender})
+            return
+        sender, recipient, service = self._send_parties(action, clean)
+        if recipient is None:
+            return
+        reason = await self.ledger.opted_out(sender, recipient, service=service)
+        if reason is not None:
+            log.info("%s to %s skipped: %s", action.spec.id, recipient, reason)
+            raise OptedOutError(action.spec.id, reason, sender=sender, recipient=recipient)
+
+    async def _unsubscribed(
+        self, action: CompiledAction, clean: Mapping[str, Any], cause: TwilioAPIError
+    ) -> OptedOutError:
+        """Record a 21610 answer in the ledger; the error that reports the send skipped."""
+        assert self.ledger is not None
+        sender, recipient, service = self._send_parties(action, clean)
+        scope = sender or service
+        reason = f"Twilio refused the send with 21610 ({cause.message})"
+        if recipient is not None and scope is not None:
+            await self.ledger.record(scope, recipient, "opted_out", "21610")
+            reason += f"; {recipient} is now opted out of {scope} in the consent ledger"
+        return OptedOutError(
+            action.spec.id, reason, sender=sender, recipient=recipient or "", code=21610
+        )
 
     # -- the executor ---------------------------------------------------------------
 
@@ -651,7 +939,13 @@ class Connection(Generic[_Api]):
 
     async def _exchange(self, action: CompiledAction, clean: dict[str, Any]) -> Any:
         request = self._build_request(action, clean)
-        return self._parse(action.spec, await self._send(action, request, clean))
+        try:
+            response = await self._send(action, request, clean)
+        except TwilioAPIError as exc:
+            if exc.code == 21610 and action.spec.sends_message and self.ledger is not None:
+                raise await self._unsubscribed(action, clean, exc) from exc
+            raise
+        return self._parse(action.spec, response)
 
     def _unknown_outcome(
         self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception
@@ -686,6 +980,10 @@ class Connection(Generic[_Api]):
             raise ReadError(f"the answer to {spec.id} is not a JSON object", method=spec.method)
         if spec.response:
             data = {**data, **{out: data.get(wire) for out, wire in spec.response.items()}}
+        return self._output(spec, data)
+
+    def _output(self, spec: ActionSpec, data: dict[str, Any]) -> Any:
+        assert spec.returns is not None
         model = self._models.get(spec.returns)
         if model is not None:
             return model.from_wire(data)

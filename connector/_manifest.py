@@ -51,7 +51,8 @@ __all__ = [
     "shipped_manifest_paths",
 ]
 
-Location = Literal["path", "query", "form"]
+Location = Literal["path", "query", "form", "local"]
+ActionKind = Literal["http", "media"]
 Visibility = Literal["important", "advanced", "internal"]
 
 
@@ -125,7 +126,8 @@ class ParamSpec:
             ``array`` or ``object``.
         format: A refinement of ``type``: ``phone`` (E.164 or channel address),
             ``sender`` (a phone or an alphanumeric sender ID), ``uri``, ``json``.
-        location: Where the value goes on the wire: ``path``, ``query`` or ``form``.
+        location: Where the value goes on the wire: ``path``, ``query`` or ``form``; or
+            ``local``: to the executor itself, never sent (a media action's URL).
         wire_name: The name on the wire.
         required: Whether the input must be given.
         default: Used when the input is not given (``None``: no default).
@@ -231,6 +233,8 @@ class ActionSpec:
         rules: Rules across inputs.
         response: Output field -> response body field, where they differ.
         paging: How the action pages, if it does.
+        kind: ``http`` (one JSON call) or ``media`` (fetch a media file's content from
+            a URL input, :meth:`connector.Connection.download_media`).
     """
 
     id: str
@@ -248,6 +252,7 @@ class ActionSpec:
     rules: tuple[Rule, ...] = ()
     response: Mapping[str, str] = attrs.field(factory=dict)
     paging: PagingSpec | None = None
+    kind: ActionKind = "http"
 
     def parameter(self, key: str) -> ParamSpec:
         """Return the parameter called *key* (``KeyError`` if there is none)."""
@@ -752,7 +757,20 @@ def _build_action(
     keys = {p.key for p in params}
     path_wire = {p.wire_name: i for i, p in enumerate(params) if p.location == "path"}
     placeholders = list(_placeholders(body["path"]))
+    kind = body.get("kind", "http")
+    for i, param in enumerate(params):
+        if (param.location == "local") != (kind == "media"):
+            rule = (
+                "a media action's parameters are all in: local"
+                if kind == "media"
+                else "only media actions take in: local"
+            )
+            raise fail(rule, [*here, "parameters", i, "in"])
+    if kind == "media" and body["method"] != "GET":
+        raise fail("a media action is a GET", [*here, "method"])
     for placeholder in placeholders:
+        if kind == "media":
+            break  # the path is a pattern the URL input must fit, not a template
         if placeholder not in path_wire and placeholder not in connection_keys:
             raise fail(
                 f"path placeholder {{{placeholder}}} matches no path parameter and no "
@@ -833,6 +851,7 @@ def _build_action(
         rules=tuple(rules),
         response=response,
         paging=paging,
+        kind=kind,
     )
 
 

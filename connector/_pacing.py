@@ -48,7 +48,7 @@ from ._twilio import (
     sender_kind,
     throughput_units,
 )
-from .errors import InputIssue, InvalidInputError, TwilioAPIError
+from .errors import InputIssue, InvalidInputError, SkippedError, TwilioAPIError
 
 
 __all__ = [
@@ -652,6 +652,8 @@ class Pacer:
         inputs: Mapping[str, Any],
         validate: Validate,
         exchange: Callable[[dict[str, Any]], Awaitable[Any]],
+        *,
+        admit: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> Any:
         """
         Send one message when its sender's queue has room, choosing the sender from a
@@ -663,16 +665,25 @@ class Pacer:
             inputs: Its inputs (``from`` may be a list: a pool).
             validate: The action's validator.
             exchange: Sends validated inputs and returns the parsed answer.
+            admit: Checks validated inputs (the pool whole) before any waiting; it
+                raises to refuse the send (a consent ledger's opt-out).
         """
         fields = self._fields_of(spec)
         if fields is None:
-            return await exchange(validate(inputs))
+            clean = validate(inputs)
+            if admit is not None:
+                await admit(clean)
+            return await exchange(clean)
         given = _given_pool(spec, inputs)
         if given is not None and isinstance(given[2], list | tuple):
             clean = validate_pool(spec, validate, inputs)
+            if admit is not None:
+                await admit(clean)
             senders: list[str] = [str(s) for s in clean[fields.sender]]  # type: ignore[index]
         else:
             clean = validate(inputs)
+            if admit is not None:
+                await admit(clean)
             sender = clean.get(fields.sender) if fields.sender else None
             if not sender and fields.service:
                 sender = clean.get(fields.service)
@@ -723,6 +734,11 @@ class Pacer:
                 chosen = {**clean, fields.sender: booking.sender}
             try:
                 result = await exchange(chosen)
+            except SkippedError:
+                # Refused for consent (a 21610 answer): nothing joined the queue.
+                if not unpaced:
+                    await self.book.refund(booking)
+                raise
             except TwilioAPIError as exc:
                 if exc.status < 500 and not unpaced:
                     await self.book.refund(booking)  # refused: nothing was queued

@@ -14,6 +14,8 @@ from typing import Any, Literal, overload
 from ._connection import Connection, Limiter
 from .models import (
     Media,
+    MediaFile,
+    MediaFileJson,
     MediaList,
     MediaListJson,
     Message,
@@ -74,6 +76,12 @@ async def call(
     action_id: Literal["list_message_media", "twilio/list_message_media"],
     inputs: Mapping[str, Any] | None = None,
 ) -> MediaList: ...
+@overload
+async def call(
+    self: Connection[Twilio],
+    action_id: Literal["download_media", "twilio/download_media"],
+    inputs: Mapping[str, Any] | None = None,
+) -> MediaFile: ...
 @overload
 async def call(
     self: Connection[object],
@@ -186,6 +194,15 @@ async def invoke(
 ) -> MediaListJson: ...
 @overload
 async def invoke(
+    self: Plugin[Twilio],
+    action_id: Literal["download_media", "twilio/download_media"],
+    inputs: Mapping[str, Any] | None,
+    connection: Mapping[str, str] | Connection,
+    *,
+    limiter: Limiter | None = None,
+) -> MediaFileJson: ...
+@overload
+async def invoke(
     self: Plugin[object],
     action_id: str,
     inputs: Mapping[str, Any] | None,
@@ -265,6 +282,15 @@ def invoke_sync(
     *,
     limiter_factory: Callable[[], Limiter] | None = None,
 ) -> MediaListJson: ...
+@overload
+def invoke_sync(
+    self: Plugin[Twilio],
+    action_id: Literal["download_media", "twilio/download_media"],
+    inputs: Mapping[str, Any] | None,
+    connection: Mapping[str, str],
+    *,
+    limiter_factory: Callable[[], Limiter] | None = None,
+) -> MediaFileJson: ...
 @overload
 def invoke_sync(
     self: Plugin[object],

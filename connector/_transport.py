@@ -43,12 +43,16 @@ class HttpRequest:
         url: The absolute URL, query string included.
         body: The form-encoded body, or ``None``.
         headers: Headers, the Authorization header included; never shown in reprs.
+        max_body: Read at most this many bytes of the answer, plus one (so the caller
+            can tell that it was larger), and nothing when its Content-Length is
+            larger; ``None`` reads it all.
     """
 
     method: str
     url: str
     body: bytes | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    max_body: int | None = None
 
 
 @attrs.frozen
@@ -176,7 +180,10 @@ class AiohttpTransport:
                 headers=request.headers,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                if request.max_body is None:
+                    body = await response.read()
+                else:
+                    body = await _read_at_most(response, request.max_body + 1)
                 return HttpResponse(
                     status=response.status,
                     body=body,
@@ -191,6 +198,24 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """
+    The body, cut at *limit* bytes: a huge answer is never held whole. One whose
+    Content-Length is over the limit is not read at all (its headers say enough).
+    """
+    length = response.content_length
+    if length is not None and length > limit:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]

@@ -154,6 +154,8 @@ class CompiledAction:
             if param is None:
                 continue
             spec = param.spec
+            if spec.location == "local":
+                continue  # the executor's own (a media action's URL), never sent
             if spec.location == "path":
                 path[spec.wire_name] = param.encode(value)
                 continue

@@ -24,6 +24,9 @@ The hierarchy::
     │   ├── ConnectError               the request surely never reached Twilio
     │   └── ReadError                  the request may have been processed
     ├── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
+    ├── MediaTooLargeError (ValueError) a media file is over the size limit; not kept
+    ├── SkippedError                   a call was not made, on purpose; not a failure
+    │   └── OptedOutError              the recipient opted out of the sender (the ledger says)
     └── PluginLoadError                an installed connector plugin failed to load
 
 aiohttp's exceptions are translated into these in one place (``connector._transport``);
@@ -49,14 +52,17 @@ __all__ = [
     "InvalidInputError",
     "JournalVersionError",
     "ManifestError",
+    "MediaTooLargeError",
     "MessageMayHaveBeenSentError",
     "NotFoundError",
+    "OptedOutError",
     "PluginLoadError",
     "Problem",
     "RateLimitError",
     "ReadError",
     "RunError",
     "ServerError",
+    "SkippedError",
     "TransportError",
     "TwilioAPIError",
     "UnknownActionError",
@@ -421,6 +427,68 @@ class MessageMayHaveBeenSentError(ConnectorError):
             f"{action}: the message may have been sent ({cause}); it was not retried, "
             "so look it up before sending again"
         )
+
+
+class MediaTooLargeError(ConnectorError, ValueError):
+    """
+    A media file is larger than the size limit of the download; nothing was kept (and
+    no more than the limit was read).
+
+    Attributes:
+        url: The media URL asked for.
+        limit: The limit, in bytes.
+        size: Its size when the server said it, else ``None`` (more than the limit).
+    """
+
+    def __init__(self, url: str, *, limit: int, size: int | None = None) -> None:
+        self.url = url
+        self.limit = limit
+        self.size = size
+        told = f"{size} bytes" if size is not None else "more"
+        super().__init__(f"{url}: the media file is {told}, over the limit of {limit} bytes")
+
+
+class SkippedError(ConnectorError):
+    """
+    A call was not made, on purpose: nothing was sent, and nothing failed. Workflows
+    report the item as *skipped*, with the reason.
+
+    Attributes:
+        action: The action id.
+        reason: Why, in words.
+    """
+
+    def __init__(self, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(f"{action}: skipped: {reason}")
+
+
+class OptedOutError(SkippedError):
+    """
+    A send was skipped because the recipient opted out of the sender: the connection's
+    consent ledger says so (:mod:`connector.consent`), or Twilio just answered 21610 and
+    the ledger now does.
+
+    Attributes:
+        sender: The send's ``From`` (``None`` when it had only a Messaging Service).
+        recipient: The send's ``To``.
+        code: 21610 when Twilio refused the send, ``None`` when no request was made.
+    """
+
+    def __init__(
+        self,
+        action: str,
+        reason: str,
+        *,
+        sender: str | None,
+        recipient: str,
+        code: int | None = None,
+    ) -> None:
+        self.sender = sender
+        self.recipient = recipient
+        self.code = code
+        super().__init__(action, reason)
 
 
 class PluginLoadError(ConnectorError):

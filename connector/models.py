@@ -23,6 +23,8 @@ __all__ = [
     "InboundMessage",
     "InboundMessageJson",
     "Media",
+    "MediaFile",
+    "MediaFileJson",
     "MediaJson",
     "MediaList",
     "MediaListJson",
@@ -421,6 +423,58 @@ class MediaList:
 
 
 @attrs.frozen
+class MediaFile:
+    """
+    The content of a media file, written to a file or carried base64-encoded.
+    """
+
+    url: str | None = None
+    """The URL asked for (the content was fetched from Twilio's media store it redirects to)."""
+    content_type: str | None = None
+    """The MIME type the media store gave."""
+    filename: str | None = None
+    """The media's file name: the store's, else the media SID with an extension for its type."""
+    size: int | None = None
+    """The content's length in bytes."""
+    path: str | None = None
+    """Where the content was written, when a path was given."""
+    content_base64: str | None = None
+    """The content, base64-encoded, when no path was given."""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> MediaFile:
+        """Build from a decoded Twilio response."""
+        get = data.get
+        return cls(
+            url=get("url"),
+            content_type=get("content_type"),
+            filename=get("filename"),
+            size=_t.integer(get("size")),
+            path=get("path"),
+            content_base64=get("content_base64"),
+        )
+
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
+        return {
+            "url": self.url,
+            "content_type": self.content_type,
+            "filename": self.filename,
+            "size": self.size,
+            "path": self.path,
+            "content_base64": self.content_base64,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
+
+
+@attrs.frozen
 class InboundMedia:
     """
     A media file of an incoming message, built from the webhook's MediaUrlN and MediaContentTypeN parameters.
@@ -728,6 +782,17 @@ class MediaListJson(TypedDict):
     previous_page_uri: str | None
 
 
+class MediaFileJson(TypedDict):
+    """The JSON form of :class:`MediaFile` (``to_json_data()``, ``Plugin.invoke``)."""
+
+    url: str | None
+    content_type: str | None
+    filename: str | None
+    size: int | None
+    path: str | None
+    content_base64: str | None
+
+
 class InboundMediaJson(TypedDict):
     """The JSON form of :class:`InboundMedia` (``to_json_data()``, ``Plugin.invoke``)."""
 
@@ -785,6 +850,7 @@ DEFINITIONS: Mapping[str, Any] = {
     "MessageListV2": MessageListV2,
     "Media": Media,
     "MediaList": MediaList,
+    "MediaFile": MediaFile,
     "InboundMedia": InboundMedia,
     "InboundMessage": InboundMessage,
     "MessageStatusEvent": MessageStatusEvent,

@@ -177,9 +177,13 @@ async def test_inbound_message_is_stored_and_webhook_signed(
         "1",
         "received",
     )
-    assert (
-        params["MediaUrl0"] == "https://e.com/p.jpg" and params["MediaContentType0"] == "image/jpeg"
+    # As Twilio posts its own media URL, the emulator posts its (the content: a redirect).
+    (media,) = emu.state.store.get(message["sid"]).media  # type: ignore[union-attr]
+    assert params["MediaUrl0"] == (
+        f"{emu.base_url}/2010-04-01/Accounts/{emu.account_sid}/Messages/{message['sid']}"
+        f"/Media/{media.sid}"
     )
+    assert params["MediaContentType0"] == "image/jpeg"
     assert params["AccountSid"] == emu.account_sid and params["ApiVersion"] == "2010-04-01"
     # The webhook number is owned, so the workflow can reply from it.
     status, _ = await send(emu, From="+15005550010", To="+15551239999")

@@ -26,7 +26,13 @@ FANOUT = DATA / "workflows" / "journal-fanout.yaml"
 REPLY = DATA / "workflows" / "journal-reply.yaml"
 SENDER = "+15005550006"
 # Journals written by earlier versions; tests/data/README.md says which.
-OLD_JOURNALS = ["journal-v2.sql", "journal-v1.sql", "journal-v0.sql", "journal-pre-trigger.sql"]
+OLD_JOURNALS = [
+    "journal-v3.sql",
+    "journal-v2.sql",
+    "journal-v1.sql",
+    "journal-v0.sql",
+    "journal-pre-trigger.sql",
+]
 
 
 def load(dump: str, path: Path) -> Path:
@@ -157,6 +163,19 @@ def test_a_journal_from_before_triggers_gets_the_trigger_column_and_event_tables
         assert new
         journal.set_cursor("poll", "x")
         assert journal.cursor("poll") == "x"
+
+
+async def test_a_version_3_journal_gains_the_consent_ledger(tmp_path: Path) -> None:
+    """Migration 4 adds the consent table to a version-3 journal; its ledger then records and answers."""
+    path = load("journal-v3.sql", tmp_path / "runs.sqlite3")
+    assert peek(path, "SELECT name FROM sqlite_master WHERE name = 'consent'") == []
+    with Journal(path) as journal:
+        await journal.consent.record(SENDER, "+15005550113", "opted_out", "STOP")
+        assert await journal.consent.opted_out(SENDER, "+15005550113") is not None
+        assert journal.run("fixture-done") is not None
+    assert peek(path, "SELECT sender, recipient, state FROM consent") == [
+        (SENDER, "+15005550113", "opted_out")
+    ]
 
 
 def test_every_journal_ends_at_the_schema_of_a_new_one(tmp_path: Path) -> None:

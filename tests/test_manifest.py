@@ -163,7 +163,7 @@ def test_minimal_third_party_manifest_loads(tmp_path: Path) -> None:
         (
             ("in: path, name: Id}", "in: body, name: Id}"),
             "actions.get_thing.parameters[0].in",
-            "'body' is not one of ['path', 'query', 'form']",
+            "'body' is not one of ['path', 'query', 'form', 'local']",
             16,
         ),
         (

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from connector import ActionSpec, ParamSpec, default_connector
@@ -72,7 +73,8 @@ def _response_schema(operation: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("no success response")
 
 
-ACTIONS = list(default_connector().actions.values())
+# Media actions fetch a file, not a JSON operation (see test_the_media_action_fetches_media).
+ACTIONS = [a for a in default_connector().actions.values() if a.kind == "http"]
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.id)
@@ -126,3 +128,11 @@ def test_status_values_match_the_official_enum() -> None:
     schemas = SPEC["components"]["schemas"]
     assert set(message["status"].enum or ()) == set(schemas["message_enum_status"]["enum"])
     assert set(message["direction"].enum or ()) == set(schemas["message_enum_direction"]["enum"])
+
+
+def test_the_media_action_fetches_media() -> None:
+    """download_media's path is the official Media resource's, without its .json: the content URL."""
+    (media,) = [a for a in default_connector().actions.values() if a.kind == "media"]
+    assert media.method == "GET"
+    fetch = _operation(attrs.evolve(media, path=media.path + ".json"))
+    assert fetch["operationId"] == "FetchMedia"

@@ -297,6 +297,7 @@ class _NoConnection:
 
     connector = default_connector()
     pacer = None
+    ledger = None
 
 
 async def test_runs_are_bounded_and_the_rest_wait_in_the_journal(

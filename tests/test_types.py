@@ -341,6 +341,9 @@ BASES: dict[str, dict[str, Any]] = {
     "update_message": {"MessageId": SID, "body": ""},
     "delete_message": {"MessageId": SID},
     "list_message_media": {"MessageId": SID},
+    "download_media": {
+        "url": f"/2010-04-01/Accounts/AC{'0' * 32}/Messages/{SID}/Media/ME{'0' * 32}"
+    },
 }
 
 

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from . import (
     _actions,
     _completion,
+    _consent,
     _emulator,
     _listen,
     _plugins,
@@ -122,7 +123,17 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action=_Version, help="print the version and exit")
     _add_logging_options(top, top=True)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    commands = (_actions, _workflow, _listen, _worker, _emulator, _plugins, _schema, _completion)
+    commands = (
+        _actions,
+        _workflow,
+        _listen,
+        _worker,
+        _emulator,
+        _plugins,
+        _consent,
+        _schema,
+        _completion,
+    )
     for module in commands:
         module.register(sub)
     for command in sub.choices.values():

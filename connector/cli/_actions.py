@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
+    add_consent_option,
     add_emulator_switch,
     complain,
     environ,
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="errors too as JSON: one object on stderr (the output is JSON already)",
     )
+    add_consent_option(call)
     add_emulator_switch(call)
     call.set_defaults(handler=_call)
 
@@ -254,7 +256,8 @@ def _call(ns: argparse.Namespace) -> int:
         from .._validation import compile_action
 
         compile_action(action).validate(inputs)
-        result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator))
+        ledger = _consent_for(ns, action) if connector.id == "twilio" else None
+        result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator, ledger))
     except ConnectorError as exc:
         # Invalid inputs, files (--inputs) and settings exit 2; Twilio and the network 1.
         return fail(ns, exc)
@@ -264,8 +267,27 @@ def _call(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _consent_for(ns: argparse.Namespace, action: ActionSpec) -> str | None:
+    """
+    The ledger a send is checked against: ``--consent``, else ``TWILIO_CONSENT_LEDGER``
+    (read by the connection), else the default run journal's, when there is one.
+    """
+    from ..consent import LEDGER_VARIABLE
+
+    if ns.consent or environ().get(LEDGER_VARIABLE) or not action.sends_message:
+        return ns.consent or None
+    from ..workflow import default_journal_path
+
+    journal = default_journal_path()
+    return str(journal) if journal.exists() else None
+
+
 async def _run_call(
-    connector: ConnectorSpec, action_id: str, inputs: Mapping[str, Any], emulator: bool | None
+    connector: ConnectorSpec,
+    action_id: str,
+    inputs: Mapping[str, Any],
+    emulator: bool | None,
+    ledger: str | None = None,
 ) -> Any:
     from .._connect import open_connection
     from .._convert import to_json_data
@@ -275,5 +297,6 @@ async def _run_call(
         env=environ(),
         emulator=emulator,
         announce=lambda text: complain("call", text),
+        ledger=ledger,
     ) as conn:
         return to_json_data(await conn.call(action_id, inputs))

@@ -37,6 +37,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_INVALID",
     "EXIT_OK",
+    "add_consent_option",
     "add_emulator_switch",
     "add_state_option",
     "bind_failure",
@@ -111,6 +112,16 @@ def add_state_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         help="the run journal (SQLite; default: runs.sqlite3 in the per-user data directory)",
+    )
+
+
+def add_consent_option(parser: argparse.ArgumentParser) -> None:
+    """``--consent LOCATION``: the consent ledger sends are checked against."""
+    parser.add_argument(
+        "--consent",
+        metavar="FILE|URL",
+        help="the consent ledger: a SQLite file (created 0600) or redis://HOST:PORT/DB "
+        "(default: TWILIO_CONSENT_LEDGER, else the run journal's)",
     )
 
 
@@ -420,4 +431,5 @@ def workflow_connection(
         rate_limit=limit,
         announce=lambda text: complain(command, text),
         pacing=block.pacing if block is not None else None,
+        ledger=getattr(args, "consent", None) if connector.id == "twilio" else None,
     )

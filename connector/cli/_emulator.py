@@ -166,6 +166,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--from", dest="from_", required=True, help="the sender")
     parser.add_argument("--body", default="")
     parser.add_argument("--media-url", action="append", default=[])
+    parser.add_argument(
+        "--media",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file sent with the message (an MMS; repeat); its webhook's MediaUrl "
+        "serves these bytes",
+    )
     parser.add_argument("--url", help="webhook to POST to instead of the configured one")
     parser.set_defaults(handler=_inbound)
 
@@ -278,11 +286,18 @@ def _inbound(args: argparse.Namespace) -> int:
     fields += [("MediaUrl", url) for url in args.media_url]
     if args.url:
         fields.append(("Url", args.url))
+    data, content_type = urllib.parse.urlencode(fields).encode(), None
+    if args.media:
+        try:
+            data, content_type = _multipart(fields, args.media)
+        except OSError as exc:
+            complain("inbound", exc)
+            return EXIT_INVALID
     request = urllib.request.Request(
-        args.emulator_url.rstrip("/") + "/emulator/inbound",
-        data=urllib.parse.urlencode(fields).encode(),
-        method="POST",
+        args.emulator_url.rstrip("/") + "/emulator/inbound", data=data, method="POST"
     )
+    if content_type is not None:
+        request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             message = json.loads(response.read())
@@ -294,3 +309,30 @@ def _inbound(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(message, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _multipart(fields: list[tuple[str, str]], files: list[str]) -> tuple[bytes, str]:
+    """A multipart/form-data body: the fields, then each file as a ``Media`` part."""
+    import mimetypes
+    import secrets
+    from pathlib import Path
+
+    boundary = f"----twilio-connector-{secrets.token_hex(12)}"
+    parts: list[bytes] = []
+    for name, value in fields:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for file in files:
+        path = Path(file)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        name = path.name.replace('"', "_")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="Media"; filename="{name}"'
+            f"\r\nContent-Type: {kind}\r\n\r\n"
+        )
+        parts.append(head.encode() + path.read_bytes() + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
+    add_consent_option,
     add_emulator_switch,
     add_state_option,
     bind_failure,
@@ -31,6 +32,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from .._connection import Connection
+    from ..consent import RedisLedger, SQLiteLedger
     from ..receiving import Listener
 
 __all__ = ["register"]
@@ -82,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pace every call of every run (overrides connection.rate_limit)",
     )
     add_state_option(parser)
+    add_consent_option(parser)
     add_emulator_switch(parser)
     # The listener's log (runs started and finished, refused requests) is its output.
     parser.set_defaults(handler=_listen, default_log_level="info")
@@ -153,6 +156,7 @@ def _listen(args: argparse.Namespace) -> int:
     journal_path = args.state or default_journal_path()
     try:
         with Journal(journal_path) as journal:
+            consent = _consent_ledger(args, env)
             listener = Listener(
                 workflows,
                 journal,
@@ -162,6 +166,7 @@ def _listen(args: argparse.Namespace) -> int:
                 shared_key=shared_key,
                 max_runs=args.max_runs,
                 env=dict(env),
+                consent=consent,
             )
             asyncio.run(
                 _serve(
@@ -172,6 +177,7 @@ def _listen(args: argparse.Namespace) -> int:
                     auth_token if use_emulator else None,
                     sys.stderr,
                     args,
+                    consent,
                 )
             )
     except WorkflowError as exc:
@@ -199,6 +205,7 @@ async def _serve(
     emulator_token: str | None,
     out: TextIO,
     args: argparse.Namespace,
+    consent: SQLiteLedger | RedisLedger | None = None,
 ) -> None:
     import asyncio
     import signal
@@ -236,6 +243,8 @@ async def _serve(
             await stop.wait()
     finally:
         await listener.stop()
+        if consent is not None:
+            await consent.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -259,7 +268,12 @@ async def _open_connection(
     pacing = spec.pacing if spec is not None else None
     if emulator_token is None:
         async with open_connection(
-            values=values, env=env, emulator=False, rate_limit=limit, pacing=pacing
+            values=values,
+            env=env,
+            emulator=False,
+            rate_limit=limit,
+            pacing=pacing,
+            ledger=listener.consent,
         ) as conn:
             yield conn
         return
@@ -284,6 +298,7 @@ async def _open_connection(
         rate_limit=limit,
         pacing=pacing,
         emulator_options=options,
+        ledger=listener.consent,
         announce=lambda text: complain("listen", text, out),
     ) as conn:
         complain(
@@ -294,3 +309,15 @@ async def _open_connection(
             out,
         )
         yield conn
+
+
+def _consent_ledger(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> SQLiteLedger | RedisLedger | None:
+    """``--consent`` or ``TWILIO_CONSENT_LEDGER``, opened; ``None``: the journal's."""
+    from ..consent import LEDGER_VARIABLE, open_ledger
+
+    location = args.consent or env.get(LEDGER_VARIABLE)
+    if not location:
+        return None
+    return open_ledger(location, account=env.get("TWILIO_ACCOUNT_SID", ""))

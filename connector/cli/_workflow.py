@@ -24,6 +24,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_OK,
+    add_consent_option,
     add_emulator_switch,
     add_state_option,
     complain,
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="pace every call of the run (overrides the workflow's connection.rate_limit)",
     )
     add_state_option(parser)
+    add_consent_option(parser)
     add_emulator_switch(parser)
     engine = parser.add_argument_group("engine")
     engine.add_argument(
@@ -219,6 +221,12 @@ def _run_command(args: argparse.Namespace) -> int:
             args,
             "--state and --rate-limit apply to local runs: on Temporal the history is the "
             "journal and the workers pace the calls (twilio-connector worker --rate-limit)",
+        )
+    if args.engine == "temporal" and args.consent:
+        return fail(
+            args,
+            "--consent applies to local runs: on Temporal the workers check each send "
+            "against theirs (the Redis of `worker --redis`, or TWILIO_CONSENT_LEDGER)",
         )
     if args.engine == "temporal" and args.trigger_json is not None:
         return fail(
@@ -378,6 +386,17 @@ def _failures(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
     return found
 
 
+def _skips(step: StepResult, limit: int = 100) -> list[dict[str, Any]]:
+    """The step's first skipped items (a send to an opted-out recipient), with why."""
+    if step.counts is not None:
+        return list(step.counts.get("skips", ()))[:limit]
+    return [
+        {"index": item.index, "key": item.label, "reason": item.error, "code": item.error_code}
+        for item in step.items
+        if item.status == "skipped"
+    ][:limit]
+
+
 def _step_counts(step: StepResult) -> dict[str, Any]:
     if step.counts is not None:
         # Counted by the journal: a million items are not read again to be counted.
@@ -387,6 +406,7 @@ def _step_counts(step: StepResult) -> dict[str, Any]:
             "succeeded": counts["succeeded"],
             "failed": counts["failed"],
             "reconciled": counts["reconciled"],
+            "skipped": counts.get("skipped", 0),
             "resumed": counts.get("resumed", 0),
             "message_status": dict(sorted(counts["statuses"].items())),
             "error_codes": {str(k): v for k, v in sorted(counts["error_codes"].items())},
@@ -406,6 +426,7 @@ def _step_counts(step: StepResult) -> dict[str, Any]:
         "succeeded": sum(1 for i in step.items if i.status == "succeeded"),
         "failed": sum(1 for i in step.items if i.status == "failed"),
         "reconciled": sum(1 for i in step.items if i.reconciled),
+        "skipped": sum(1 for i in step.items if i.status == "skipped"),
         "resumed": sum(1 for i in step.items if i.resumed),
         "message_status": dict(sorted(statuses.items())),
         "error_codes": {str(k): v for k, v in sorted(codes.items())},
@@ -429,6 +450,9 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         ]
         if errors:
             entry["errors"] = errors
+        skips = _skips(step)
+        if skips:
+            entry["skips"] = skips
         steps.append(entry)
     return {
         "run_id": result.run_id,
@@ -463,14 +487,25 @@ def _print_summary(result: RunResult) -> None:
             console.print(
                 f"{step.id}: {counts['failed'] - len(failures)} more failures (see --json)"
             )
+        skips = _skips(step, limit=5)
+        for skip in skips:
+            key = skip.get("key")
+            name = f"{step.id} {key}" if key else f"{step.id}[{skip['index']}]"
+            reason = skip.get("reason") or ""
+            console.print(
+                f"[yellow]{escape(name)} skipped[/yellow]: {escape(reason)}", highlight=False
+            )
+        if counts["skipped"] > len(skips):
+            console.print(f"{step.id}: {counts['skipped'] - len(skips)} more skipped (see --json)")
         if step.error and not failures:
             console.print(f"[red]{step.id}[/red]: {escape(step.error)}", highlight=False)
     table = Table(title=f"Run {result.run_id}: {result.status}")
-    for column in ("Step", "Status", "Calls", "OK", "Failed", "Messages", "Twilio codes", "Time"):
+    columns = ("Step", "Status", "Calls", "OK", "Failed", "Skipped", "Messages", "Twilio codes")
+    for column in (*columns, "Time"):
         table.add_column(column)
     for step in result.steps:
         if step.resumed:
-            table.add_row(step.id, f"{step.status} (earlier)", "", "", "", "", "", "")
+            table.add_row(step.id, f"{step.status} (earlier)", *[""] * 7)
             continue
         counts = _step_counts(step)
         messages = ", ".join(f"{k} {v}" for k, v in counts["message_status"].items())
@@ -489,6 +524,7 @@ def _print_summary(result: RunResult) -> None:
             str(calls),
             ok,
             str(counts["failed"]),
+            str(counts["skipped"]),
             messages,
             codes,
             f"{step.seconds:.1f}s{rate}",

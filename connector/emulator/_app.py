@@ -25,6 +25,12 @@ from connector.emulator._errors import ApiError, error_response
 from connector.emulator._guard import host_guard
 from connector.emulator._inbox import add_inbox_routes
 from connector.emulator._listing import message_filter, page_envelope, page_size_of, select_page
+from connector.emulator._media import (
+    MAX_MEDIA_BYTES,
+    StoredMedia,
+    fetch_loopback,
+    placeholder,
+)
 from connector.emulator._records import API_VERSION, MessageRecord
 from connector.emulator._state import EmulatorState
 from connector.emulator._validation import check_inbound, validate_send
@@ -300,6 +306,62 @@ async def _media_fetch(request: web.Request) -> web.Response:
     return _json(record.media[index].to_json(record.account_sid, record.sid))
 
 
+async def _media_content(request: web.Request) -> web.Response:
+    # Twilio answers the media URL with a redirect to its media store, which needs no
+    # credentials; so does the emulator, to its own store on the host the client used.
+    record, index = _media(request)
+    store = _state(request).media.store_url(
+        f"{request.scheme}://{request.host}", record.sid, record.media[index].sid
+    )
+    return web.json_response({"redirect_to": store}, status=302, headers={"Location": store})
+
+
+async def _media_store(request: web.Request) -> web.Response:
+    state = _state(request)
+    record = state.store.get(request.match_info["message"])
+    item = next(
+        (m for m in (record.media if record else ()) if m.sid == request.match_info["sid"]), None
+    )
+    if item is None:
+        return web.Response(status=404, text="no such media\n")
+    stored = state.media.get(item.sid)
+    if stored is None:
+        stored = await fetch_loopback(item.url)
+        if stored is not None:
+            state.media.put(item.sid, stored)
+    if stored is None:
+        stored = StoredMedia(item.content_type, placeholder(item.content_type))
+    headers = {"Content-Type": stored.content_type, "Cache-Control": "private, max-age=3600"}
+    if stored.filename:
+        quoted = stored.filename.replace("\\", "_").replace('"', "_")
+        headers["Content-Disposition"] = f'inline; filename="{quoted}"'
+    return web.Response(body=stored.content, headers=headers)
+
+
+async def _uploaded_media(request: web.Request) -> list[StoredMedia]:
+    """The files posted as ``Media`` parts of a multipart inbound message."""
+    if request.content_type != "multipart/form-data":
+        return []
+    files = []
+    for field in (await request.post()).getall("Media", []):
+        if not isinstance(field, web.FileField):
+            continue
+        data = field.file.read(MAX_MEDIA_BYTES + 1)
+        if len(data) > MAX_MEDIA_BYTES:
+            raise ApiError(400, 21620, f"Media file {field.filename} is over 5 MB")
+        kind = field.content_type
+        if kind in ("", "application/octet-stream"):
+            kind = _content_type_of(field.filename) or "application/octet-stream"
+        files.append(StoredMedia(kind, data, field.filename or None))
+    return files
+
+
+def _content_type_of(name: str) -> str | None:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0]
+
+
 async def _media_delete(request: web.Request) -> web.Response:
     state = _state(request)
     record, index = _media(request)
@@ -345,12 +407,15 @@ async def _admin_params(request: web.Request) -> MultiMapping[str]:
 
 async def _inbound(request: web.Request) -> web.Response:
     state = _state(request)
+    if state.media.base_url is None:
+        state.media.base_url = f"{request.scheme}://{request.host}"
     params = await _admin_params(request)
     to, sender = params.get("To", "").strip(), params.get("From", "").strip()
     if not to or not sender:
         return error_response(400, 21604 if not to else 21603, "To and From are required")
     try:
         check_inbound(to, sender)
+        uploads = await _uploaded_media(request)
     except ApiError as exc:
         return exc.response()
     webhook = params.get("Url") or None
@@ -365,6 +430,7 @@ async def _inbound(request: web.Request) -> web.Response:
         media_urls=params.getall("MediaUrl", []),
         messaging_service_sid=params.get("MessagingServiceSid"),
         webhook=webhook,
+        media_files=uploads,
     )
     text = json.dumps(record.to_json())
     await state.store.commit()
@@ -429,6 +495,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_get(f"{messages}/{{message}}/Media.json", _media_list)
     app.router.add_get(f"{messages}/{{message}}/Media/{{sid}}.json", _media_fetch)
     app.router.add_delete(f"{messages}/{{message}}/Media/{{sid}}.json", _media_delete)
+    # After the .json routes, which the content route's {sid} would also match.
+    app.router.add_get(f"{messages}/{{message}}/Media/{{sid}}", _media_content)
+    app.router.add_get("/emulator/media/{message}/{sid}", _media_store)
     app.router.add_get(f"{messages}/{{sid}}.json", _fetch)
     app.router.add_post(f"{messages}/{{sid}}.json", _update)
     app.router.add_delete(f"{messages}/{{sid}}.json", _delete)

@@ -27,6 +27,8 @@ from connector.emulator._targets import OwnSockets
 __all__ = ["CallbackDispatcher", "CallbackStats", "DeliveryAttempt"]
 
 log = logging.getLogger("connector.emulator.callbacks")
+# What is read of an answer: enough for any TwiML the emulator acts on.
+_MAX_ANSWER = 256 * 1024
 
 
 @attrs.define
@@ -83,6 +85,8 @@ class DeliveryAttempt:
 
 
 Observer = Callable[[str, DeliveryAttempt], None]
+#: Given a delivered callback's answer body (an incoming-message webhook's TwiML).
+AnswerHandler = Callable[[bytes], Awaitable[None]]
 
 
 def _loggable(url: str) -> str:
@@ -104,6 +108,8 @@ class _Callback:
     url: str
     params: tuple[tuple[str, str], ...]
     row: int | None = None
+    # Not kept across a restart: a resumed webhook's TwiML answer is not acted on.
+    on_answer: AnswerHandler | None = None
 
 
 class CallbackDispatcher:
@@ -150,7 +156,14 @@ class CallbackDispatcher:
         self._session: aiohttp.ClientSession | None = None
         self.stats = CallbackStats()
 
-    def enqueue(self, key: str, url: str, params: Sequence[tuple[str, str]]) -> None:
+    def enqueue(
+        self,
+        key: str,
+        url: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        on_answer: AnswerHandler | None = None,
+    ) -> None:
         """
         Queue a POST of *params* to *url* behind earlier ones for the same *key*.
 
@@ -158,9 +171,11 @@ class CallbackDispatcher:
             key: Ordering key (the message SID).
             url: Receiver URL.
             params: Form parameters, in posting order.
+            on_answer: Awaited with the answer's body once delivered (the TwiML an
+                incoming-message webhook answers with).
         """
         params = tuple(params)
-        self._push(key, _Callback(url, params, self._outbox.add(key, url, params)))
+        self._push(key, _Callback(url, params, self._outbox.add(key, url, params), on_answer))
 
     def resume(self) -> None:
         """Queue the callbacks an earlier process left pending (call inside the loop)."""
@@ -256,12 +271,13 @@ class CallbackDispatcher:
             at, started = self._now(), time.perf_counter()
             status: int | None = None
             error: str | None = None
+            answer = b""
             try:
                 # A redirect is not followed: its target is not checked like the URL.
                 async with self._session.post(
                     callback.url, data=list(callback.params), headers=headers, allow_redirects=False
                 ) as response:
-                    await response.read()
+                    answer = await _read_answer(response)
                     status = response.status
                     reason = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -276,6 +292,11 @@ class CallbackDispatcher:
             )
             if delivered:
                 self.stats.delivered += 1
+                if callback.on_answer is not None:
+                    try:
+                        await callback.on_answer(answer)
+                    except Exception:
+                        log.exception("acting on the answer of %s failed", _loggable(callback.url))
                 return
             self.stats.attempts_failed += 1
             log.info(
@@ -285,3 +306,16 @@ class CallbackDispatcher:
                 await self._sleep(delay)
                 delay *= 2
         self.stats.failed += 1
+
+
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, up to ``_MAX_ANSWER`` bytes (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < _MAX_ANSWER:
+        chunk = await response.content.read(_MAX_ANSWER - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)

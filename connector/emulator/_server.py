@@ -12,6 +12,7 @@ from aiohttp import web
 
 from connector.emulator._app import STATE_KEY, create_app
 from connector.emulator._config import EmulatorConfig
+from connector.emulator._media import StoredMedia
 from connector.emulator._state import EmulatorState
 
 
@@ -91,6 +92,7 @@ class EmulatorServer:
         if ":" in host:
             host = f"[{host}]"
         self._base_url = f"http://{host}:{port}"
+        self.state.media.base_url = self._base_url
 
     async def stop(self) -> None:
         """Stop serving, deliver nothing further and close the database."""
@@ -152,7 +154,13 @@ class EmulatorServer:
         await self.state.reset()
 
     async def inbound(
-        self, *, to: str, from_: str, body: str = "", media_urls: tuple[str, ...] = ()
+        self,
+        *,
+        to: str,
+        from_: str,
+        body: str = "",
+        media_urls: tuple[str, ...] = (),
+        media: tuple[tuple[str, bytes], ...] = (),
     ) -> dict[str, Any]:
         """
         Inject an incoming message, as ``POST /emulator/inbound`` does.
@@ -162,10 +170,17 @@ class EmulatorServer:
             from_: The sender.
             body: Text.
             media_urls: Media URLs.
+            media: Media files posted with it, as ``(content type, bytes)`` pairs.
 
         Returns:
             The stored Message JSON (status ``received``).
         """
-        record = self.state.receive(to=to, from_=from_, body=body, media_urls=media_urls)
+        record = self.state.receive(
+            to=to,
+            from_=from_,
+            body=body,
+            media_urls=media_urls,
+            media_files=[StoredMedia(kind, data) for kind, data in media],
+        )
         await self.state.store.commit()
         return record.to_json()

@@ -6,6 +6,7 @@ Everything one emulator instance knows: messages, clocks, throttle, faults and c
 from __future__ import annotations
 
 import asyncio
+import functools
 import mimetypes
 from collections import Counter
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from connector.emulator._handsets import (
     HandsetRules,
 )
 from connector.emulator._lifecycle import Lifecycle, raw_dlr_done_date
+from connector.emulator._media import MediaFiles, StoredMedia
 from connector.emulator._outbox import CallbackOutbox
 from connector.emulator._queues import SenderQueues
 from connector.emulator._records import API_VERSION, MediaRecord, MessageRecord, new_sid
@@ -34,6 +36,7 @@ from connector.emulator._search import MessageQuery, send_thread_key, thread_par
 from connector.emulator._store import MessageStore, RefusedSend
 from connector.emulator._targets import OwnSockets
 from connector.emulator._throttle import SlidingWindowThrottle
+from connector.emulator._twiml import send_replies
 from connector.emulator._validation import ALWAYS_VALID_FROM, SendRequest, bare_number
 
 
@@ -110,6 +113,8 @@ class EmulatorState:
         self.queues = SenderQueues(config.queues, self.clock) if config.queues else None
         """Twilio's per-sender queues, when the configuration models them."""
         self.lifecycle: Lifecycle | None = None
+        self.media = MediaFiles()
+        """Media bytes posted with incoming MMS, and the emulator's address for media URLs."""
 
     async def open(self) -> None:
         """Open the store and resume unfinished messages; call inside the event loop."""
@@ -189,7 +194,7 @@ class EmulatorState:
             raise RuntimeError("the emulator is not open")
         return self.lifecycle
 
-    def create(self, request: SendRequest) -> MessageRecord:
+    def create(self, request: SendRequest, *, direction: str = "outbound-api") -> MessageRecord:
         """
         Store a new outbound message in its initial status (not yet committed).
 
@@ -200,6 +205,7 @@ class EmulatorState:
 
         Args:
             request: A validated send.
+            direction: ``outbound-api``, or ``outbound-reply`` for a webhook's TwiML.
 
         Returns:
             The new record.
@@ -242,7 +248,7 @@ class EmulatorState:
             from_=request.from_ if immediate or request.from_ else None,
             body=request.body,
             status=status,
-            direction="outbound-api",
+            direction=direction,
             num_segments=count_segments(request.body) if immediate else 0,
             messaging_service_sid=request.messaging_service_sid,
             date_created=now,
@@ -299,9 +305,13 @@ class EmulatorState:
         media_urls: Sequence[str] = (),
         messaging_service_sid: str | None = None,
         webhook: str | None = None,
+        media_files: Sequence[StoredMedia] = (),
     ) -> MessageRecord:
         """
         Store an inbound message and queue its signed webhook.
+
+        The webhook's ``MediaUrl0``... are Twilio's media URLs on this emulator (once
+        its address is known), as Twilio posts its own.
 
         Args:
             to: The account's number receiving it.
@@ -310,14 +320,23 @@ class EmulatorState:
             media_urls: Media URLs.
             messaging_service_sid: Optional ``MG...`` SID.
             webhook: URL to POST to; defaults to the one configured for *to*.
+            media_files: Media posted with the message (their bytes), after *media_urls*.
 
         Returns:
             The stored record (status ``received``).
         """
         now = self.clock.now()
+        sid = new_sid("MM" if media_urls or media_files else "SM")
+        media = [MediaRecord(new_sid("ME"), _content_type(u), u, now) for u in media_urls]
+        for upload in media_files:
+            item = MediaRecord(new_sid("ME"), upload.content_type, "", now)
+            self.media.put(item.sid, upload)
+            base = self.media.base_url or ""
+            item.url = self.media.store_url(base, sid, item.sid)
+            media.append(item)
         record = MessageRecord(
             seq=self.store.next_seq(),
-            sid=new_sid("MM" if media_urls else "SM"),
+            sid=sid,
             account_sid=self.config.account_sid,
             to=to,
             from_=from_,
@@ -330,7 +349,7 @@ class EmulatorState:
             date_updated=now,
             date_sent=now,
             price=f"{-0.0079 * count_segments(body):.5f}",
-            media=[MediaRecord(new_sid("ME"), _content_type(u), u, now) for u in media_urls],
+            media=media,
             timeline=[("received", now)],
         )
         self.store.add(record)
@@ -354,9 +373,12 @@ class EmulatorState:
             if messaging_service_sid:
                 params.append(("MessagingServiceSid", messaging_service_sid))
             for index, item in enumerate(record.media):
-                params.append((f"MediaUrl{index}", item.url))
+                served = self.media.content_url(record.account_sid, record.sid, item.sid)
+                params.append((f"MediaUrl{index}", served or item.url))
                 params.append((f"MediaContentType{index}", item.content_type))
-            self.callbacks.enqueue(record.sid, url, params)
+            self.callbacks.enqueue(
+                record.sid, url, params, on_answer=functools.partial(send_replies, self, record)
+            )
         self._opt_out_keywords(record)
         return record
 

@@ -22,6 +22,7 @@ from typing import Any
 from .._connection import Connection
 from .._convert import field_value, to_json_data
 from .._types import json_datetime
+from ..consent import ConsentLedger, record_inbound
 from ..errors import ConnectorError
 from ..workflow import Journal, TriggerOn
 from ._triggers import MESSAGE_RECEIVED
@@ -45,6 +46,8 @@ class MessagePoller:
         ingest: Called with ``(kind, event)`` for each message found.
         since: Where a cursor starts when the journal has none (default: now), so a
             first poll does not replay the account's history.
+        consent: Where the opt-outs and opt-ins of the keywords found are recorded
+            (each with its message's time, so a message seen again changes nothing).
     """
 
     def __init__(
@@ -55,12 +58,14 @@ class MessagePoller:
         ingest: Ingest,
         *,
         since: dt.datetime | None = None,
+        consent: ConsentLedger | None = None,
     ) -> None:
         self.connection = connection
         self.journal = journal
         self.trigger = trigger
         self.ingest = ingest
         self.since = since or dt.datetime.now(dt.UTC)
+        self.consent = consent
 
     async def run(self) -> None:
         """Poll every ``poll_interval`` seconds until cancelled; errors are logged."""
@@ -105,8 +110,18 @@ class MessagePoller:
             if str(to_json_data(field_value(message, "direction"))) != "inbound":
                 continue
             newest = max(newest, sent)
+            event = _event(message)
             try:
-                self.ingest(MESSAGE_RECEIVED, _event(message))
+                if self.consent is not None:
+                    await record_inbound(
+                        self.consent,
+                        to=str(event["To"] or ""),
+                        from_=str(event["From"] or ""),
+                        body=event["Body"],
+                        messaging_service_sid=event["MessagingServiceSid"],
+                        at=sent.timestamp(),
+                    )
+                self.ingest(MESSAGE_RECEIVED, event)
             except ValueError as exc:  # a field breaks its format: never run on it
                 log.warning("polled message refused: %s", exc)
                 continue

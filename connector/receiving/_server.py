@@ -29,6 +29,8 @@ from aiohttp import web
 
 from .._connection import Connection, default_connector
 from .._manifest import ConnectorSpec
+from .._twilio import keyword_of
+from ..consent import ConsentLedger, record_inbound
 from ..workflow import (
     DELIVERY_LEASE,
     ExpressionError,
@@ -115,6 +117,9 @@ class Listener:
             so a long-running listener's memory stays bounded; the journal has them all.
         limits: Timeouts for a request's headers and body, and the most connections
             kept open (:class:`ServerLimits`; its defaults unless given).
+        consent: Where the opt-outs and opt-ins of incoming keywords (STOP, START...)
+            are recorded, as they arrive and before any run starts; the journal's
+            ledger unless given. Give the runs' connection the same one.
 
     Raises:
         ValueError: No auth token, a bad public URL, or *max_runs* or *keep_results*
@@ -138,6 +143,7 @@ class Listener:
         keep_results: int = 100,
         lease: float = DELIVERY_LEASE,
         limits: ServerLimits | None = None,
+        consent: ConsentLedger | None = None,
     ) -> None:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
@@ -146,6 +152,8 @@ class Listener:
         self.connector = connector or default_connector()
         specs = {self.connector.id: self.connector, **(connectors or {})}
         self.journal = journal
+        #: The consent ledger incoming keywords are recorded in.
+        self.consent: ConsentLedger = consent if consent is not None else journal.consent
         # Checked now, so a listener without a key never binds a socket.
         self._keys = (auth_token, shared_key)
         SignatureVerifier(auth_token, public_url or "http://127.0.0.1", shared_key)
@@ -276,8 +284,12 @@ class Listener:
         """
         self._connection = connection
         self._connections = dict(connections or {})
+        if connection.ledger is None:
+            connection.ledger = self.consent
         self.pollers = [
-            MessagePoller(connection, self.journal, workflow.trigger, self.ingest)
+            MessagePoller(
+                connection, self.journal, workflow.trigger, self.ingest, consent=self.consent
+            )
             for workflow in self.workflows.values()
             if workflow.trigger is not None and workflow.trigger.poll_interval is not None
         ]
@@ -352,7 +364,11 @@ class Listener:
             if workflow.trigger is not None and matches(workflow.trigger, kind, event)
         ]
         replies = []
-        for file, workflow in chosen:
+        # Twilio answers STOP, START and HELP itself: no reply of ours goes with them.
+        keyword = kind == MESSAGE_RECEIVED and (
+            keyword_of(str(event.get("Body") or "")) is not None or bool(event.get("OptOutType"))
+        )
+        for file, workflow in [] if keyword else chosen:
             try:
                 reply = render_reply(workflow, event, self._inputs[file], self.env)
             except ExpressionError as exc:
@@ -406,6 +422,13 @@ class Listener:
         event = inbound_event(fields) if kind == MESSAGE_RECEIVED else status_event(fields)
         if not event.get("MessageSid"):
             return web.Response(status=400, text="MessageSid is required\n")
+        if kind == MESSAGE_RECEIVED:
+            try:
+                await self._record_consent(event)
+            except Exception:
+                # Not answered 200: Twilio delivers it again, and it is recorded then.
+                log.exception("recording the consent of %s failed", event.get("MessageSid"))
+                return web.Response(status=503, text="consent ledger unavailable\n")
         try:
             result = self.ingest(kind, event, request.headers.get(IDEMPOTENCY_HEADER))
         except (TypeError, ValueError) as exc:
@@ -414,6 +437,19 @@ class Listener:
             log.warning("malformed %s %s: %s", kind, event.get("MessageSid"), exc)
             return web.Response(status=400, text=f"malformed parameters: {exc}\n")
         return web.Response(text=result.response, content_type="application/xml")
+
+    async def _record_consent(self, event: Mapping[str, Any]) -> None:
+        """Record the opt-out or opt-in an incoming keyword makes, before any run starts."""
+        state = await record_inbound(
+            self.consent,
+            to=str(event.get("To") or ""),
+            from_=str(event.get("From") or ""),
+            body=event.get("Body"),
+            messaging_service_sid=event.get("MessagingServiceSid") or None,
+            opt_out_type=event.get("OptOutType") or None,
+        )
+        if state is not None:
+            log.info("%s %s %s (consent ledger)", event.get("From"), state, event.get("To"))
 
     # -- running ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from ..errors import (
     AuthenticationError,
     ConnectorError,
     MessageMayHaveBeenSentError,
+    OptedOutError,
+    SkippedError,
     TwilioAPIError,
 )
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS, target_path
@@ -194,7 +197,17 @@ def _failed_in_queue(output: Any) -> tuple[int, str] | None:
 
 
 def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome:
-    """The outcome of a call Twilio (or the network) refused; nothing was sent."""
+    """
+    The outcome of a call Twilio (or the network) refused, or that was skipped on
+    purpose (a send to an opted-out recipient); nothing was sent.
+    """
+    if isinstance(exc, SkippedError):
+        return Outcome(
+            "skipped",
+            error=exc.reason,
+            error_code=exc.code if isinstance(exc, OptedOutError) else None,
+            inputs=shown,
+        )
     if isinstance(exc, AuthenticationError) and exc.status == 401:
         # Every other call would be refused the same way: stop the run, with a hint.
         pair = connection.credential_keys or ()
@@ -343,7 +356,9 @@ class ActionRunner:
 
         Returns:
             The outcome. Twilio refusing the call, or invalid inputs, is a *failed*
-            outcome: trying again would not change it.
+            outcome: trying again would not change it. A send to a recipient the
+            connection's consent ledger says opted out (or that Twilio refused with
+            21610, with a ledger) is *skipped*, with the reason as its error.
         """
         connector_id, _, action_id = request.uses.partition("/")
         if connector_id == BUILTIN_CONNECTOR:
@@ -368,6 +383,10 @@ class ActionRunner:
             )
         if action.spec.sends_message:
             return await self._send(request, clean, shown, prior, on_send)
+        path = clean.get("path") if action.spec.kind == "media" else None
+        if path and not (os.path.isabs(path) or path.startswith("~")):
+            # As built-ins do: a relative path is the workflow's directory's.
+            clean = {**clean, "path": os.path.join(request.base_dir, path)}
         try:
             connection = self._connection(request.uses)
             if request.paginate:

@@ -60,9 +60,10 @@ class ItemResult:
 
     Attributes:
         index: The item's position (0 for steps without ``for_each``).
-        status: ``succeeded`` or ``failed``.
-        output: The output in JSON form (``None`` when it failed).
-        error: The error, in words.
+        status: ``succeeded``, ``failed``, or ``skipped`` (not called, on purpose: the
+            recipient opted out; it does not fail the step).
+        output: The output in JSON form (``None`` when it failed or was skipped).
+        error: The error (for a skipped item, why it was skipped), in words.
         error_code: Twilio's error code, when there is one.
         reconciled: Whether a send's unknown outcome was resolved by finding the message.
         resumed: Whether the result comes from the journal of an earlier attempt.
@@ -71,7 +72,7 @@ class ItemResult:
     """
 
     index: int
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"]
     output: Any = None
     error: str | None = None
     error_code: int | None = None
@@ -96,8 +97,9 @@ class StepResult:
         resumed: Whether the whole step was finished in an earlier attempt.
         seconds: How long the step took in this attempt.
         counts: What its items came to (``calls``, ``succeeded``, ``failed``,
-            ``reconciled``, ``resumed``, message ``statuses``, ``error_codes``, and the
-            first ``failures`` with their ``index``, ``key``, ``error`` and ``code``),
+            ``reconciled``, ``skipped``, ``resumed``, message ``statuses``,
+            ``error_codes``, the first ``failures`` with their ``index``, ``key``,
+            ``error`` and ``code``, and the first ``skips`` with their ``reason``),
             when the driver counted them without reading every item.
     """
 
@@ -166,9 +168,10 @@ class Outcome:
     What one call came to, as a driver reports it.
 
     Attributes:
-        status: ``succeeded`` or ``failed``.
+        status: ``succeeded``, ``failed`` or ``skipped`` (a call not made on purpose,
+            such as a send to an opted-out recipient; it does not fail the step).
         output: The output in JSON form.
-        error: The error, in words.
+        error: The error (for a skipped call, why it was skipped), in words.
         error_code: Twilio's error code, when there is one.
         reconciled: Whether a send's unknown outcome was resolved by finding the message.
         resumed: Whether it was finished by an earlier attempt of the run (nothing was
@@ -180,7 +183,7 @@ class Outcome:
             credentials): the run stops, and what was not called stays for a resume.
     """
 
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"]
     output: Any = None
     error: str | None = None
     error_code: int | None = None

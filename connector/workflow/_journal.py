@@ -52,6 +52,7 @@ from typing import Any, Final, Literal, Self
 import attrs
 import platformdirs
 
+from ..consent import SQLiteLedger
 from ..errors import JournalVersionError
 
 
@@ -234,11 +235,24 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE items")
 
 
+def _migrate_to_4(db: sqlite3.Connection) -> None:
+    """
+    Version 4: the consent ledger (:class:`connector.consent.SQLiteLedger`), one row per
+    (recipient, scope). ``IF NOT EXISTS``: a ledger opened on the file first made it.
+    """
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS consent (recipient TEXT NOT NULL, sender TEXT NOT NULL,"
+        " state TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL,"
+        " PRIMARY KEY (recipient, sender)) WITHOUT ROWID"
+    )
+
+
 #: Migration *n* takes a journal from schema version *n - 1* to *n*.
 _MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _migrate_to_1,
     _migrate_to_2,
     _migrate_to_3,
+    _migrate_to_4,
 )
 
 #: Seconds a listener's claim on a delivery lasts unless it renews it; a claim older
@@ -603,6 +617,7 @@ class Journal:
         self._step_keys: dict[tuple[str, str], int] = {}
         self._writer: _Writer | None = None
         self._digests: dict[tuple[int, int], bytes] = {}
+        self._consent: SQLiteLedger | None = None
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -640,7 +655,21 @@ class Journal:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._consent is not None:
+            self._consent.close()
+            self._consent = None
         self._db.close()
+
+    @property
+    def consent(self) -> SQLiteLedger:
+        """
+        The consent ledger kept in this file (its ``consent`` table): the one workflows
+        run with this journal use unless their connection has another, and the one the
+        listener records keywords in.
+        """
+        if self._consent is None:
+            self._consent = SQLiteLedger(self.path)
+        return self._consent
 
     # -- runs -----------------------------------------------------------------------
 
@@ -852,11 +881,12 @@ class Journal:
     def step_counts(self, run_id: str, step_id: str) -> dict[str, Any]:
         """
         What a step's items came to, counted in SQL: ``calls``, ``succeeded``,
-        ``failed``, ``reconciled``, message ``statuses`` and Twilio ``error_codes``.
+        ``failed``, ``reconciled``, ``skipped`` (sends to opted-out recipients), message
+        ``statuses`` and Twilio ``error_codes``.
         """
         key = self._step_key(run_id, step_id)
-        calls, succeeded, failed, reconciled = self._db.execute(
-            "SELECT COUNT(*), SUM(state = 1), SUM(state = 2), SUM(reconciled)"
+        calls, succeeded, failed, reconciled, skipped = self._db.execute(
+            "SELECT COUNT(*), SUM(state = 1), SUM(state = 2), SUM(reconciled), SUM(state = 3)"
             " FROM item_rows WHERE step_key = ?",
             (key,),
         ).fetchone()
@@ -879,16 +909,19 @@ class Journal:
             "succeeded": succeeded or 0,
             "failed": failed or 0,
             "reconciled": reconciled or 0,
+            "skipped": skipped or 0,
             "statuses": statuses,
             "error_codes": codes,
         }
 
-    def failures(self, run_id: str, step_id: str, limit: int = 100) -> list[ItemRecord]:
-        """A step's first *limit* failed items."""
+    def failures(
+        self, run_id: str, step_id: str, limit: int = 100, *, state: ItemState = "failed"
+    ) -> list[ItemRecord]:
+        """A step's first *limit* failed items (or items in another *state*: ``skipped``)."""
         rows = self._db.execute(
-            f"SELECT {self._ITEM_COLUMNS} FROM item_rows WHERE step_key = ? AND state = 2"
+            f"SELECT {self._ITEM_COLUMNS} FROM item_rows WHERE step_key = ? AND state = ?"
             " ORDER BY idx LIMIT ?",
-            (self._step_key(run_id, step_id), limit),
+            (self._step_key(run_id, step_id), _STATE_CODES[state], limit),
         ).fetchall()
         return [self._item_record(row) for row in rows]
 

@@ -297,6 +297,10 @@ async def run_workflow(
     shares *connection*, so every call is paced by its one rate limiter. Each call is
     journaled; a send is journaled as started, durably, before it goes out.
 
+    Sends are checked against the connection's consent ledger; a connection without one
+    is given the journal's (:attr:`Journal.consent`), and keeps it. A send to an
+    opted-out recipient is a *skipped* item, which does not fail its step.
+
     Args:
         workflow: The loaded workflow.
         inputs: Input values (strings are converted to the declared types). On resume,
@@ -375,6 +379,8 @@ async def run_workflow(
         journal.create_run(run_id, workflow.file, workflow.name, fingerprint, values, event)
     if workflow.trigger is not None:
         event = dict(event or {})
+    if connection.ledger is None:
+        connection.ledger = journal.consent
     recorder = _JournalRecorder(journal, run_id, progress or _NoProgress(), specs, connection.pacer)
     actions = ActionRunner(connection, claims=recorder.claims, connections=others)
     base_dir = workflow.base_dir  # resolving it costs a stat per path part: once
@@ -611,6 +617,11 @@ class _JournalRecorder:
                 {"index": f.index, "key": f.key, "error": f.error, "code": f.error_code}
                 for f in self.journal.failures(self.run_id, step.id, limit=100)
             ]
+            if counts["skipped"]:
+                counts["skips"] = [
+                    {"index": f.index, "key": f.key, "reason": f.error, "code": f.error_code}
+                    for f in self.journal.failures(self.run_id, step.id, 100, state="skipped")
+                ]
         self.journal.finish_step(self.run_id, step.id, status, kept, error)
         self.progress.step_finished(step.id, status)
         items: Sequence[ItemResult] = ()
@@ -662,11 +673,11 @@ class _JournalItems(Sequence[ItemResult]):
 
 
 def _item_result(record: ItemRecord, began: float) -> ItemResult:
-    status: Literal["succeeded", "failed"] = (
-        "succeeded" if record.state == "succeeded" else "failed"
+    status: Literal["succeeded", "failed", "skipped"] = (
+        record.state if record.state in ("succeeded", "skipped") else "failed"
     )
     # Rows carried over from journals before version 3 have no finishing time.
-    resumed = record.state in ("succeeded", "failed") and (
+    resumed = record.state in ("succeeded", "failed", "skipped") and (
         record.finished is None or record.finished < began
     )
     return ItemResult(

@@ -102,3 +102,28 @@ async def host(values: dict[str, str]) -> None:
         )
         assert_type(output, Any)  # a plugin found at run time may be any connector
         print(output)
+
+
+async def conversations(webhook: Mapping[str, str]) -> None:
+    from pathlib import Path
+
+    from connector import MediaContent, MediaPolicy, OptedOutError, open_connection
+    from connector.consent import ConsentLedger, SQLiteLedger, record_inbound
+    from connector.models import MediaFile
+
+    ledger: ConsentLedger = SQLiteLedger(Path("consent.sqlite3"))
+    await record_inbound(ledger, to="+15005550006", from_="+1555", body=webhook["Body"])
+    reason: str | None = await ledger.opted_out("+15005550006", "+1555")
+    async with Connection("AC" + "0" * 32, "token", ledger=ledger) as conn:
+        try:
+            await conn.call("send_text_message", {"to": "+1555"})
+        except OptedOutError as skipped:
+            print(skipped.reason, skipped.recipient, skipped.code)
+        media = await conn.download_media(webhook["MediaUrl0"], policy=MediaPolicy(attempts=2))
+        assert_type(media, MediaContent)
+        data: bytes = media.content
+        saved = await conn.call("download_media", {"url": webhook["MediaUrl0"], "path": "in/"})
+        assert_type(saved, MediaFile)
+        print(reason, data, saved.filename, saved.size)
+    async with open_connection(ledger="redis://127.0.0.1:6379/0") as shared:
+        print(shared.ledger)
