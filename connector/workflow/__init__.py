@@ -28,6 +28,7 @@ from ._interpreter import (
     Outcome,
     Recorder,
     RunResult,
+    StepDelegate,
     StepResult,
 )
 from ._journal import (
@@ -38,6 +39,7 @@ from ._journal import (
     RunRecord,
     brief,
     default_journal_path,
+    item_record,
 )
 from ._model import (
     ConnectionSpec,
@@ -89,6 +91,7 @@ __all__ = [
     "RunError",
     "RunRecord",
     "RunResult",
+    "StepDelegate",
     "StepResult",
     "StepSpec",
     "Template",
@@ -103,6 +106,7 @@ __all__ = [
     "default_journal_path",
     "fan_out",
     "find_sent_message",
+    "item_record",
     "load_workflow",
     "new_run_id",
     "read_paths",
