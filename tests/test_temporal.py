@@ -29,7 +29,14 @@ from connector import Connection
 from connector.cli import main
 from connector.emulator import Clock, EmulatorServer
 from connector.errors import MessageMayHaveBeenSentError
-from connector.temporal import ActionCall, ConnectorActivities, create_worker, submit_workflow
+from connector.temporal import (
+    ActionCall,
+    ConnectorActivities,
+    RunStore,
+    create_worker,
+    stored_items,
+    submit_workflow,
+)
 from connector.temporal._client import result_from_json
 from connector.testing import EmulatorFactory
 from connector.workflow import WorkflowError, load_workflow
@@ -348,7 +355,7 @@ async def test_every_manifest_action_is_an_activity(emulator: EmulatorServer) ->
     async with activities(emulator) as acts:
         registered = acts.activities()
         names = {activity._Definition.must_from_callable(fn).name for fn in registered}
-        assert names == {"invoke_action"} | {
+        assert names == {"invoke_action", "connector.read_rows", "connector.store_items"} | {
             f"twilio/{action_id}" for action_id in default_connector().actions
         }
         by_name = {activity._Definition.must_from_callable(fn).name: fn for fn in registered}
@@ -609,7 +616,8 @@ async def test_two_workers_share_the_limit_and_survive_a_sigkill(
         assert workers[1].poll() is None, "worker B died"
 
     (step,) = result.steps
-    reconciled = sum(item.reconciled for item in step.items)
+    assert step.counts is not None
+    reconciled = step.counts["reconciled"]
     print(
         f"\n{E2E_RECIPIENTS} sends in {seconds:.1f}s; worker A killed at {killed_at:.1f}s "
         f"with {stored} stored; {stats['throttled']} 429s; {reconciled} found by lookup; "
@@ -677,3 +685,213 @@ async def test_the_broadcast_example_runs_on_temporal_as_shipped(
         result = result_from_json(await handle.result())
     assert result.ok
     assert result.outputs["sent"] == len(rows) == len(emulator.messages())
+
+
+# -- at any size: batches in child workflows, items in the store ----------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis on a free loopback port (no persistence), for the store."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.fail("redis-server is missing: apt-get install -y redis-server")
+    port = free_port()
+    log = tmp_path_factory.mktemp("redis") / "redis.log"
+    with service(
+        [
+            redis_server,
+            *("--bind", "127.0.0.1", "--port", str(port)),
+            *("--save", "", "--appendonly", "no"),
+        ],
+        log,
+    ) as process:
+        wait_for_port(port, process, "redis-server", 20)
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@pytest_asyncio.fixture
+async def store(redis_url: str) -> AsyncIterator[RunStore]:
+    async with RunStore.from_url(redis_url) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def store_worker(
+    client: Client, emulator: EmulatorServer, store: RunStore | None
+) -> AsyncIterator[str]:
+    """One in-process worker whose activities keep item records in *store*."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with (
+        Connection(
+            emulator.account_sid,
+            emulator.auth_token,
+            base_url=emulator.base_url,
+            rate_limit=False,
+            env={},
+        ) as conn,
+        create_worker(client, queue, ConnectorActivities(conn, store=store)),
+    ):
+        yield queue
+
+
+async def child_histories(client: Client, run_id: str, step_id: str, starts: range) -> list[Any]:
+    """The histories of a step's batch workflows (their ids are the run's, the step's and the batch's start)."""
+    return [
+        await client.get_workflow_handle(f"{run_id}/{step_id}/{start}").fetch_history()
+        for start in starts
+    ]
+
+
+async def test_a_large_step_runs_in_batches_and_keeps_its_items_in_the_store(
+    client: Client,
+    emulator: EmulatorServer,
+    store: RunStore,
+    redis_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Past the batch size, a step runs in child workflows; its items go to Redis and `runs export` reads them."""
+    path, phones = write_broadcast(tmp_path, 25)
+    run_id = f"batched-{uuid.uuid4().hex[:6]}"
+    async with store_worker(client, emulator, store) as queue:
+        handle = await submit_workflow(
+            client, load_workflow(path), {}, task_queue=queue, run_id=run_id, batch_size=10
+        )
+        data = await handle.result()
+        result = result_from_json(data)
+    assert result.ok
+    (step,) = result.steps
+    assert step.items == ()  # the summary counts; the store has the items
+    assert step.counts is not None
+    assert (step.counts["calls"], step.counts["succeeded"], step.counts["stored"]) == (25, 25, 25)
+    assert step.counts["statuses"] == {"sent": 25} or sum(step.counts["statuses"].values()) == 25
+    assert result.outputs["sent"] is None and "runs export" in result.output_errors["sent"]
+    assert stored_items(result) == 25
+    # Three children of at most 10 items, each with its own history.
+    histories = await child_histories(client, run_id, "send", range(0, 25, 10))
+    scheduled = [
+        sum(e.HasField("activity_task_scheduled_event_attributes") for e in h.events)
+        for h in histories
+    ]
+    assert scheduled == [10, 10, 5]
+    messages = emulator.messages()
+    assert sorted(m["to"] for m in messages) == phones
+    # `runs export` streams every item from the store, in order, with its SID.
+    assert (
+        await asyncio.to_thread(
+            main, ["runs", "export", run_id, "--redis", redis_url, "--format", "jsonl"]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in rows] == list(range(25))
+    assert {r["state"] for r in rows} == {"succeeded"}
+    assert sorted(r["sid"] for r in rows) == sorted(m["sid"] for m in messages)
+    assert [r["key"] for r in rows] == phones
+
+
+async def test_failures_in_batches_are_counted_and_named(
+    client: Client, emulator: EmulatorServer, store: RunStore, tmp_path: Path
+) -> None:
+    """Failed items of a batched step are counted by code and the first ones named, as locally."""
+    path = tmp_path / "mixed.yaml"
+    numbers = ["+15005550001" if i % 4 == 1 else f"+1500555{2000 + i:04d}" for i in range(12)]
+    path.write_text(
+        "name: mixed\nsteps:\n  - id: send\n    uses: twilio/send_text_message\n"
+        f"    for_each: {json.dumps(numbers)}\n    concurrency: 3\n    continue_on_error: true\n"
+        "    with: {from: '+15005550006', to: '${{ item }}', body: hi}\n"
+        "  - id: after\n    uses: workflow/write_json\n"
+        "    with: {path: out.json, value: '${{ length(steps.send.outputs) }}'}\n"
+        "outputs:\n  sent: ${{ length(steps.send.outputs) }}\n"
+    )
+    async with store_worker(client, emulator, store) as queue:
+        handle = await submit_workflow(
+            client, load_workflow(path), {}, task_queue=queue, batch_size=5
+        )
+        result = result_from_json(await handle.result())
+    assert result.ok  # continue_on_error
+    send, after = result.steps
+    assert send.status == "failed" and send.error == "3 of 12 items failed"
+    assert send.counts is not None
+    assert (send.counts["succeeded"], send.counts["failed"]) == (9, 3)
+    assert send.counts["error_codes"] == {"21211": 3}
+    assert [(f["index"], f["key"], f["code"]) for f in send.counts["failures"]] == [
+        (1, "+15005550001", 21211),
+        (5, "+15005550001", 21211),
+        (9, "+15005550001", 21211),
+    ]
+    assert after.status == "succeeded"
+    assert json.loads((tmp_path / "out.json").read_text()) == 12
+    assert result.outputs == {"sent": 12}
+    records = [r async for r in store.iter_items(result.run_id, "send")]
+    assert [r.state for r in records].count("failed") == 3
+
+
+async def test_a_large_csv_goes_through_the_store_not_the_input(
+    client: Client,
+    emulator: EmulatorServer,
+    store: RunStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CSV over the input's limit is stored in chunks and read by the children a batch at a time."""
+    from connector.temporal import _client
+
+    monkeypatch.setattr(_client, "INLINE_FILE_LIMIT", 100)
+    path, phones = write_broadcast(tmp_path, 30)
+    workflow = load_workflow(path)
+    with pytest.raises(WorkflowError, match="give --redis URL"):
+        await _client.place_files(workflow, {"recipients": "recipients.csv"}, {}, None)
+    async with store_worker(client, emulator, store) as queue:
+        handle = await submit_workflow(
+            client, workflow, {}, task_queue=queue, store=store, batch_size=12
+        )
+        result = result_from_json(await handle.result())
+    assert result.ok, result.steps[0].error
+    (step,) = result.steps
+    assert step.counts is not None and step.counts["succeeded"] == 30
+    messages = emulator.messages()
+    assert sorted(m["to"] for m in messages) == phones
+    assert {m["body"] for m in messages if m["to"] == phones[17]} == {"Hi R17, see you at 6"}
+    # The run's input names the stored file; its text is not in it.
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    payload = started.input.payloads[0].data
+    assert b"+15005552017" not in payload and b"twilio-connector:file:" in payload
+
+
+async def test_the_run_continues_as_new_and_keeps_what_it_did(
+    client: Client, emulator: EmulatorServer, store: RunStore, tmp_path: Path
+) -> None:
+    """Past its history limit the run continues as new, between batches and between steps, losing nothing."""
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        "name: long\nsteps:\n"
+        "  - id: first\n    uses: twilio/send_text_message\n"
+        "    with: {from: '+15005550006', to: '+15005550100', body: first}\n"
+        "  - id: send\n    uses: twilio/send_text_message\n"
+        "    for_each: ${{ read_csv('recipients.csv') }}\n    concurrency: 4\n"
+        "    with: {from: '+15005550006', to: '${{ item.phone }}', body: '${{ steps.first.outputs.sid }}'}\n"
+        "  - id: last\n    uses: twilio/send_text_message\n"
+        "    with: {from: '+15005550006', to: '+15005550100', body: '${{ length(steps.send.outputs) }} sent'}\n"
+        "outputs:\n  sent: ${{ length(steps.send.outputs) }}\n  first: ${{ steps.first.outputs.to }}\n"
+    )
+    _, phones = write_broadcast(tmp_path, 24)
+    async with store_worker(client, emulator, store) as queue:
+        handle = await submit_workflow(
+            client, load_workflow(path), {}, task_queue=queue, batch_size=4, history_limit=20
+        )
+        result = result_from_json(await handle.result())
+        description = await handle.describe()
+    assert result.ok, [s.error for s in result.steps]
+    assert description.run_id != handle.first_execution_run_id  # it continued as new
+    assert [s.id for s in result.steps] == ["first", "send", "last"]
+    counts = result.steps[1].counts
+    assert counts is not None and (counts["calls"], counts["succeeded"]) == (24, 24)
+    assert result.outputs == {"sent": 24, "first": "+15005550100"}
+    messages = emulator.messages()
+    first = next(m for m in messages if m["body"] == "first")
+    assert sorted(m["to"] for m in messages if m["body"] == first["sid"]) == phones
+    assert [m["body"] for m in messages if m["to"] == "+15005550100"].count("24 sent") == 1
+    assert len(messages) == 26

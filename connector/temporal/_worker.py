@@ -25,7 +25,8 @@ from ..errors import ConfigurationError
 from ..workflow import Claims
 from ._activities import ConnectorActivities, RedisClaims
 from ._defaults import DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_TASK_QUEUE
-from ._workflow import ConnectorWorkflow
+from ._store import RunStore
+from ._workflow import BatchWorkflow, ConnectorWorkflow
 
 
 log = logging.getLogger("connector.temporal")
@@ -81,7 +82,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ConnectorWorkflow],
+        workflows=[ConnectorWorkflow, BatchWorkflow],
         activities=activities.activities(),
         max_concurrent_activities=max_concurrent_activities,
         workflow_runner=_sandbox_runner(),
@@ -196,7 +197,8 @@ async def run_worker(
         address: Temporal's frontend, ``HOST:PORT``.
         task_queue: The task queue to poll.
         namespace: The Temporal namespace.
-        redis_url: Share the rate limit through this Redis (see ``worker_connection``).
+        redis_url: Share the rate limit through this Redis (see ``worker_connection``),
+            and keep runs' per-item results and large files there (``RunStore``).
         redis_key: The shared limit's key.
         rate_limit: ``(calls, seconds)`` for the whole account.
         max_concurrent_activities: Calls run at once by this worker.
@@ -214,8 +216,12 @@ async def run_worker(
             claims,
         ),
         plugin_connections(os.environ) as others,
+        contextlib.AsyncExitStack() as stack,
     ):
-        activities = ConnectorActivities(conn, claims, connections=others)
+        store = None
+        if redis_url is not None:
+            store = await stack.enter_async_context(RunStore.from_url(redis_url))
+        activities = ConnectorActivities(conn, claims, connections=others, store=store)
         worker = create_worker(
             client, task_queue, activities, max_concurrent_activities=max_concurrent_activities
         )
