@@ -895,3 +895,106 @@ async def test_the_run_continues_as_new_and_keeps_what_it_did(
     assert sorted(m["to"] for m in messages if m["body"] == first["sid"]) == phones
     assert [m["body"] for m in messages if m["to"] == "+15005550100"].count("24 sent") == 1
     assert len(messages) == 26
+
+
+#: The size of the end-to-end run at scale: past where a run's history and result broke
+#: (about 12,000) before runs went in batches.
+SCALE_RECIPIENTS = 20_000
+
+
+async def test_twenty_thousand_recipients_with_a_worker_killed(
+    client: Client, temporal_address: str, redis_url: str, tmp_path: Path
+) -> None:
+    """20,000 recipients, unthrottled, over two worker processes sharing Redis, one SIGKILLed: one SMS each."""
+    account_sid, auth_token = "AC" + "5ca1" * 8, "scale-token"
+    emulator_port = free_port()
+    base_url = f"http://127.0.0.1:{emulator_port}"
+    env = {
+        **os.environ,
+        "TWILIO_ACCOUNT_SID": account_sid,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_BASE_URL": base_url,
+    }
+    phones = [f"+1202{n:07d}" for n in range(SCALE_RECIPIENTS)]
+    rows = "\n".join(f"R{i},{phone}" for i, phone in enumerate(phones))
+    (tmp_path / "recipients.csv").write_text("name,phone\n" + rows + "\n")
+    path = tmp_path / "broadcast.yaml"
+    # Its outputs are in the store: the run reads their count, not each one.
+    outputs = BROADCAST.index("outputs:")
+    path.write_text(
+        BROADCAST[:outputs].replace("concurrency: 5", "concurrency: 200")
+        + "outputs:\n  sent: ${{ length(steps.send.outputs) }}\n"
+    )
+    queue = f"scale-{uuid.uuid4().hex[:8]}"
+    worker_args = [
+        *(sys.executable, "-m", "connector", "worker", "--temporal", temporal_address),
+        *("--task-queue", queue, "--redis", redis_url, "--rate-limit", "1000000/1"),
+        *("--max-concurrent-activities", "200"),
+    ]
+    with contextlib.ExitStack() as stack:
+        emulator = stack.enter_context(
+            service(
+                [
+                    *(sys.executable, "-m", "connector.emulator", "--port", str(emulator_port)),
+                    *("--throttle", "off", "--delivery-delay", "0"),
+                    *("--account-sid", account_sid, "--auth-token", auth_token),
+                ],
+                tmp_path / "emulator.log",
+            )
+        )
+        wait_for_port(emulator_port, emulator, "the emulator", 30)
+        logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+        workers = [stack.enter_context(service(worker_args, log, env)) for log in logs]
+        for worker, log in zip(workers, logs, strict=True):
+            wait_for_text(log, "polling task queue", worker, 30)
+
+        began = time.monotonic()
+        async with RunStore.from_url(redis_url) as store:
+            handle = await submit_workflow(
+                client, load_workflow(path), {}, task_queue=queue, store=store
+            )
+            # Kill worker A once some, but far from all, messages are stored.
+            stored = 0
+            for _ in range(3000):  # bounded: at most ~5 minutes
+                stored = (await emulator_stats(base_url))["messages"]["total"]
+                if stored >= 3000:
+                    break
+                await asyncio.sleep(0.1)
+            assert 3000 <= stored < SCALE_RECIPIENTS, f"{stored} messages when the kill was due"
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait()
+            killed_at = time.monotonic() - began
+
+            data = await asyncio.wait_for(handle.result(), 600)
+            seconds = time.monotonic() - began
+            exported = [r async for r in store.iter_items(handle.id, "send")]
+        stats = await emulator_stats(base_url)
+        async with Connection(
+            account_sid, auth_token, base_url=base_url, rate_limit=False, env={}
+        ) as conn:
+            messages = [
+                m
+                async for m in conn.paginate(
+                    "list_messages_v2", {"PageSize": 1000}, max_items=2 * SCALE_RECIPIENTS
+                )
+            ]
+        assert workers[1].poll() is None, "worker B died"
+
+    result = result_from_json(data)
+    (step,) = result.steps
+    assert step.counts is not None
+    history = await handle.fetch_history()
+    print(
+        f"\n{SCALE_RECIPIENTS} sends in {seconds:.1f}s; worker A killed at {killed_at:.1f}s with "
+        f"{stored} stored; {step.counts['reconciled']} found by lookup; {stats['requests']} "
+        f"requests; the run's history: {len(history.events)} events, "
+        f"{len(history.to_json()):,} bytes; its result: {len(json.dumps(data)):,} bytes"
+    )
+    assert result.ok, step.error
+    assert (step.counts["calls"], step.counts["succeeded"]) == (SCALE_RECIPIENTS, SCALE_RECIPIENTS)
+    assert result.outputs["sent"] == SCALE_RECIPIENTS
+    per_recipient = Counter(str(m.to) for m in messages)
+    assert sorted(per_recipient) == sorted(phones)
+    assert set(per_recipient.values()) == {1}
+    assert sorted(r.output["sid"] for r in exported) == sorted(str(m.sid) for m in messages)
+    assert len(json.dumps(data)) < 64 * 1024
