@@ -884,8 +884,22 @@ async def test_the_run_continues_as_new_and_keeps_what_it_did(
         )
         result = result_from_json(await handle.result())
         description = await handle.describe()
+        executions = 0
+        run_id: str | None = handle.first_execution_run_id
+        while run_id:
+            executions += 1
+            history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+            last = history.events[-1]
+            continued = last.HasField("workflow_execution_continued_as_new_event_attributes")
+            run_id = (
+                last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                if continued
+                else None
+            )
     assert result.ok, [s.error for s in result.steps]
-    assert description.run_id != handle.first_execution_run_id  # it continued as new
+    # It continued as new between batches (six of them) and before the last step.
+    assert description.run_id != handle.first_execution_run_id
+    assert executions >= 3
     assert [s.id for s in result.steps] == ["first", "send", "last"]
     counts = result.steps[1].counts
     assert counts is not None and (counts["calls"], counts["succeeded"]) == (24, 24)
@@ -895,6 +909,50 @@ async def test_the_run_continues_as_new_and_keeps_what_it_did(
     assert sorted(m["to"] for m in messages if m["body"] == first["sid"]) == phones
     assert [m["body"] for m in messages if m["to"] == "+15005550100"].count("24 sent") == 1
     assert len(messages) == 26
+
+
+async def test_without_a_store_a_batched_step_is_counted_not_kept(
+    client: Client, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Workers without --redis still run a large step in batches; its items are counted, not kept."""
+    path, phones = write_broadcast(tmp_path, 15)
+    async with store_worker(client, emulator, None) as queue:
+        handle = await submit_workflow(
+            client, load_workflow(path), {}, task_queue=queue, batch_size=10
+        )
+        result = result_from_json(await handle.result())
+    assert result.ok
+    (step,) = result.steps
+    assert step.counts is not None
+    assert (step.counts["succeeded"], step.counts["stored"]) == (15, 0)
+    assert stored_items(result) == 0
+    assert sorted(m["to"] for m in emulator.messages()) == phones
+
+
+async def test_files_too_large_for_the_input_are_refused_unless_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file read whole (not by a for_each of read_csv) is refused at submission, with why."""
+    from connector.temporal import _client
+
+    monkeypatch.setattr(_client, "INLINE_FILE_LIMIT", 100)
+    (tmp_path / "big.json").write_text(json.dumps(list(range(100))))
+    path = tmp_path / "whole.yaml"
+    path.write_text(
+        "name: whole\nsteps:\n  - id: send\n    uses: twilio/send_text_message\n"
+        "    for_each: ${{ read_json('big.json') }}\n"
+        "    with: {from: '+15005550006', to: '+15005550101', body: '${{ item }}'}\n"
+    )
+    with pytest.raises(WorkflowError, match=r"only `for_each: \$\{\{ read_csv\(FILE\) \}\}`"):
+        await _client.place_files(load_workflow(path), {}, {}, None)
+
+
+def test_runs_export_says_when_redis_has_no_items(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """runs export --redis of an unknown run exits 2 and says where workers keep items."""
+    assert main(["runs", "export", "no-such-run", "--redis", redis_url]) == 2
+    assert "no items of run 'no-such-run'" in capsys.readouterr().err
 
 
 #: The size of the end-to-end run at scale: past where a run's history and result broke
