@@ -577,6 +577,15 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
 
+def _fit(data: dict[str, Any]) -> dict[str, Any]:
+    """*data* with its steps' item lists left out, the largest first, until it fits."""
+    for step in sorted(data["steps"], key=lambda s: -len(s.get("items", ()))):
+        if _size(data) <= RESULT_BUDGET:
+            break
+        step.pop("items", None)
+    return data
+
+
 def _load(run: WorkflowRun) -> Workflow:
     # Loading reads the package's JSON Schema: deterministic, but file access is
     # outside what the sandbox allows by default.
@@ -619,6 +628,7 @@ class ConnectorWorkflow:
         self._driver = _Driver(run, self._run_id)
         self._carried = run.carried or {}
         self._done: list[StepResult] = []
+        self._progressed = False  # a step or a batch finished in this execution
         recorder = _RunRecorder(self)
         self._interpreter = Interpreter(
             spec,
@@ -644,24 +654,22 @@ class ConnectorWorkflow:
                     f"{OUTPUT_BUDGET:,} of each (read the items with `twilio-connector runs "
                     "export RUN_ID --redis URL`)"
                 )
-        steps = [step_json(step) for step in result.steps]
         summary = {
             "run_id": result.run_id,
             "status": result.status,
             "outputs": outputs,
             "output_errors": output_errors,
-            "steps": steps,
+            "steps": [step_json(step) for step in result.steps],
         }
-        # Item lists go first, the largest first, until the summary fits.
-        for step in sorted(steps, key=lambda s: -len(s.get("items", ()))):
-            if _size(summary) <= RESULT_BUDGET:
-                break
-            step.pop("items", None)
-        return summary
+        return _fit(summary)
 
     # -- continuing as new --------------------------------------------------------
 
     def _history_full(self) -> bool:
+        # Only once this execution did something: a new one that starts full (a large
+        # carried input) must go on, not continue as new again and again.
+        if not self._progressed:
+            return False
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
@@ -671,12 +679,14 @@ class ConnectorWorkflow:
     def _continue(self, current: dict[str, Any] | None) -> None:
         """Continue as new, carrying the finished steps (and the step under way)."""
         plain, views = _encode_steps(self._interpreter.context["steps"])
-        carried = {
-            "steps": [step_json(step) for step in self._done],
-            "context": plain,
-            "views": views,
-            "current": current,
-        }
+        carried = _fit(
+            {
+                "steps": [step_json(step) for step in self._done],
+                "context": plain,
+                "views": views,
+                "current": current,
+            }
+        )
         workflow.continue_as_new(dataclasses.replace(self._run, carried=carried))
 
     def finished_step(self, step: StepSpec) -> StepResult | None:
@@ -773,6 +783,7 @@ class ConnectorWorkflow:
                     continue
                 counts.merge(out["counts"])
                 self._progress[step.id]["done"] = counts.calls
+                self._progressed = True
                 if out.get("fatal"):
                     problems.append(out["fatal"])
 
@@ -815,6 +826,7 @@ class _RunRecorder(_Recorder):
     ) -> StepResult:
         result = await super().step_finished(step, status, error, seconds)
         self._owner._done.append(result)
+        self._owner._progressed = True
         return result
 
 
