@@ -118,6 +118,12 @@ BATCH_SIZE = 1000
 #: Children of one step running at once; the step's concurrency is split between them,
 #: so one starts while the other finishes its last calls.
 CHILD_WINDOW = 2
+#: How long one workflow task of a batch may take. A worker busy with hundreds of
+#: calls can take more than Temporal's default 10 s over a task; the task is then
+#: taken from it and the batch replayed from its start (seconds for 1,000 items),
+#: which a busier worker makes slower still. A task held by a dead worker waits this
+#: long before another takes it.
+BATCH_TASK_TIMEOUT = timedelta(seconds=30)
 #: Continue as new past this many events of the run's own history (Temporal may
 #: suggest it sooner), leaving room for the children in flight to report.
 HISTORY_LIMIT = 10_000
@@ -775,6 +781,7 @@ class ConnectorWorkflow:
                         BatchWorkflow.run,
                         batch,
                         id=f"{self._run_id}/{step.id}/{batch.start}",
+                        task_timeout=BATCH_TASK_TIMEOUT,
                         static_summary=f"{step.id}[{batch.start}..{last}] {step.uses}",
                     )
                 except ChildWorkflowError as exc:
