@@ -467,6 +467,8 @@ def test_run_engine_temporal_refuses_local_only_options(
     assert "the workers pace the calls" in capsys.readouterr().err
     assert main(["run", str(path), "--engine", "temporal", "--trigger-json", "{}"]) == 2
     assert "cannot be combined with --engine temporal" in capsys.readouterr().err
+    assert main(["run", str(path), "--redis", "redis://127.0.0.1:1/0"]) == 2
+    assert "--redis applies to --engine temporal" in capsys.readouterr().err
 
 
 def test_local_runs_never_import_temporalio(tmp_path: Path) -> None:
@@ -909,6 +911,40 @@ async def test_the_run_continues_as_new_and_keeps_what_it_did(
     assert sorted(m["to"] for m in messages if m["body"] == first["sid"]) == phones
     assert [m["body"] for m in messages if m["to"] == "+15005550100"].count("24 sent") == 1
     assert len(messages) == 26
+
+
+async def test_run_engine_temporal_redis_sends_a_large_csv_and_says_how_to_export(
+    client: Client,
+    emulator: EmulatorServer,
+    store: RunStore,
+    temporal_address: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`run --engine temporal --redis URL` stores a large CSV, and names `runs export` for the items."""
+    from connector.temporal import _client
+
+    monkeypatch.setattr(_client, "INLINE_FILE_LIMIT", 100)
+    path, phones = write_broadcast(tmp_path, 6)
+    async with store_worker(client, emulator, store) as queue:
+        code = await asyncio.to_thread(
+            main,
+            [
+                "run",
+                str(path),
+                *("--engine", "temporal", "--temporal", temporal_address),
+                *("--task-queue", queue, "--run-id", f"cli-{queue}", "--json"),
+                *("--redis", redis_url),
+            ],
+        )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"twilio-connector runs export cli-{queue} --redis {redis_url}" in captured.err
+    (step,) = json.loads(captured.out)["steps"]
+    assert (step["calls"], step["succeeded"]) == (6, 6)
+    assert sorted(m["to"] for m in emulator.messages()) == phones
 
 
 async def test_without_a_store_a_batched_step_is_counted_not_kept(
