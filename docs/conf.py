@@ -89,6 +89,11 @@ _UNRESOLVABLE_OURS = {
         # Type aliases of connector.workflow._interpreter, documented with Interpreter.
         "CallFn",
         "FanOut",
+        "StepDelegate",
+        # Activity and child-workflow arguments of the Temporal driver.
+        "connector.temporal._workflow.BatchRun",
+        "connector.temporal._activities.ReadRows",
+        "connector.temporal._activities.StoreItems",
     ],
 }
 nitpick_ignore = [

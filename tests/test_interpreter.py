@@ -13,6 +13,7 @@ from connector.workflow import (
     Call,
     Interpreter,
     ItemResult,
+    LazyList,
     Outcome,
     RunResult,
     StepResult,
@@ -198,3 +199,93 @@ async def test_the_fan_out_is_the_drivers_choice(tmp_path: Any) -> None:
     )
     result = await run.run({}, {})
     assert result.ok and widths == [3, 1]
+
+
+DELEGATED = """
+name: d
+inputs:
+  greeting: {type: string, default: hi}
+steps:
+  - id: get
+    uses: twilio/get_message
+    for_each: ["a", "b", "c", "d", "e"]
+    with: {MessageId: "${{ inputs.greeting }}-${{ item }}-${{ index }}"}
+  - id: count
+    uses: twilio/get_message
+    with: {MessageId: "${{ length(steps.get.outputs) }}"}
+outputs:
+  counted: ${{ steps.count.outputs.sid }}
+  all: ${{ steps.get.outputs[*].sid }}
+"""
+
+
+async def test_a_driver_can_run_a_step_in_batches_with_the_same_interpreter(
+    tmp_path: Any,
+) -> None:
+    """A delegate takes a for_each step and runs its items a batch at a time through run_items."""
+    clock, recorder = Clock(), Recorder()
+    calls: list[tuple[int, str]] = []
+
+    async def call(request: Call) -> Outcome:
+        calls.append((request.index, request.inputs["MessageId"]))
+        return Outcome("succeeded", {"sid": request.inputs["MessageId"]})
+
+    path = tmp_path / "w.yaml"
+    path.write_text(DELEGATED)
+    workflow = load_workflow(path)
+    run: Interpreter
+
+    async def delegate(step: StepSpec, items: Any, total: int | None) -> StepResult | None:
+        assert total == 5
+        listed = list(items)
+        done = 0
+        for start in range(0, len(listed), 2):  # each batch through a fresh interpreter
+            batch = Interpreter(
+                workflow, run_id="r", call=call, clock=clock, recorder=Recorder(), fan_out=fan_out
+            )
+            part = await batch.run_items(
+                step, run.context, enumerate(listed[start : start + 2], start), 2
+            )
+            done += len(part.items)
+        view = LazyList("steps.get.outputs", lambda: done, lambda: iter(()), limit=0)
+        return StepResult(step.id, step.uses, "succeeded", view)
+
+    run = Interpreter(
+        workflow,
+        run_id="r",
+        call=call,
+        clock=clock,
+        recorder=recorder,
+        fan_out=fan_out,
+        delegate=delegate,
+    )
+    result = await run.run({"greeting": "hey"}, {})
+    assert sorted(calls[:5]) == [(i, f"hey-{x}-{i}") for i, x in enumerate("abcde")]
+    assert result.ok and result.outputs["counted"] == 5
+    # Only the length of a view is readable; reading its items is refused, with a hint.
+    assert result.outputs["all"] is None
+    assert "runs export" in run.output_errors["all"]
+
+
+async def test_a_for_each_over_a_view_fails_its_step_with_a_hint(tmp_path: Any) -> None:
+    """for_each over outputs kept elsewhere fails the step (nothing is called), naming runs export."""
+    clock, recorder = Clock(), Recorder()
+
+    async def call(request: Call) -> Outcome:
+        raise AssertionError("nothing may be called")
+
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "name: v\ninputs:\n  view: {type: array}\nsteps:\n"
+        "  - id: get\n    uses: twilio/get_message\n    for_each: ${{ inputs.view }}\n"
+        "    with: {MessageId: '${{ item }}'}\n"
+    )
+    workflow = load_workflow(path)
+    run = Interpreter(
+        workflow, run_id="r", call=call, clock=clock, recorder=recorder, fan_out=fan_out
+    )
+    view = LazyList("steps.send.outputs", lambda: 3, lambda: iter(()), limit=0)
+    result = await run.run({"view": view}, {})
+    (step,) = result.steps
+    assert step.status == "failed" and step.error is not None
+    assert "steps.send.outputs has 3 items, kept outside this run" in step.error

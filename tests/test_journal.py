@@ -373,3 +373,39 @@ def test_journal_files_are_private_whatever_the_umask(umask: int, tmp_path: Path
         files = [path, path.with_name("runs.sqlite3-wal"), path.with_name("runs.sqlite3-shm")]
         modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
     assert modes == {f.name: 0o600 for f in files}
+
+
+def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
+    """item_record keeps what the journal keeps (key, brief message); to_json/from_json round-trip it."""
+    from connector.workflow import ItemRecord, item_record
+
+    message = {
+        "sid": "SM1",
+        "to": "+15005550101",
+        "status": "queued",
+        "body": "hi",
+        "error_code": None,
+    }
+    sent = item_record(
+        3,
+        "succeeded",
+        inputs={"to": "+15005550101", "body": "hi"},
+        output=message,
+        attempts=2,
+        started=10.0,
+        finished=11.5,
+        reconciled=True,
+    )
+    assert sent.key == "+15005550101"
+    assert sent.output == {
+        "sid": "SM1",
+        "to": "+15005550101",
+        "status": "queued",
+        "error_code": None,
+    }
+    assert ItemRecord.from_json(sent.to_json()) == sent
+    refused = item_record(4, "failed", inputs={"to": "+15005550001"}, error="bad", error_code=21211)
+    assert (refused.key, refused.output, refused.error_code) == ("+15005550001", None, 21211)
+    assert ItemRecord.from_json(refused.to_json()) == refused
+    other = item_record(0, "succeeded", inputs=None, output={"count": 7})
+    assert ItemRecord.from_json(other.to_json()).output == {"count": 7}

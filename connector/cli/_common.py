@@ -52,6 +52,7 @@ __all__ = [
     "print_problems",
     "problem_fields",
     "rate_limit",
+    "sender_rate",
     "set_log_json",
     "workflow_connection",
     "workflow_connectors",
@@ -73,6 +74,21 @@ def rate_limit(value: str) -> tuple[int, float] | bool:
 
     try:
         return parse_rate_limit(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def sender_rate(value: str) -> tuple[str, float]:
+    """Argument type of ``--sender``: ``SENDER=RATE`` in segments (``+15005550006=1/s``)."""
+    from .._pacing import parse_rate
+
+    sender, sep, rate = value.partition("=")
+    if not sep or not sender.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected SENDER=RATE (e.g. +15005550006=1/s), got {value!r}"
+        )
+    try:
+        return sender.strip(), parse_rate(rate)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

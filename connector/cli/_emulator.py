@@ -13,7 +13,15 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
-from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, bind_failure, complain, rate_limit
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    bind_failure,
+    complain,
+    rate_limit,
+    sender_rate,
+)
 
 
 if TYPE_CHECKING:
@@ -25,20 +33,6 @@ __all__ = ["config_from_args", "register"]
 def _throttle(value: str) -> tuple[int, float] | None:
     # The emulator's own throttle: "0" turns it off too.
     return None if value.strip() == "0" else rate_limit(value) or None  # type: ignore[return-value]
-
-
-def _sender(value: str) -> tuple[str, float]:
-    from .._pacing import parse_rate
-
-    sender, sep, rate = value.partition("=")
-    if not sep or not sender.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected SENDER=RATE (e.g. +15005550006=1/s), got {value!r}"
-        )
-    try:
-        return sender.strip(), parse_rate(rate)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(value: str) -> float:
@@ -115,7 +109,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     queues.add_argument(
         "--sender",
         action="append",
-        type=_sender,
+        type=sender_rate,
         default=[],
         metavar="SENDER=RATE",
         help="a sender's rate in segments, e.g. +15005550006=1/s or 12345=100/s (repeat); "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..temporal import (
     DEFAULT_ADDRESS,
@@ -19,7 +20,11 @@ from ..temporal import (
     DEFAULT_NAMESPACE,
     DEFAULT_TASK_QUEUE,
 )
-from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, complain, rate_limit
+from ._common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, complain, rate_limit, sender_rate
+
+
+if TYPE_CHECKING:
+    from .._pacing import Pacing
 
 
 __all__ = ["register"]
@@ -60,6 +65,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="CALLS/SECONDS",
         help="the account's limit, shared with --redis (default: the manifest's 1200/60)",
     )
+    pacing = parser.add_argument_group(
+        "sender pacing",
+        "How this worker's sends are paced per sender (docs/throughput.md): each kind's "
+        "default rate (long code 1/s, short code 100/s...) unless declared.",
+    )
+    pacing.add_argument(
+        "--sender",
+        action="append",
+        type=sender_rate,
+        default=[],
+        metavar="SENDER=RATE",
+        help="a sender's rate in segments, e.g. +15005550006=10/s (repeat)",
+    )
+    pacing.add_argument(
+        "--pacing-horizon",
+        metavar="DURATION",
+        help="how much of a sender's work may wait in Twilio's queue (default 1h; 30m, 600s)",
+    )
+    pacing.add_argument(
+        "--no-pacing",
+        action="store_true",
+        help="send as fast as the call limit allows (Twilio queues what a sender cannot take)",
+    )
     parser.add_argument(
         "--max-concurrent-activities",
         type=int,
@@ -75,6 +103,9 @@ def _worker_command(args: argparse.Namespace) -> int:
 
     if args.rate_limit is False:
         complain("worker", "a worker always paces its calls; give CALLS/SECONDS")
+        return EXIT_INVALID
+    if args.no_pacing and (args.sender or args.pacing_horizon):
+        complain("worker", "--no-pacing cannot be combined with --sender or --pacing-horizon")
         return EXIT_INVALID
     try:
         import temporalio  # noqa: F401
@@ -105,9 +136,22 @@ async def _worker(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    from .._pacing import Pacing
     from ..errors import ConfigurationError
     from ..temporal import run_worker
 
+    pacing: Pacing | Literal[False] | None = None
+    if args.no_pacing:
+        pacing = False
+    elif args.sender or args.pacing_horizon:
+        config: dict[str, Any] = {"senders": dict(args.sender)}
+        if args.pacing_horizon:
+            config["horizon"] = args.pacing_horizon
+        try:
+            pacing = Pacing.from_config(config)
+        except ValueError as exc:
+            complain("worker", exc)
+            return EXIT_INVALID
     try:
         await run_worker(
             address=args.temporal,
@@ -117,6 +161,7 @@ async def _worker(args: argparse.Namespace) -> int:
             redis_key=args.redis_key,
             rate_limit=args.rate_limit,
             max_concurrent_activities=args.max_concurrent_activities,
+            pacing=pacing,
             stop=stop,
             ready=ready,
         )

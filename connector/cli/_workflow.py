@@ -104,6 +104,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     engine.add_argument(
         "--namespace", default=DEFAULT_NAMESPACE, help="Temporal namespace, with --engine temporal"
     )
+    engine.add_argument(
+        "--redis",
+        metavar="URL",
+        help="with --engine temporal: the workers' Redis (redis://HOST:PORT/DB), where large "
+        "CSV files go for the workers to read; per-item results are read back with "
+        "`runs export RUN_ID --redis URL`",
+    )
     parser.set_defaults(handler=_run_command)
 
     validate = sub.add_parser(
@@ -145,7 +152,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "recipient), state, sid, status, error_code, error, attempts, started, "
             "finished, reconciled, and output (other than messages, as JSON). Rows are "
             "read from the journal as they are written, so a run of a million items "
-            "exports in constant memory."
+            "exports in constant memory. With --redis, the run is a Temporal run and "
+            "its items are read from the workers' Redis instead."
         ),
     )
     export.add_argument("run_id", metavar="RUN_ID")
@@ -154,6 +162,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--format", choices=("csv", "jsonl"), default="csv", help="CSV (default) or JSON lines"
     )
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
+    export.add_argument(
+        "--redis",
+        metavar="URL",
+        help="a Temporal run: read its items from the workers' Redis (redis://HOST:PORT/DB)",
+    )
     add_state_option(export)
     export.set_defaults(handler=_export)
 
@@ -228,6 +241,8 @@ def _run_command(args: argparse.Namespace) -> int:
             "--consent applies to local runs: on Temporal the workers check each send "
             "against theirs (the Redis of `worker --redis`, or TWILIO_CONSENT_LEDGER)",
         )
+    if args.engine != "temporal" and args.redis is not None:
+        return fail(args, "--redis applies to --engine temporal (a local run keeps its journal)")
     if args.engine == "temporal" and args.trigger_json is not None:
         return fail(
             args,
@@ -299,6 +314,7 @@ def _run_temporal(workflow: Workflow, given: Mapping[str, str], args: argparse.N
             namespace=args.namespace,
             run_id=args.run_id,
             env=environ(),
+            redis_url=args.redis,
         )
     except WorkflowError as exc:
         return fail(args, exc)
@@ -538,6 +554,11 @@ def _export(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from ..workflow import Journal, default_journal_path
 
+    if args.redis is not None:
+        if args.state is not None:
+            complain("runs", "--state reads a local journal, --redis a Temporal run's items")
+            return EXIT_INVALID
+        return _export_temporal(args)
     path = args.state or default_journal_path()
     if not path.exists():
         complain("runs", f"no journal at {path}")
@@ -574,6 +595,60 @@ def _export(args: argparse.Namespace) -> int:
                 else:
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return EXIT_OK
+
+
+def _export_temporal(args: argparse.Namespace) -> int:
+    """``runs export RUN_ID --redis URL``: a Temporal run's items, from the workers' store."""
+    import asyncio
+    import csv
+
+    try:
+        import redis.exceptions
+    except ImportError as exc:
+        complain(
+            "runs",
+            f"--redis needs the redis extra (pip install 'twilio-workflow-connector[redis]'): {exc}",
+        )
+        return EXIT_INVALID
+    from ..temporal import RunStore
+
+    async def export() -> int:
+        async with RunStore.from_url(args.redis) as store, contextlib.AsyncExitStack() as stack:
+            steps = await store.steps(args.run_id)
+            if not steps:
+                complain(
+                    "runs",
+                    f"no items of run {args.run_id!r} in {args.redis} (workers keep them there "
+                    "when started with --redis, for a week)",
+                )
+                return EXIT_INVALID
+            if args.step is not None:
+                if args.step not in steps:
+                    complain("runs", f"run {args.run_id} has no items of a step {args.step!r}")
+                    return EXIT_INVALID
+                steps = [args.step]
+            out = (
+                stack.enter_context(args.output.open("w", newline="", encoding="utf-8"))
+                if args.output
+                else sys.stdout
+            )
+            writer = csv.DictWriter(out, list(EXPORT_COLUMNS)) if args.format == "csv" else None
+            if writer is not None:
+                writer.writeheader()
+            for step_id in steps:
+                async for record in store.iter_items(args.run_id, step_id):
+                    row = _export_row(step_id, record)
+                    if writer is not None:
+                        writer.writerow(row)
+                    else:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return EXIT_OK
+
+    try:
+        return asyncio.run(export())
+    except (OSError, redis.exceptions.RedisError) as exc:
+        complain("runs", f"Redis at {args.redis}: {exc}")
+        return EXIT_FAILED
 
 
 EXPORT_COLUMNS = (

@@ -26,9 +26,16 @@ from ._defaults import (
 
 if _typing.TYPE_CHECKING:
     from ._activities import ActionCall, ConnectorActivities
-    from ._client import bundle_files, result_from_json, run_on_temporal, submit_workflow
+    from ._client import (
+        bundle_files,
+        result_from_json,
+        run_on_temporal,
+        stored_items,
+        submit_workflow,
+    )
+    from ._store import RunStore, StoredFile
     from ._worker import create_worker, run_worker
-    from ._workflow import ConnectorWorkflow, WorkflowRun
+    from ._workflow import BatchWorkflow, ConnectorWorkflow, WorkflowRun
 
 
 __all__ = [
@@ -37,27 +44,35 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_TASK_QUEUE",
     "ActionCall",
+    "BatchWorkflow",
     "ConnectorActivities",
     "ConnectorWorkflow",
+    "RunStore",
+    "StoredFile",
     "WorkflowRun",
     "bundle_files",
     "create_worker",
     "result_from_json",
     "run_on_temporal",
     "run_worker",
+    "stored_items",
     "submit_workflow",
 ]
 
 _LAZY = {
     "ActionCall": "._activities",
     "ConnectorActivities": "._activities",
+    "BatchWorkflow": "._workflow",
     "ConnectorWorkflow": "._workflow",
+    "RunStore": "._store",
+    "StoredFile": "._store",
     "WorkflowRun": "._workflow",
     "bundle_files": "._client",
     "result_from_json": "._client",
     "create_worker": "._worker",
     "run_on_temporal": "._client",
     "run_worker": "._worker",
+    "stored_items": "._client",
     "submit_workflow": "._client",
 }
 

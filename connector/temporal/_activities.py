@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,38 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._connection import Connection
-from ..workflow import ActionRunner, CallRequest, Claims, LocalClaims, Outcome, Prior
+from ..workflow import (
+    ActionRunner,
+    CallRequest,
+    Claims,
+    ItemRecord,
+    LocalClaims,
+    Outcome,
+    Prior,
+    brief,
+    item_record,
+)
+from ._store import RunStore
 
 
 __all__ = [
     "ACTIVITY_NAME",
+    "READ_ROWS",
+    "STORE_ITEMS",
     "ActionCall",
     "ConnectorActivities",
+    "ReadRows",
     "RedisClaims",
+    "StoreItems",
 ]
 
 #: The generic activity's registered name (built-ins, and callers that pick the
 #: action at run time).
 ACTIVITY_NAME = "invoke_action"
+#: The activity that reads a batch of a stored file's rows.
+READ_ROWS = "connector.read_rows"
+#: The activity that keeps item records the workflow settled itself.
+STORE_ITEMS = "connector.store_items"
 #: How often a running activity tells Temporal it is alive. A killed worker's calls
 #: are retried elsewhere once a heartbeat is missed, not when start_to_close expires.
 HEARTBEAT_EVERY = 1.0
@@ -69,6 +89,10 @@ class ActionCall:
         max_items: Stop paging after this many items.
         base_dir: The workflow file's directory, for built-ins that write files.
         confine_paths: The ``path`` input is built from ``trigger`` or ``item``.
+        record: Keep the item's record in the worker's store (when it has one): the
+            outcome is the item's final one.
+        brief: Return only a message's brief fields as the output (the workflow reads
+            no more of it), so that the history holds less.
     """
 
     uses: str
@@ -81,11 +105,46 @@ class ActionCall:
     max_items: int | None = None
     base_dir: str = ""
     confine_paths: bool = False
+    record: bool = False
+    brief: bool = False
 
     @property
     def identity(self) -> str:
         """The deterministic idempotency identity: the same for every attempt of the call."""
         return f"{self.workflow_id}/{self.step_id}/{self.index}"
+
+
+@dataclass(frozen=True)
+class ReadRows:
+    """
+    A batch of a stored file's rows, as a child workflow asks for it.
+
+    Attributes:
+        key: The file's key in the store.
+        start: The first row (0 for the one after the header).
+        count: How many rows.
+    """
+
+    key: str
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class StoreItems:
+    """
+    Item records the workflow settled itself (an item that failed before or after its
+    calls: its inputs, its ``wait_until``, its retries), for the store.
+
+    Attributes:
+        run_id: The run.
+        step_id: The step.
+        records: Each item's :meth:`~connector.workflow.ItemRecord.to_json`.
+    """
+
+    run_id: str
+    step_id: str
+    records: list[list[Any]] = field(default_factory=list)
 
 
 class RedisClaims:
@@ -146,6 +205,8 @@ class ConnectorActivities:
         claims: Where reconciled messages are claimed; this process only unless given.
         connections: Open connections of other connectors, by id: their actions become
             activities too.
+        store: Where per-item results and large files are kept (Redis, shared by every
+            worker); without it, a run's item results are only counted.
     """
 
     def __init__(
@@ -154,10 +215,12 @@ class ConnectorActivities:
         claims: Claims | None = None,
         *,
         connections: Mapping[str, Connection] | None = None,
+        store: RunStore | None = None,
     ) -> None:
         self.connection = connection
         self.connections = dict(connections or {})
         self.claims: Claims = claims or LocalClaims()
+        self.store = store
         self._runner = ActionRunner(connection, claims=self.claims, connections=self.connections)
 
     @activity.defn(name=ACTIVITY_NAME)
@@ -167,10 +230,11 @@ class ConnectorActivities:
 
         Returns:
             A JSON object with ``status`` (``succeeded`` or ``failed``), ``output``,
-            ``error``, ``error_code``, ``reconciled`` and ``fatal`` (the credentials were
-            refused: the run stops). Twilio refusing a call, or
-            invalid inputs, is a *failed* outcome, not an exception: retrying would not
-            change it.
+            ``error``, ``error_code``, ``reconciled``, ``fatal`` (the credentials were
+            refused: the run stops), ``key`` (a send's recipient), ``store`` (whether
+            this worker has a store) and ``stored`` (whether the item's record was
+            kept there). Twilio refusing a call, or invalid inputs, is a *failed*
+            outcome, not an exception: retrying would not change it.
 
         Raises:
             temporalio.exceptions.ApplicationError: A send's outcome stayed unknown (type
@@ -179,7 +243,9 @@ class ConnectorActivities:
         # An earlier attempt may have sent it and died before reporting (a killed
         # worker, a lost answer): the retry looks before sending. The call was
         # scheduled no later than that attempt started, so nothing it sent is missed.
-        prior = Prior("started", started=call.scheduled_at) if activity.info().attempt > 1 else None
+        attempt = activity.info().attempt
+        began = time.time()
+        prior = Prior("started", started=call.scheduled_at) if attempt > 1 else None
         request = CallRequest(
             call.uses,
             call.inputs,
@@ -195,7 +261,62 @@ class ConnectorActivities:
             raise ApplicationError(f"{call.identity}: {outcome.error}", type=UNKNOWN_OUTCOME)
         if outcome.reconciled and prior is not None:
             activity.logger.info("%s: found the message an earlier attempt sent", call.identity)
-        return _result(outcome)
+        record = item_record(
+            call.index,
+            outcome.status,
+            inputs=outcome.inputs,
+            output=outcome.output,
+            error=outcome.error,
+            error_code=outcome.error_code,
+            reconciled=outcome.reconciled,
+            attempts=attempt,
+            started=began,
+            finished=time.time(),
+        )
+        stored = False
+        if call.record and self.store is not None:
+            # Kept before the workflow hears of it: a retry after a lost answer writes
+            # the same index again, never a second record.
+            await self.store.record(call.workflow_id, call.step_id, [record])
+            stored = True
+        result = _result(outcome)
+        if call.brief:
+            result["output"] = brief(outcome.output)
+        result.update(key=record.key, store=self.store is not None, stored=stored)
+        return result
+
+    @activity.defn(name=READ_ROWS)
+    async def read_rows(self, batch: ReadRows) -> dict[str, Any]:
+        """
+        Read a batch of a stored file's rows.
+
+        Returns:
+            ``{"header": [...], "rows": [[...], ...]}``.
+
+        Raises:
+            temporalio.exceptions.ApplicationError: The worker has no store, or the file
+                is not in it (not retried: no other attempt would find it).
+        """
+        if self.store is None:
+            raise ApplicationError(
+                "this worker has no store, so it cannot read a run's large files: start "
+                "every worker with --redis URL (the Redis the submitter used)",
+                non_retryable=True,
+            )
+        try:
+            header, rows = await self.store.read_rows(batch.key, batch.start, batch.count)
+        except LookupError as exc:
+            raise ApplicationError(str(exc), non_retryable=True) from exc
+        return {"header": header, "rows": rows}
+
+    @activity.defn(name=STORE_ITEMS)
+    async def store_items(self, items: StoreItems) -> int:
+        """Keep item records the workflow settled; returns how many (0: no store)."""
+        if self.store is None:
+            return 0
+        return await self.store.record(
+            items.run_id, items.step_id, (ItemRecord.from_json(r) for r in items.records)
+        )
 
     def activities(self) -> list[Callable[..., Any]]:
         """
@@ -205,6 +326,8 @@ class ConnectorActivities:
         connectors = [c.connector for c in (self.connection, *self.connections.values())]
         return [
             self.invoke_action,
+            self.read_rows,
+            self.store_items,
             *(
                 self._action_activity(f"{connector.id}/{action_id}")
                 for connector in connectors

@@ -13,7 +13,7 @@ import logging
 import os
 import pkgutil
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -21,11 +21,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from .._connect import choose_target, open_connection
 from .._connection import Connection, default_connector
+from .._pacing import Pacing
 from ..errors import ConfigurationError
 from ..workflow import Claims
 from ._activities import ConnectorActivities, RedisClaims
 from ._defaults import DEFAULT_MAX_CONCURRENT_ACTIVITIES, DEFAULT_TASK_QUEUE
-from ._workflow import ConnectorWorkflow
+from ._store import RunStore
+from ._workflow import BatchWorkflow, ConnectorWorkflow
 
 
 log = logging.getLogger("connector.temporal")
@@ -81,7 +83,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ConnectorWorkflow],
+        workflows=[ConnectorWorkflow, BatchWorkflow],
         activities=activities.activities(),
         max_concurrent_activities=max_concurrent_activities,
         workflow_runner=_sandbox_runner(),
@@ -107,6 +109,7 @@ async def worker_connection(
     redis_key: str | None = None,
     rate_limit: tuple[int, float] | None = None,
     env: Mapping[str, str] | None = None,
+    pacing: Pacing | Literal[False] | None = None,
 ) -> AsyncIterator[tuple[Connection, Claims | None]]:
     """
     Open the worker's connection from ``TWILIO_*`` environment variables.
@@ -121,6 +124,9 @@ async def worker_connection(
             unless given.
         rate_limit: ``(calls, seconds)``; the manifest's limit (1200/60 s) unless given.
         env: Where the credentials come from; ``os.environ`` unless given.
+        pacing: How sends are paced per sender (:class:`~connector.Pacing`): each
+            kind's default rate unless given, ``False`` for none. With *redis_url* the
+            senders' queues are estimated in Redis, for every worker alike.
 
     Raises:
         ConfigurationError: No Twilio account is configured.
@@ -136,6 +142,7 @@ async def worker_connection(
         rate_limit=rate_limit or False,
         redis_url=redis_url,
         redis_key=redis_key,
+        pacing=pacing,
     ) as conn:
         if redis_url is None:
             yield conn, None
@@ -186,6 +193,7 @@ async def run_worker(
     redis_key: str | None = None,
     rate_limit: tuple[int, float] | None = None,
     max_concurrent_activities: int = DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+    pacing: Pacing | Literal[False] | None = None,
     stop: asyncio.Event | None = None,
     ready: Callable[[], None] | None = None,
 ) -> None:
@@ -196,10 +204,12 @@ async def run_worker(
         address: Temporal's frontend, ``HOST:PORT``.
         task_queue: The task queue to poll.
         namespace: The Temporal namespace.
-        redis_url: Share the rate limit through this Redis (see ``worker_connection``).
+        redis_url: Share the rate limit through this Redis (see ``worker_connection``),
+            and keep runs' per-item results and large files there (``RunStore``).
         redis_key: The shared limit's key.
         rate_limit: ``(calls, seconds)`` for the whole account.
         max_concurrent_activities: Calls run at once by this worker.
+        pacing: How sends are paced per sender (see ``worker_connection``).
         stop: Set it to shut the worker down gracefully.
         ready: Called once the worker polls its task queue.
 
@@ -209,13 +219,16 @@ async def run_worker(
     _check_credentials(os.environ)
     client = await Client.connect(address, namespace=namespace)
     async with (
-        worker_connection(redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit) as (
-            conn,
-            claims,
-        ),
+        worker_connection(
+            redis_url=redis_url, redis_key=redis_key, rate_limit=rate_limit, pacing=pacing
+        ) as (conn, claims),
         plugin_connections(os.environ) as others,
+        contextlib.AsyncExitStack() as stack,
     ):
-        activities = ConnectorActivities(conn, claims, connections=others)
+        store = None
+        if redis_url is not None:
+            store = await stack.enter_async_context(RunStore.from_url(redis_url))
+        activities = ConnectorActivities(conn, claims, connections=others, store=store)
         worker = create_worker(
             client, task_queue, activities, max_concurrent_activities=max_concurrent_activities
         )

@@ -29,6 +29,7 @@ from ._interpreter import (
     Outcome,
     Recorder,
     RunResult,
+    StepDelegate,
     StepResult,
 )
 from ._journal import (
@@ -39,6 +40,7 @@ from ._journal import (
     RunRecord,
     brief,
     default_journal_path,
+    item_record,
 )
 from ._model import (
     ConnectionSpec,
@@ -94,6 +96,7 @@ __all__ = [
     "RunError",
     "RunRecord",
     "RunResult",
+    "StepDelegate",
     "StepResult",
     "StepSpec",
     "Template",
@@ -109,6 +112,7 @@ __all__ = [
     "fan_out",
     "find_sent_message",
     "item_label",
+    "item_record",
     "load_workflow",
     "new_run_id",
     "read_paths",

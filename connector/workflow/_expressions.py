@@ -213,22 +213,31 @@ class LazyList(list[Any]):
     ``for_each`` over it never hold every item in memory.
 
     It holds no elements of its own; every read goes through *iterate* and *count*. An
-    expression may read at most ``READ_LIMIT`` of its items. Do not subclass it:
-    JMESPath knows list types by their class name.
+    expression may read at most *limit* of its items. Do not subclass it: JMESPath knows
+    list types by their class name.
 
     Args:
         name: What it is, for messages (``steps.send.outputs``).
         count: Returns how many items there are.
         iterate: Returns a fresh iterator over the items.
+        limit: How many items an expression may read (``READ_LIMIT`` unless
+            given); 0 for a list whose items are kept elsewhere (a Temporal run's large
+            steps): only its length can be read, and ``for_each`` over it is refused too.
     """
 
     def __init__(
-        self, name: str, count: Callable[[], int], iterate: Callable[[], Iterator[Any]]
+        self,
+        name: str,
+        count: Callable[[], int],
+        iterate: Callable[[], Iterator[Any]],
+        *,
+        limit: int | None = None,
     ) -> None:
         super().__init__()
         self._name = name
         self._count = count
         self._iterate = iterate
+        self._limit = limit
 
     def __len__(self) -> int:
         return self._count()
@@ -242,14 +251,22 @@ class LazyList(list[Any]):
 
     def stream(self) -> Iterator[Any]:
         """Every item, for ``for_each`` and the built-ins (no limit: nothing is kept)."""
-        return self._iterate()
+        return self._bounded() if self._limit == 0 else self._iterate()
 
     def _bounded(self) -> Iterator[Any]:
+        limit = READ_LIMIT if self._limit is None else self._limit
+        if not limit:
+            # Its items were never here: refuse before asking for any.
+            raise TooLarge(
+                f"{self._name} has {self._count():,} items, kept outside this run; an "
+                f"expression may read at most {limit} of them here. Count them with "
+                f"length({self._name}), or read them with `twilio-connector runs export RUN_ID`"
+            )
         for count, item in enumerate(self._iterate(), 1):
-            if count > READ_LIMIT:
+            if count > limit:
                 raise TooLarge(
                     f"{self._name} has {self._count():,} items; an expression may read at "
-                    f"most {READ_LIMIT:,} of them. Count them with length({self._name}), or "
+                    f"most {limit:,} of them. Count them with length({self._name}), or "
                     "read them with `twilio-connector runs export RUN_ID`"
                 )
             yield item

@@ -46,6 +46,7 @@ __all__ = [
     "Outcome",
     "Recorder",
     "RunResult",
+    "StepDelegate",
     "StepResult",
     "truthy",
 ]
@@ -209,6 +210,11 @@ class Outcome:
 CallFn = Callable[[Call], Awaitable[Outcome]]
 #: Runs the given coroutine functions concurrently and returns when all have ended.
 FanOut = Callable[[Sequence[Callable[[], Coroutine[Any, Any, None]]]], Awaitable[None]]
+#: Given a ``for_each`` step (its ``if`` held), its items as drawn from their source and
+#: how many there are, runs the step elsewhere and returns its result, or returns
+#: ``None`` to let the interpreter run it here. Temporal runs a large step as batches
+#: in child workflows, each through :meth:`Interpreter.run_items`.
+StepDelegate = Callable[[StepSpec, Iterator[Any], int | None], Awaitable[StepResult | None]]
 
 
 class Clock(Protocol):
@@ -298,6 +304,8 @@ class Interpreter:
         fan_out: Runs a step's workers concurrently.
         functions: The functions expressions may call; the workflow's directory and
             *clock* unless given.
+        delegate: Offered each ``for_each`` step before it runs here (see
+            ``StepDelegate``).
     """
 
     def __init__(
@@ -310,6 +318,7 @@ class Interpreter:
         recorder: Recorder,
         fan_out: FanOut,
         functions: WorkflowFunctions | None = None,
+        delegate: StepDelegate | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -324,6 +333,7 @@ class Interpreter:
         self._fatal: str | None = None
         self._confined_functions = self.functions.confined()
         self._untrusted: dict[int, bool] = {}
+        self._delegate = delegate
 
     async def run(
         self,
@@ -445,9 +455,41 @@ class Interpreter:
             items, total = self._items(step)
         except ExpressionError as exc:
             return await self.recorder.step_finished(step, "failed", str(exc), 0.0)
+        if self._delegate is not None and step.for_each is not None:
+            delegated = await self._delegate(step, items, total)
+            if delegated is not None:
+                return delegated
+        return await self._run_items(step, enumerate(items), total)
+
+    async def run_items(
+        self,
+        step: StepSpec,
+        context: Mapping[str, Any],
+        items: Iterator[tuple[int, Any]],
+        total: int | None,
+    ) -> StepResult:
+        """
+        Run a ``for_each`` step over the given items only, as :meth:`run` would run the
+        whole step: for a driver that runs a large step's items in batches.
+
+        Args:
+            step: The step (its ``if`` already held).
+            context: What its expressions read (``inputs``, ``env``, ``steps``).
+            items: ``(index, item)`` pairs, drawn one at a time.
+            total: How many there are.
+
+        Returns:
+            The result of these items, from the recorder's ``step_finished``.
+        """
+        self.context = dict(context)
+        return await self._run_items(step, items, total)
+
+    async def _run_items(
+        self, step: StepSpec, items: Iterator[tuple[int, Any]], total: int | None
+    ) -> StepResult:
         self.recorder.step_started(step, None if step.paginate else total)
         began = self.clock.now()
-        state = _StepState(_checked(step, enumerate(items)))
+        state = _StepState(_checked(step, items))
 
         async def worker() -> None:
             while self._fatal is None:

@@ -68,6 +68,7 @@ __all__ = [
     "brief",
     "default_journal_path",
     "digest",
+    "item_record",
 ]
 
 # How long an opener waits for another connection's lock (seconds).
@@ -346,6 +347,70 @@ class ItemRecord:
     error_code: int | None
     reconciled: bool
     finished: float | None = None
+
+    def to_json(self) -> list[Any]:
+        """
+        The record as a compact JSON array (what a store shared by several machines
+        keeps per item; the digest stays in the local journal only).
+        """
+        output = self.output
+        sid = output.get("sid") if isinstance(output, Mapping) and "sid" in output else None
+        return [
+            self.index,
+            self.state,
+            self.key,
+            self.attempts,
+            self.started,
+            sid,
+            output.get("status") if sid is not None else None,
+            self.error_code,
+            None if sid is not None else output,
+            self.error,
+            self.reconciled,
+            self.finished,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Any]) -> ItemRecord:
+        """The record :meth:`to_json` gave."""
+        index, state, key, attempts, started, sid, status, code, output, error, rec, fin = data
+        if sid is not None:
+            output = {"sid": sid, "to": key, "status": status, "error_code": code}
+        return cls(index, state, key, None, attempts, started, output, error, code, rec, fin)
+
+
+def item_record(
+    index: int,
+    state: ItemState,
+    *,
+    inputs: Any,
+    output: Any = None,
+    error: str | None = None,
+    error_code: int | None = None,
+    reconciled: bool = False,
+    attempts: int = 0,
+    started: float | None = None,
+    finished: float | None = None,
+) -> ItemRecord:
+    """
+    What the journal keeps of an item's outcome, as a record: its key (a send's
+    recipient), and of a message its brief fields only. Drivers that keep item results
+    elsewhere (Temporal's store) keep the same record.
+    """
+    row = _item_row(inputs, output)
+    return ItemRecord(
+        index=index,
+        state=state,
+        key=row.key,
+        digest=None,
+        attempts=attempts,
+        started=started,
+        output=_row_output(row.sid, row.key, row.status, row.error_code, row.output),
+        error=error,
+        error_code=error_code if error_code is not None else row.error_code,
+        reconciled=reconciled,
+        finished=finished,
+    )
 
 
 @attrs.frozen
