@@ -12,6 +12,7 @@ from here at run time: pytest rewrites a plugin's asserts only if it imports it 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 import warnings
@@ -66,16 +67,19 @@ class Emulator:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """One temporary Prefect server and database for every Prefect test of the session."""
+def prefect_server() -> Iterator[dt.datetime]:
+    """
+    One temporary Prefect server and database for every Prefect test of the session;
+    the value is when it had started.
+    """
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield
+        yield dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture(scope="session")
-def prefect_port(prefect_server: None) -> int:
+def prefect_port(prefect_server: dt.datetime) -> int:
     """The port of the test harness's Prefect server."""
     from urllib.parse import urlsplit
 
