@@ -206,12 +206,12 @@ def test_a_retry_after_the_message_was_created_does_not_send_it_again(
     task's retry finds that message instead of sending a second.
     """
     emulator.server.state.faults = Script(Fault(drop=True), Fault(error_status=400))
-    caplog.set_level("INFO", logger="connector.prefect")
+    caplog.set_level("INFO")
     message = send_with_retry(emulator.credentials())
     stored = emulator.messages()
     assert [m["sid"] for m in stored] == [message.sid]
     assert emulator.stats()["faults"] == {"errors": 1, "dropped": 1, "delayed": 0}
-    assert "found the message an earlier try sent" in caplog.text
+    assert f"found the message {message.sid} sent earlier" in caplog.text
 
 
 def test_a_retry_after_a_refused_send_sends_once(emulator: Emulator) -> None:

@@ -31,6 +31,8 @@ import attrs
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 
 from .._convert import Record, build_record
 from .._manifest import ActionSpec, ConnectorSpec, ParamSpec, default_connector
@@ -259,7 +261,11 @@ def call_action(
     outcome = shared.connection.run(send)
     if outcome.status == "succeeded":
         if outcome.reconciled:
-            log.info("%s: found the message an earlier try sent; not sent again", identity)
+            _run_logger().info(
+                "found the message %s sent earlier (an earlier try, or an answer that was "
+                "lost); it was not sent again",
+                outcome.output.get("sid") if isinstance(outcome.output, Mapping) else "?",
+            )
         return _output(spec, action, outcome.output)
     if outcome.unresolved:
         cause = outcome.exception or ConnectorError(outcome.error)
@@ -267,6 +273,14 @@ def call_action(
     if outcome.exception is not None:
         raise outcome.exception
     raise ConnectorError(outcome.error or f"{uses} failed")
+
+
+def _run_logger() -> Any:
+    # The task run's logger, so Prefect's UI shows it; the module's outside a run.
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
 
 
 def _attempt() -> tuple[str, Prior | None]:
