@@ -19,8 +19,9 @@ def _installed(name: str) -> bool:
 
 
 # Engine integrations are tested in sessions of their own, where the engine is installed
-# (`nox -s airflow`); elsewhere their tests are not collected at all, not skipped.
+# (`nox -s airflow`, `nox -s prefect`); elsewhere their tests are not collected at all.
 collect_ignore = [engine for engine in ("airflow",) if not _installed(engine)]
+collect_ignore_glob = [] if _installed("prefect") else ["test_prefect_*.py"]
 
 # The emulator fixtures ship as an opt-in pytest plugin so that users can test
 # their own workflows against the emulator; the project's tests opt in too.

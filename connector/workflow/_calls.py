@@ -220,8 +220,9 @@ def _refused(exc: ConnectorError, shown: Any, connection: Connection) -> Outcome
             error_code=exc.code,
             inputs=shown,
             fatal=True,
+            exception=exc,
         )
-    return Outcome("failed", error=_error(exc), error_code=_code(exc), inputs=shown)
+    return Outcome("failed", error=_error(exc), error_code=_code(exc), inputs=shown, exception=exc)
 
 
 def _json_inputs(inputs: Any) -> Any:
@@ -368,7 +369,11 @@ class ActionRunner:
             clean = validate_pool(action.spec, action.validate, request.inputs)
         except ConnectorError as exc:
             return Outcome(
-                "failed", error=str(exc), error_code=_code(exc), inputs=_json_inputs(request.inputs)
+                "failed",
+                error=str(exc),
+                error_code=_code(exc),
+                inputs=_json_inputs(request.inputs),
+                exception=exc,
             )
         shown = to_json_data(action.masked(clean))
         if prior is not None and prior.state == "succeeded" and not request.repeat:
@@ -517,4 +522,5 @@ def _lookup_failed(exc: ConnectorError, shown: Any) -> Outcome:
         error_code=_code(exc),
         inputs=shown,
         unresolved=True,
+        exception=exc,
     )

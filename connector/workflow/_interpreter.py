@@ -182,6 +182,9 @@ class Outcome:
             so the next attempt of the run looks the message up before any resend.
         fatal: Every other call would fail the same way (Twilio refused the
             credentials): the run stops, and what was not called stays for a resume.
+        exception: The error that ended a failed call, for hosts that raise it (a
+            Prefect task fails with the ``TwilioAPIError`` and its code, not a string);
+            never journaled or compared.
     """
 
     status: Literal["succeeded", "failed", "skipped"]
@@ -193,6 +196,7 @@ class Outcome:
     inputs: Any = None
     unresolved: bool = False
     fatal: bool = False
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
     def result(self, index: int) -> ItemResult:
         """The :class:`ItemResult` of item *index*."""
