@@ -17,7 +17,7 @@ import string
 import time
 import typing
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, Self, overload
@@ -509,10 +509,36 @@ class Connection(Generic[_Api]):
         """
         self._check_open()
         action = self._compile(action_id)
+        return await self._run(action, inputs or {}, action.validate)
+
+    async def call_validated(self, action_id: str, inputs: Mapping[str, Any]) -> Any:
+        """
+        Run one action whose inputs were already validated with its own validator
+        (``connector._validation.compile_action(spec).validate``, or
+        ``connector._pacing.validate_pool`` for a pool of senders), as an executor does
+        that journals the clean inputs before it sends: :meth:`call` would validate
+        them again, which costs as much as the rest of a send's own work.
+
+        Args:
+            action_id: The action.
+            inputs: Its validated inputs (canonical keys, coerced values).
+
+        Returns:
+            As :meth:`call`; and it raises as :meth:`call` does, but for bad inputs.
+        """
+        self._check_open()
+        return await self._run(self._compile(action_id), inputs, dict)
+
+    async def _run(
+        self,
+        action: CompiledAction,
+        inputs: Mapping[str, Any],
+        validate: Callable[[Mapping[str, Any]], dict[str, Any]],
+    ) -> Any:
         spec = action.spec
         if spec.deprecated:
             successor = f"; use {spec.superseded_by}" if spec.superseded_by else ""
-            warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=2)
+            warnings.warn(f"{spec.id} is deprecated{successor}", DeprecationWarning, stacklevel=3)
         # An opted-out recipient is skipped before pacing: it never waits for a queue.
         admit = (
             functools.partial(self._check_consent, action)
@@ -521,10 +547,8 @@ class Connection(Generic[_Api]):
         )
         if self._pacer is not None and spec.sends_message:
             exchange = functools.partial(self._exchange, action)
-            return await self._pacer.send(
-                spec, inputs or {}, action.validate, exchange, admit=admit
-            )
-        clean = action.validate(inputs or {})
+            return await self._pacer.send(spec, inputs, validate, exchange, admit=admit)
+        clean = validate(inputs)
         if spec.kind == "media":
             media = await self._download(
                 spec,

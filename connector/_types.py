@@ -383,6 +383,12 @@ def json_datetime(value: dt.datetime | None) -> str | None:
     """Write a datetime as ``yyyy-MM-ddTHH:mm:ss.fffZ`` in UTC."""
     if value is None:
         return None
+    return _json_datetime(value)
+
+
+# A message carries three dates, and a page or a broadcast repeats the same seconds.
+@functools.lru_cache(maxsize=4096)
+def _json_datetime(value: dt.datetime) -> str:
     value = value.astimezone(dt.UTC)
     return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
 

@@ -135,6 +135,31 @@ async def test_send_posts_the_form_and_returns_a_typed_message() -> None:
     assert to_json_data(result)["from"] == "+15005550006"
 
 
+async def test_call_validated_sends_validated_inputs_as_call_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An executor that validated the inputs sends them without a second validation."""
+    from connector._validation import CompiledAction, compile_action
+
+    transport = scripted(answer(201, message()), answer(201, message()))
+    async with connect(transport) as conn:
+        clean = compile_action(conn.action("send_text_message")).validate(SMS)
+        await conn.call("send_text_message", SMS)
+        validated: list[Any] = []
+        original = CompiledAction.validate
+
+        def recording(self: CompiledAction, inputs: Any) -> dict[str, Any]:
+            validated.append(inputs)
+            return original(self, inputs)
+
+        monkeypatch.setattr(CompiledAction, "validate", recording)
+        result = await conn.call_validated("send_text_message", clean)
+    first, second = transport.requests
+    assert first.body == second.body
+    assert isinstance(result, Message)
+    assert validated == []
+
+
 async def test_account_credentials_are_sent_as_basic_auth() -> None:
     """Account SID and Auth Token authenticate by default."""
     transport = scripted(answer(200, message()))

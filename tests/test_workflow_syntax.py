@@ -152,3 +152,26 @@ def test_read_paths_follow_projections_and_skip_relative_parts() -> None:
     piped = compile_template("${{ inputs.rows | [0].phone }}").parts[0]
     assert not isinstance(piped, str)
     assert read_paths(piped) == [("inputs",), ("inputs", "rows")]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["item", "item.name", "item.address.city", "item.missing", "item.name.first", "nothing.at.all"],
+)
+def test_plain_field_paths_read_as_jmespath_does(expression: str) -> None:
+    """Plain paths skip JMESPath's tree walk and give exactly what it gives."""
+    import jmespath
+
+    context = {"item": {"name": "Ada", "address": {"city": "London"}}, "index": 0}
+    whole = f"${{{{ {expression} }}}}"
+    assert render(whole, context) == jmespath.search(expression, context)
+    assert render(f"<{whole}>", context) == render(f"<${{{{ {expression} | @ }}}}>", context)
+
+
+def test_a_plain_path_into_a_csv_row_still_refuses_a_misspelt_column() -> None:
+    """item.nmae on a CSV row fails the item, on the fast path as on JMESPath's."""
+    from connector.workflow import CsvRow
+
+    row = CsvRow({"name": "Ada", "phone": "+15005550101"}, "people.csv")
+    with pytest.raises(ExpressionError, match="did you mean 'name'"):
+        render("Hi ${{ item.nmae }}", {"item": row})

@@ -396,7 +396,7 @@ class ActionRunner:
             connection = self._connection(request.uses)
             if request.paginate:
                 return await self._pages(connection, request, clean, shown, on_page)
-            output = to_json_data(await connection.call(request.uses, clean))
+            output = to_json_data(await connection.call_validated(request.uses, clean))
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
         failed = _failed_in_queue(output)
@@ -480,7 +480,7 @@ class ActionRunner:
                 await on_send(shown, started)
             try:
                 output = to_json_data(
-                    await self._connection(request.uses).call(request.uses, clean)
+                    await self._connection(request.uses).call_validated(request.uses, clean)
                 )
             except MessageMayHaveBeenSentError:
                 try:
