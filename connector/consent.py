@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -55,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, runtime_c
 
 import attrs
 
+from ._private import create_private
 from ._twilio import keyword_of
 
 
@@ -210,20 +209,6 @@ _LOOKUP: Final = (
 )
 
 
-def _create_private(path: Path) -> None:
-    """Create *path*, empty and readable by its owner only (0600), unless it exists."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        # The umask may have taken bits from 0600.
-        if sys.platform != "win32":
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-
-
 class SQLiteLedger:
     """
     A ledger in a SQLite file: the run journal's (its ``consent`` table), or a file of
@@ -239,7 +224,7 @@ class SQLiteLedger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
+        create_private(self.path)
         # Used from whichever thread runs the event loop (a BlockingConnection's, a
         # worker's); the lock keeps one statement at a time.
         self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, check_same_thread=False)

@@ -40,7 +40,6 @@ import os
 import queue
 import socket
 import sqlite3
-import sys
 import threading
 import time
 import uuid
@@ -52,6 +51,7 @@ from typing import Any, Final, Literal, Self
 import attrs
 import platformdirs
 
+from .._private import create_private
 from ..consent import SQLiteLedger
 from ..errors import JournalVersionError
 
@@ -435,20 +435,6 @@ class DeliveryRecord:
     payload: Mapping[str, Any]
 
 
-def _create_private(path: Path) -> None:
-    """Create *path*, empty, readable and writable by its owner only, unless it exists."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    try:
-        # The umask may have taken bits from 0600 (SQLite would then fail to write).
-        if sys.platform != "win32":
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-
-
 def _use_wal(db: sqlite3.Connection) -> None:
     # SQLite answers "locked" at once, without its busy handler, when a file being
     # switched to WAL is in use by another connection (a run and a listener creating one
@@ -662,7 +648,7 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
+        create_private(self.path)
         self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT)
         try:
             version = _schema_version(self._db)
