@@ -157,8 +157,14 @@ class ConnectionSettings:
             tuple(sorted(self.env.items())),
         )
 
-    def open(self) -> AbstractAsyncContextManager[Connection]:
-        """Open a connection with these settings (:func:`connector.open_connection`)."""
+    def open(self, *, consent: bool = True) -> AbstractAsyncContextManager[Connection]:
+        """
+        Open a connection with these settings (:func:`connector.open_connection`).
+
+        Args:
+            consent: ``False`` opens no consent ledger (a probe that sends nothing, run
+                where the workers' ledger file may not be).
+        """
         return open_connection(
             connector=self.connector,
             values=self.values,
@@ -168,7 +174,7 @@ class ConnectionSettings:
             rate_limit=self.rate_limit,
             redis_url=self.redis_url,
             pacing=self.pacing,
-            ledger=self.consent_ledger,
+            ledger=self.consent_ledger if consent else False,
         )
 
 
@@ -367,7 +373,9 @@ class TwilioHook(BaseHook):
                     return f"Twilio answered at {conn.base_url}"
                 return f"the {settings.connector.id} connection values are valid"
 
-            with BlockingConnection(settings.open) as blocking:
+            # The probe sends nothing, and runs in the API server: the ledger, a file
+            # the workers share, need not exist there.
+            with BlockingConnection(lambda: settings.open(consent=False)) as blocking:
                 return True, str(blocking.run(probe))
         except Exception as exc:
             return False, str(exc)

@@ -201,6 +201,22 @@ def test_test_connection_reports_both_ways(
     assert not ok and "401" in message
 
 
+def test_test_connection_leaves_the_workers_ledger_alone(
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The UI's probe sends nothing: it opens no ledger file, which lives on the workers."""
+    emulator = threaded_emulator()
+    ledger = tmp_path / "workers-only" / "consent.sqlite3"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(consent_ledger=str(ledger))
+    )
+    ok, _ = TwilioHook().test_connection()
+    assert ok
+    assert not ledger.parent.exists()
+
+
 def test_the_emulator_flag_starts_an_embedded_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """extra emulator: true, no credentials: calls go to an emulator started for the connection."""
     monkeypatch.setenv(
