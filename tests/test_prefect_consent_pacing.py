@@ -80,6 +80,7 @@ def test_the_consent_ledger_is_a_file_or_a_redis_url() -> None:
         match=r"(?s)consent_ledger\n.*file path or a redis://.*not a s3://",
     ):
         TwilioCredentials(consent_ledger=SecretStr("s3://bucket/optouts"))
+    assert TwilioCredentials(consent_ledger=SecretStr(" ")).consent_ledger is None
 
 
 def test_saved_blocks_keep_pacing_and_the_ledger() -> None:

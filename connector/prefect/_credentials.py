@@ -98,8 +98,9 @@ def _checked_pacing(value: Any) -> Any:
 
 
 def _checked_ledger(value: SecretStr | None) -> SecretStr | None:
-    if value is not None:
-        check_location(value.get_secret_value())
+    if value is None or not value.get_secret_value().strip():
+        return None  # a form's empty field: the core's default
+    check_location(value.get_secret_value())
     return value
 
 
