@@ -144,7 +144,7 @@ async def open_connection(
     limiter: Limiter | None = None,
     redis_url: str | None = None,
     redis_key: str | None = None,
-    pacing: Pacing | Literal[False] | None = None,
+    pacing: Pacing | Mapping[str, Any] | Literal[False] | None = None,
     ledger: ConsentLedger | str | Path | Literal[False] | None = None,
 ) -> AsyncIterator[Connection]:
     """
@@ -171,8 +171,11 @@ async def open_connection(
             queue estimates too (under the account's keys), so that pacing holds across
             processes.
         redis_key: The shared limit's key; the account's unless given.
-        pacing: How sends are paced per sender (:class:`~connector.Pacing`); the default
-            rates of each kind of sender unless given, ``False`` for none.
+        pacing: How sends are paced per sender: a :class:`~connector.Pacing`, or the
+            plain data a host keeps in its settings (read by :meth:`Pacing.from_config
+            <connector.Pacing.from_config>`, as :meth:`Plugin.connect
+            <connector.plugin.Plugin.connect>` reads it); the default rates of each kind
+            of sender unless given, ``False`` for none.
         ledger: The consent ledger every send is checked against
             (:mod:`connector.consent`): a ledger, or where one is (a file, or a
             ``redis://`` URL), opened here and closed with the connection. Unless given,
@@ -184,8 +187,11 @@ async def open_connection(
         ConfigurationError: Incomplete credentials, or the emulator refused (or asked
             for a connector other than Twilio's).
         InvalidInputError: A connection value is missing or malformed.
+        ValueError: *pacing* is malformed, or *ledger* is no place for a ledger.
     """
     spec = connector or default_connector()
+    if isinstance(pacing, Mapping):
+        pacing = Pacing.from_config(pacing)
     source: Mapping[str, str] = {} if env is None else env
     twilio = spec is default_connector()
     if ledger is None and twilio:

@@ -110,7 +110,7 @@ def parse_rate(value: str | float) -> float:
     Raises:
         ValueError: Not a rate, or not above 0.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a rate such as 1/s, not {value!r}")
     if isinstance(value, int | float):
         rate = float(value)
@@ -135,7 +135,7 @@ def parse_duration(value: str | float) -> float:
     Raises:
         ValueError: Not a duration, or not above 0.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a duration such as 30m, not {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
@@ -204,16 +204,19 @@ class SenderProfile:
         if unknown:
             raise ValueError(f"{sender}: unknown keys {sorted(unknown)} (rate, kind, horizon)")
         kind = detail.get("kind") or sender_kind(sender)
-        if kind not in DEFAULT_SENDER_RATES:
+        if kind not in tuple(DEFAULT_SENDER_RATES):  # compared, not hashed: a list is no kind
             raise ValueError(f"{sender}: unknown kind {kind!r} ({', '.join(DEFAULT_SENDER_RATES)})")
         rate = detail.get("rate")
         horizon = detail.get("horizon")
-        return cls(
-            sender,
-            kind_rates.get(kind) if rate is None else _optional_rate(rate),
-            kind,
-            None if horizon is None else parse_duration(horizon),
-        )
+        try:
+            return cls(
+                sender,
+                kind_rates.get(kind) if rate is None else _optional_rate(rate),
+                kind,
+                None if horizon is None else parse_duration(horizon),
+            )
+        except ValueError as exc:
+            raise ValueError(f"{sender}: {exc}") from None
 
 
 def _profiles(value: Any) -> dict[str, SenderProfile]:
@@ -232,6 +235,8 @@ def _profiles(value: Any) -> dict[str, SenderProfile]:
 
 def _kind_rates(value: Mapping[str, Any] | None) -> dict[SenderKind, float | None]:
     rates = dict(DEFAULT_SENDER_RATES)
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping of sender kinds to rates, not {value!r}")
     for kind, rate in (value or {}).items():
         if kind not in rates:
             raise ValueError(f"unknown sender kind {kind!r} ({', '.join(rates)})")
@@ -437,7 +442,17 @@ class Pacing:
             )
         if "sticky" in config and not isinstance(config["sticky"], bool):
             raise ValueError("sticky must be true or false")
-        senders = config.pop("senders", None) or {}
+        senders: Any = config.pop("senders", None) or {}
+        if not isinstance(senders, Mapping):
+            raise ValueError(f"senders must map each sender to its rate, not {senders!r}")
+        fields = attrs.fields_dict(cls)
+        for key, value in config.items():
+            converter: Any = fields[key].converter
+            if converter is not None:  # each value alone first, so an error names its key
+                try:
+                    converter(value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
         base = cls(**config)
         kind_rates = base.kind_rates
         return attrs.evolve(

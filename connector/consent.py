@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import sqlite3
 import threading
 import time
@@ -70,6 +71,7 @@ __all__ = [
     "ConsentState",
     "RedisLedger",
     "SQLiteLedger",
+    "check_location",
     "inbound_change",
     "open_ledger",
     "record_inbound",
@@ -88,6 +90,9 @@ LEDGER_VARIABLE: Final = "TWILIO_CONSENT_LEDGER"
 _ACCOUNT_STOP_WORDS: Final = frozenset({"STOPALL"})
 _OPT_OUT_TYPES: Final = {"STOP": "opted_out", "START": "opted_in"}
 _STATES: Final = ("opted_out", "opted_in")
+#: The URLs that name a Redis ledger; any other location is a SQLite file.
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_URL_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @attrs.frozen
@@ -505,6 +510,30 @@ class RedisLedger:
         await self.aclose()
 
 
+def check_location(location: str | Path) -> str:
+    """
+    Check where a ledger is said to be, before anything opens it: a ``redis://``
+    (``rediss://``, ``unix://``) URL, or a file path (hosts read it from a form).
+
+    Returns:
+        The location as text.
+
+    Raises:
+        ValueError: It is empty, or a URL of another scheme (``http://...``), which
+            would otherwise be taken for the name of a file.
+    """
+    text = str(location).strip()
+    if not text:
+        raise ValueError("a consent ledger's location is a file path or a redis:// URL, not empty")
+    scheme = _URL_SCHEME.match(text)
+    if scheme is not None and not text.startswith(_REDIS_SCHEMES):
+        raise ValueError(
+            f"a consent ledger is a file path or a redis:// (rediss://, unix://) URL, "
+            f"not a {scheme.group(1)}:// URL"
+        )
+    return text
+
+
 def open_ledger(location: str | Path, *, account: str = "") -> SQLiteLedger | RedisLedger:
     """
     Open the ledger at *location*: a ``redis://`` (``rediss://``, ``unix://``) URL, or a
@@ -513,9 +542,12 @@ def open_ledger(location: str | Path, *, account: str = "") -> SQLiteLedger | Re
     Args:
         location: Where it is (``TWILIO_CONSENT_LEDGER``, ``--consent``).
         account: The Account SID, which names a Redis ledger's keys.
+
+    Raises:
+        ValueError: *location* is not a place for a ledger (:func:`check_location`).
     """
-    text = str(location)
-    if text.startswith(("redis://", "rediss://", "unix://")):
+    text = check_location(location)
+    if text.startswith(_REDIS_SCHEMES):
         return RedisLedger(text, account)
     return SQLiteLedger(Path(text).expanduser())
 

@@ -28,6 +28,7 @@ from connector.consent import (
     ConsentEntry,
     ConsentLedger,
     SQLiteLedger,
+    check_location,
     inbound_change,
     open_ledger,
     record_inbound,
@@ -180,6 +181,18 @@ def test_open_ledger_picks_the_store_by_location(tmp_path: Path) -> None:
     remote = open_ledger("redis://127.0.0.1:1/0", account=ACCOUNT_SID)
     assert type(remote).__name__ == "RedisLedger"
     assert isinstance(remote, ConsentLedger) and isinstance(local, ConsentLedger)
+
+
+@pytest.mark.parametrize("location", ["http://ledger.example.com/c", "s3://bucket/c", " ", ""])
+def test_a_location_that_is_no_ledger_is_refused(location: str, tmp_path: Path) -> None:
+    """Another scheme's URL is refused, not taken for a file named "http:"; so is nothing."""
+    with pytest.raises(ValueError, match="file path or a redis:// "):
+        check_location(location)
+    with pytest.raises(ValueError, match="file path or a redis:// "):
+        open_ledger(location)
+    assert check_location(tmp_path / "c.sqlite3") == str(tmp_path / "c.sqlite3")
+    assert check_location("rediss://h:6380/1") == "rediss://h:6380/1"
+    assert check_location("~/consent.sqlite3") == "~/consent.sqlite3"
 
 
 # -- the gate -----------------------------------------------------------------------

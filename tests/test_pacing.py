@@ -200,6 +200,42 @@ def test_hosts_hand_pacing_over_as_a_mapping() -> None:
         Pacing(horizon="11h")
 
 
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"horizon": [1]}, r"^horizon: expected a duration such as 30m, not \[1\]$"),
+        ({"queue_limit": None}, "^queue_limit: expected a duration"),
+        ({"account_rate": {}}, "^account_rate: expected a rate"),
+        ({"kind_rates": 5}, "^kind_rates: expected a mapping of sender kinds to rates"),
+        ({"senders": ["+15005550006"]}, "^senders must map each sender to its rate"),
+        ({"senders": {"+15005550006": "fast"}}, r"^\+15005550006: expected a rate such as 1/s"),
+        ({"senders": {"+15005550006": [1]}}, r"^\+15005550006: expected a rate"),
+        ({"senders": {"+15005550006": {"kind": ["x"]}}}, r"^\+15005550006: unknown kind"),
+    ],
+)
+def test_a_host_s_malformed_json_is_a_value_error_naming_its_key(
+    config: dict[str, Any], error: str
+) -> None:
+    """Whatever JSON a form holds, a wrong value is a ValueError that says where, never a crash."""
+    with pytest.raises(ValueError, match=error):
+        Pacing.from_config(config)
+
+
+async def test_open_connection_takes_the_hosts_mapping_as_plugin_connect_does() -> None:
+    """open_connection reads a host's pacing mapping with Pacing.from_config, like Plugin.connect."""
+    from connector import open_connection
+    from connector.plugin import installed
+
+    config = {"senders": {"+15005550006": "2/s"}, "horizon": "30m", "sticky": False}
+    values = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
+    async with open_connection(values=values, pacing=config) as conn:
+        assert conn.pacing == Pacing.from_config(config)
+    assert installed().get("twilio").connect(values, pacing=config).pacing == conn.pacing
+    with pytest.raises(ValueError, match="unknown pacing settings"):
+        async with open_connection(values=values, pacing={"speed": "fast"}):
+            pass  # pragma: no cover
+
+
 def test_a_pool_is_validated_sender_by_sender() -> None:
     """Each sender of a pool is checked as `from`; the result keeps the pool."""
     spec = default_connector().action("send_text_message")

@@ -111,7 +111,7 @@ def test_secret_fields_are_the_manifests_secrets() -> None:
     hidden = {
         name
         for name, field in TwilioCredentials.model_fields.items()
-        if field.annotation == SecretStr | None and name != "redis_url"
+        if field.annotation == SecretStr | None and name not in ("redis_url", "consent_ledger")
     }
     assert hidden == secret
     keys = {p.key for p in default_connector().connection}
@@ -169,7 +169,8 @@ def test_a_task_has_the_python_names_types_and_docs_of_its_action() -> None:
     assert params["media_url"].annotation == list[str] | None
     assert params["credentials"].annotation == TwilioCredentials | None
     assert {p.kind for p in params.values()} == {inspect.Parameter.KEYWORD_ONLY}
-    assert signature.return_annotation is Message
+    # None: a send to a recipient who opted out is skipped.
+    assert signature.return_annotation == Message | None
     doc = send_text_message.fn.__doc__ or ""
     assert doc.startswith("Send Text Message (SMS).")
     assert "from_: A Twilio phone number" in doc

@@ -58,6 +58,26 @@ CONN_FIELDS: Final[dict[str, dict[str, Any]]] = {
         ),
         "schema": {"type": ["string", "null"]},
     },
+    "pacing": {
+        "label": "Sender pacing",
+        "description": (
+            "How sends are paced per sender, as JSON: senders' rates in segments "
+            '({"senders": {"+15005550006": "1/s", "12345": "100/s"}, "horizon": "1h"}; '
+            "also queue_limit, account_rate, kind_rates, sticky), or false for none. Unset: "
+            "the default rate of each kind of sender. Across tasks and processes only with "
+            "a Redis URL."
+        ),
+        "schema": {"type": ["object", "boolean", "null"]},
+    },
+    "consent_ledger": {
+        "label": "Consent ledger",
+        "description": (
+            "Where the opt-outs are that every send is checked against: a SQLite file every "
+            "worker can reach, or redis://HOST:PORT/DB. Unset: TWILIO_CONSENT_LEDGER, else "
+            "the Redis URL's Redis, else none."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
     "emulator": {
         "label": "Embedded emulator",
         "description": (
@@ -78,6 +98,8 @@ UI_FIELD_BEHAVIOUR: Final[dict[str, Any]] = {
         "base_url": "https://api.twilio.com",
         "rate_limit": "1200/60",
         "redis_url": "redis://127.0.0.1:6379/0",
+        "pacing": '{"senders": {"+15005550006": "1/s"}, "horizon": "1h"}',
+        "consent_ledger": "redis://127.0.0.1:6379/0",
     },
 }
 

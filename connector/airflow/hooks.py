@@ -4,27 +4,33 @@
 connections.
 
 The Airflow connection holds the values (login = Account SID, password = Auth Token,
-extras for an API key and its secret, the base URL, a rate limit and a Redis URL);
-every connection is opened by :func:`connector.open_connection`, which owns limits,
-retries, validation and the emulator rule.
+extras for an API key and its secret, the base URL, a rate limit, a Redis URL, sender
+pacing and a consent ledger); every connection is opened by
+:func:`connector.open_connection`, which owns limits, pacing, the consent gate,
+retries, validation and the emulator rule. This module only reads the settings and
+checks them with the core's own readers, so a mistake fails when the connection is
+read, naming the extra.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import weakref
 from collections.abc import AsyncIterator, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 import attrs
 from airflow.sdk import BaseHook
 
-from .. import BlockingConnection, Connection, ConnectorSpec, open_connection
+from .. import BlockingConnection, Connection, ConnectorSpec, Pacing, open_connection
 from .._ratelimit import parse_rate_limit
+from ..consent import LEDGER_VARIABLE, check_location
 from ..errors import ConfigurationError
 from ..plugin import TWILIO, installed
 from .get_provider_info import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
@@ -38,7 +44,7 @@ __all__ = ["ConnectionSettings", "TwilioHook"]
 log = logging.getLogger("connector.airflow")
 
 #: The extras that are not connection values of a manifest.
-_HOST_EXTRAS: Final = frozenset({"rate_limit", "redis_url", "emulator"})
+_HOST_EXTRAS: Final = frozenset({"rate_limit", "redis_url", "emulator", "pacing", "consent_ledger"})
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 
 
@@ -54,6 +60,14 @@ class ConnectionSettings:
         rate_limit: ``(calls, seconds)``, ``False`` for none, ``None`` for the manifest's.
         redis_url: Where a limit shared by every process is held, if anywhere.
         emulator: Whether to start an embedded emulator instead (Twilio's only).
+        pacing: Sender pacing as the extra holds it (the mapping
+            :meth:`Pacing.from_config <connector.Pacing.from_config>` reads), ``False``
+            for none, ``None`` for the default rates of each kind of sender.
+        consent_ledger: Where the consent ledger is (a file, or a ``redis://`` URL);
+            ``None`` for the core's default (``TWILIO_CONSENT_LEDGER``, else the Redis
+            of *redis_url*).
+        env: What the core's defaults read of this process's environment:
+            ``TWILIO_CONSENT_LEDGER``, if set (never credentials).
     """
 
     conn_id: str
@@ -62,6 +76,9 @@ class ConnectionSettings:
     rate_limit: tuple[int, float] | bool | None = None
     redis_url: str | None = attrs.field(default=None, repr=False)
     emulator: bool = False
+    pacing: Mapping[str, Any] | Literal[False] | None = None
+    consent_ledger: str | None = attrs.field(default=None, repr=False)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     @classmethod
     def from_airflow(cls, conn: AirflowConnection, connector: ConnectorSpec) -> ConnectionSettings:
@@ -72,10 +89,13 @@ class ConnectionSettings:
         connector they fill its first username/password pair. Every other value comes
         from the extra under the manifest's key (``api_key``, ``base_url`` ...);
         the extra may also name ``rate_limit`` (``CALLS/SECONDS`` or ``off``),
-        ``redis_url`` and ``emulator``.
+        ``redis_url``, ``emulator``, ``pacing`` (an object in the shape of
+        :meth:`Pacing.from_config <connector.Pacing.from_config>`, that object as JSON
+        text, or ``false``) and ``consent_ledger`` (a file path or a ``redis://`` URL).
 
         Raises:
-            ConfigurationError: A malformed extra, or no credentials and no emulator.
+            ConfigurationError: A malformed extra (naming it and what it must be), or
+                no credentials and no emulator.
         """
         extra = _extras(conn.extra_dejson)
         keys = {p.key for p in connector.connection}
@@ -118,6 +138,9 @@ class ConnectionSettings:
             rate_limit=_rate_limit(conn.conn_id, extra.get("rate_limit")),
             redis_url=str(extra["redis_url"]) if extra.get("redis_url") else None,
             emulator=emulator,
+            pacing=_pacing(conn.conn_id, extra.get("pacing")),
+            consent_ledger=_consent_ledger(conn.conn_id, extra.get("consent_ledger")),
+            env=_core_env(),
         )
 
     @property
@@ -129,17 +152,29 @@ class ConnectionSettings:
             self.rate_limit,
             self.redis_url,
             self.emulator,
+            self.pacing if not self.pacing else json.dumps(self.pacing, sort_keys=True),
+            self.consent_ledger,
+            tuple(sorted(self.env.items())),
         )
 
-    def open(self) -> AbstractAsyncContextManager[Connection]:
-        """Open a connection with these settings (:func:`connector.open_connection`)."""
+    def open(self, *, consent: bool = True) -> AbstractAsyncContextManager[Connection]:
+        """
+        Open a connection with these settings (:func:`connector.open_connection`).
+
+        Args:
+            consent: ``False`` opens no consent ledger (a probe that sends nothing, run
+                where the workers' ledger file may not be).
+        """
         return open_connection(
             connector=self.connector,
             values=self.values,
+            env=self.env,
             emulator=True if self.emulator else None,
             announce=log.info,
             rate_limit=self.rate_limit,
             redis_url=self.redis_url,
+            pacing=self.pacing,
+            ledger=self.consent_ledger if consent else False,
         )
 
 
@@ -158,6 +193,62 @@ def _rate_limit(conn_id: str | None, raw: Any) -> tuple[int, float] | bool | Non
         return parse_rate_limit(str(raw))
     except ValueError as exc:
         raise ConfigurationError(f"Airflow connection {conn_id!r}: rate_limit: {exc}") from None
+
+
+def _core_env() -> dict[str, str]:
+    # The one variable of the worker's environment the core's defaults read for an
+    # Airflow connection; its credentials come from the connection alone.
+    found = os.environ.get(LEDGER_VARIABLE)
+    return {LEDGER_VARIABLE: found} if found else {}
+
+
+def _pacing(conn_id: str | None, raw: Any) -> Mapping[str, Any] | Literal[False] | None:
+    """
+    The extra's ``pacing``: an object, or that object as JSON text (what a text field of
+    Airflow 3.1's form stores), ``false`` (or ``off``) for none; checked by the core's
+    reader, :meth:`Pacing.from_config <connector.Pacing.from_config>`.
+    """
+    where = f"Airflow connection {conn_id!r}: extra pacing"
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.lower() == "off":
+            return False
+        try:
+            raw = json.loads(text) if text else None
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{where} must be a JSON object such as "
+                '{"senders": {"+15005550006": "1/s"}, "horizon": "1h"}, or false; '
+                f"it is not JSON ({exc})"
+            ) from None
+    if raw is None or raw is True:
+        return None
+    if raw is False:
+        return False
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            f"{where} must be an object (senders, horizon, queue_limit, account_rate, "
+            f"kind_rates, sticky) or false, not {type(raw).__name__}"
+        )
+    try:
+        Pacing.from_config(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    return raw
+
+
+def _consent_ledger(conn_id: str | None, raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    where = f"Airflow connection {conn_id!r}: extra consent_ledger"
+    if not isinstance(raw, str):
+        raise ConfigurationError(
+            f"{where} must be a file path or a redis:// URL, not {type(raw).__name__}"
+        )
+    try:
+        return check_location(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
 
 
 class _Shared:
@@ -282,7 +373,9 @@ class TwilioHook(BaseHook):
                     return f"Twilio answered at {conn.base_url}"
                 return f"the {settings.connector.id} connection values are valid"
 
-            with BlockingConnection(settings.open) as blocking:
+            # The probe sends nothing, and runs in the API server: the ledger, a file
+            # the workers share, need not exist there.
+            with BlockingConnection(lambda: settings.open(consent=False)) as blocking:
                 return True, str(blocking.run(probe))
         except Exception as exc:
             return False, str(exc)
@@ -344,7 +437,11 @@ class TwilioHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The extra fields' widgets (Airflow 3.1; later versions read the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_appbuilder.fieldwidgets import (
+            BS3PasswordFieldWidget,
+            BS3TextAreaFieldWidget,
+            BS3TextFieldWidget,
+        )
         from flask_babel import lazy_gettext
         from wtforms import BooleanField, PasswordField, StringField
 
@@ -352,12 +449,13 @@ class TwilioHook(BaseHook):
         for name, field in CONN_FIELDS.items():
             label = lazy_gettext(field["label"])
             schema = field["schema"]
-            if "boolean" in schema["type"]:
+            kinds = set(schema["type"]) - {"null"}
+            if kinds == {"boolean"}:
                 widgets[name] = BooleanField(label, default=bool(schema.get("default")))
             elif schema.get("format") == "password":
                 widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget())
             else:
-                widgets[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), description=field["description"]
-                )
+                # An object (pacing) is typed as JSON text, which the hook reads back.
+                widget = BS3TextAreaFieldWidget() if "object" in kinds else BS3TextFieldWidget()
+                widgets[name] = StringField(label, widget=widget, description=field["description"])
         return widgets

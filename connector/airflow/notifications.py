@@ -52,6 +52,9 @@ class TwilioNotifier(BaseNotifier):
         messaging_service_sid: A Messaging Service (``MG...``) instead of a sender.
         twilio_conn_id: The Airflow connection.
 
+    A number the connection's consent ledger says opted out is not texted; that is
+    logged with the reason, and is no failure.
+
     Raises:
         RuntimeError: A send failed (after every number was tried).
     """
@@ -96,11 +99,14 @@ class TwilioNotifier(BaseNotifier):
         failed = [
             f"{request.inputs['to']}: {outcome.error}"
             for request, outcome in outcomes
-            if outcome.status != "succeeded"
+            if outcome.status == "failed"
         ]
         for request, outcome in outcomes:
             if outcome.status == "succeeded":
                 self.log.info("texted %s (%s)", request.inputs["to"], outcome.output.get("sid"))
+            elif outcome.status == "skipped":
+                # An opted-out number: not texted, on purpose; the callback does not fail.
+                self.log.info("did not text %s: %s", request.inputs["to"], outcome.error)
         if failed:
             raise RuntimeError("the Twilio notification failed for " + "; ".join(failed))
 

@@ -28,14 +28,22 @@ from .triggers import TwilioMessageStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
 
     from .. import Connection
 else:
     try:
-        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        from airflow.sdk.exceptions import (
+            AirflowException,
+            AirflowFailException,
+            AirflowSkipException,
+        )
     except ImportError:  # Airflow 3.1 keeps them in core
-        from airflow.exceptions import AirflowException, AirflowFailException
+        from airflow.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 __all__ = [
     "TwilioActionOperator",
@@ -116,8 +124,12 @@ class TwilioActionOperator(BaseOperator):
         paginate: For a paging action: follow next links and return every item.
         max_items: Stop paging after this many items.
 
+    A send to a recipient the connection's consent ledger says opted out is not made:
+    the task ends *skipped* (``AirflowSkipException``), with the reason in its log.
+
     Raises:
         TwilioError: The action failed (``code`` is Twilio's error code).
+        AirflowSkipException: A send was skipped: the recipient opted out.
     """
 
     template_fields: Sequence[str] = ("action", "inputs", "twilio_conn_id")
@@ -203,6 +215,11 @@ class TwilioActionOperator(BaseOperator):
         return None
 
     def _result(self, outcome: Outcome) -> Any:
+        if outcome.status == "skipped":
+            # Not sent, on purpose (the consent ledger says the recipient opted out):
+            # Airflow's "skipped", as a short-circuit leaves a task, never a failure.
+            self.log.info("%s skipped: %s", self.action, outcome.error)
+            raise AirflowSkipException(f"{self.action} skipped: {outcome.error}")
         if outcome.status != "succeeded":
             raise TwilioError(
                 f"{self.action} failed: {outcome.error}",
@@ -249,6 +266,8 @@ class TwilioSendMessageOperator(TwilioActionOperator):
             Twilio's 30xxx error code).
         TwilioError: Twilio refused the send (``code``: 21211 for an invalid number
             ...), or the wait timed out.
+        AirflowSkipException: The recipient opted out (the connection's consent
+            ledger): nothing was sent, and the task is *skipped*.
     """
 
     template_fields: Sequence[str] = (

@@ -36,7 +36,10 @@ def generate(spec: ConnectorSpec) -> str:
             optional = "" if p.spec.required else " | None = None"
             body.append(f"    {p.name}: {p.annotation}{optional},")
         body.append(f"    {CREDENTIALS}: TwilioCredentials | None = None,")
-        body.append(f") -> {'None' if model is None else model.__name__}:")
+        returns = "None" if model is None else model.__name__
+        if model is not None and action.sends_message:
+            returns += " | None"  # skipped: the recipient opted out
+        body.append(f") -> {returns}:")
         doc = docstring(spec, action, params).replace(_QUOTES, "'''")
         body += [f"    {_QUOTES}", *(f"    {line}".rstrip() for line in doc.splitlines())]
         body.append(f"    {_QUOTES}")

@@ -5,17 +5,20 @@ The credentials blocks: Twilio's, and the connection values of any installed con
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.types import SecretDict
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from .._connect import EMULATOR_VARIABLE
+from .._pacing import Pacing
 from .._ratelimit import parse_rate_limit
+from ..consent import LEDGER_VARIABLE, check_location
 from ..errors import ConfigurationError
 from ..plugin import TWILIO, installed
 from ._shared import ConnectionOptions, Shared, environment, shared
@@ -46,6 +49,19 @@ _REDIS_URL = (
     "and worker that uses it; needs the 'redis' extra."
 )
 
+_PACING = (
+    "How sends are paced per sender, in the shape Pacing.from_config reads: senders' "
+    'rates in segments ({"senders": {"+15005550006": "1/s", "12345": "100/s"}, '
+    '"horizon": "1h"}; also queue_limit, account_rate, kind_rates, sticky), or false for '
+    "none. Unset: the default rate of each kind of sender. Across processes only with a "
+    "Redis URL."
+)
+_CONSENT_LEDGER = (
+    "Where the opt-outs are that every send is checked against: a SQLite file, or "
+    "redis://HOST:PORT/DB. Unset: TWILIO_CONSENT_LEDGER, else the Redis URL's Redis, "
+    "else none."
+)
+
 log = logging.getLogger("connector.prefect")
 
 
@@ -64,6 +80,27 @@ def _announcer() -> Callable[[str], None]:
 def _checked_rate_limit(value: str | None) -> str | None:
     if value is not None:
         parse_rate_limit(value)
+    return value
+
+
+def _checked_pacing(value: Any) -> Any:
+    # Before pydantic's own check, so that a wrong type gets one error that says what
+    # the field takes; the core's reader checks the rest (pydantic names the field).
+    if value is None or value is False:
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(  # pydantic reports a ValueError, not a TypeError
+            "expected the settings Pacing.from_config reads (senders, horizon, "
+            f"queue_limit, account_rate, kind_rates, sticky) or false, not {value!r}"
+        )
+    Pacing.from_config(value)
+    return value
+
+
+def _checked_ledger(value: SecretStr | None) -> SecretStr | None:
+    if value is None or not value.get_secret_value().strip():
+        return None  # a form's empty field: the core's default
+    check_location(value.get_secret_value())
     return value
 
 
@@ -111,7 +148,13 @@ class TwilioCredentials(_Connects, CredentialsBlock):
     ``TWILIO_EMULATOR=0`` refuses that, so production cannot send into an emulator.
 
     Every task given equal credentials in one process shares one connection and one
-    rate limit; with ``redis_url`` the limit is shared by every process too.
+    rate limit; with ``redis_url`` the limit is shared by every process too, and so are
+    the senders' queues that ``pacing`` paces.
+
+    Every send is checked against the consent ledger (``consent_ledger``; unset,
+    ``TWILIO_CONSENT_LEDGER``, else the Redis of ``redis_url``): a send to a recipient
+    who opted out is not made, and its task run ends ``Completed`` in a state named
+    ``Skipped``, with the reason as its message and ``None`` as its result.
 
     Example:
         ```python
@@ -162,8 +205,19 @@ class TwilioCredentials(_Connects, CredentialsBlock):
         default=None, title="Rate limit", description=_RATE_LIMIT, examples=["100/60"]
     )
     redis_url: SecretStr | None = Field(default=None, title="Redis URL", description=_REDIS_URL)
+    pacing: dict[str, Any] | Literal[False] | None = Field(
+        default=None,
+        title="Sender pacing",
+        description=_PACING,
+        examples=[{"senders": {"+15005550006": "1/s"}, "horizon": "1h"}, False],
+    )
+    consent_ledger: SecretStr | None = Field(
+        default=None, title="Consent ledger", description=_CONSENT_LEDGER
+    )
 
     _check_rate_limit = field_validator("rate_limit")(_checked_rate_limit)
+    _check_pacing = field_validator("pacing", mode="before")(_checked_pacing)
+    _check_ledger = field_validator("consent_ledger")(_checked_ledger)
 
     def connect(self) -> AbstractAsyncContextManager[Connection[Twilio]]:
         """
@@ -196,9 +250,11 @@ class TwilioCredentials(_Connects, CredentialsBlock):
         return ConnectionOptions(
             TWILIO,
             tuple(sorted(values.items())) if values else None,
-            () if values else _environment(TWILIO),
+            environment((LEDGER_VARIABLE,)) if values else _environment(TWILIO),
             _rate_limit(self.rate_limit),
             _reveal(self.redis_url),
+            pacing=_pacing_text(self.pacing),
+            consent_ledger=_reveal(self.consent_ledger),
         )
 
 
@@ -250,10 +306,21 @@ class ConnectorCredentials(_Connects, CredentialsBlock):
 
 def _environment(connector: str) -> tuple[tuple[str, str], ...]:
     # What decides a connection when the block gives no values: the variables its
-    # manifest reads, and for Twilio's, the switch of the emulator rule.
+    # manifest reads, and for Twilio's, the switch of the emulator rule and the
+    # consent ledger's default.
     spec = installed().get(connector).spec
     names = tuple(p.env for p in spec.connection if p.env)
-    return environment((*names, EMULATOR_VARIABLE) if connector == TWILIO else names)
+    if connector == TWILIO:
+        names = (*names, EMULATOR_VARIABLE, LEDGER_VARIABLE)
+    return environment(names)
+
+
+def _pacing_text(value: dict[str, Any] | Literal[False] | None) -> str | Literal[False] | None:
+    # As JSON with sorted keys: equal settings make equal options, which share one
+    # connection (a dict would not be hashable).
+    if value is None or value is False:
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

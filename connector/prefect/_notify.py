@@ -12,7 +12,7 @@ from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import Field, HttpUrl
 
-from ..errors import ConnectorError
+from ..errors import ConnectorError, SkippedError
 from ._credentials import _DOCS, _LOGO, TwilioCredentials
 
 
@@ -29,7 +29,8 @@ class TwilioSMSNotification(NotificationBlock):
 
     Automations use it through "Send a notification"; flows call ``notify``. The
     subject, when given, is the text's first line; a text longer than Twilio's 1600
-    characters is cut short.
+    characters is cut short. A number the credentials' consent ledger says opted out is
+    not texted; that is logged, and is no failure.
 
     Example:
         ```python
@@ -74,6 +75,9 @@ class TwilioSMSNotification(NotificationBlock):
             inputs = {"from": self.from_number, "to": number, "body": text}
             try:
                 connection.call("send_text_message", inputs)
+            except SkippedError as skipped:
+                # An opted-out number (the consent ledger): not texted, and no failure.
+                self.logger.info("did not text %s: %s", number, skipped.reason)
             except ConnectorError as exc:
                 failures.append(f"{number}: {exc}")
         if not failures:

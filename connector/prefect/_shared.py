@@ -14,11 +14,12 @@ shared; without one, each process spends a budget of its own.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -49,6 +50,11 @@ class ConnectionOptions:
             ``None`` (a snapshot, so a change of them opens another connection).
         rate_limit: ``(calls, seconds)``, ``False`` for none, ``None`` for the manifest's.
         redis_url: Hold the limit in this Redis, shared by every process.
+        pacing: Sender pacing as JSON text (the mapping :meth:`Pacing.from_config
+            <connector.Pacing.from_config>` reads, written with sorted keys so that
+            equal settings compare equal), ``False`` for none, ``None`` for the
+            default rates.
+        consent_ledger: Where the consent ledger is; ``None`` for the core's default.
     """
 
     connector: str
@@ -56,6 +62,8 @@ class ConnectionOptions:
     env: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=_masked)
     rate_limit: tuple[int, float] | bool | None = None
     redis_url: str | None = attrs.field(default=None, repr=_masked)
+    pacing: str | Literal[False] | None = None
+    consent_ledger: str | None = attrs.field(default=None, repr=_masked)
 
     def open(
         self, announce: Callable[[str], None] | None = None
@@ -67,6 +75,8 @@ class ConnectionOptions:
             env=dict(self.env),
             rate_limit=self.rate_limit,
             redis_url=self.redis_url,
+            pacing=json.loads(self.pacing) if isinstance(self.pacing, str) else self.pacing,
+            ledger=self.consent_ledger,
             announce=announce,
         )
 

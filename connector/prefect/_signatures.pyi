@@ -103,7 +103,7 @@ def send_text_message(
     max_price: float | None = None,
     validity_period: int | None = None,
     credentials: TwilioCredentials | None = None,
-) -> Message:
+) -> Message | None:
     """
     Send Text Message (SMS).
 
@@ -122,7 +122,7 @@ def send_text_message(
         credentials: The Twilio connection (the environment's if not given).
 
     Returns:
-        Message
+        Message; None if the recipient opted out (the task run is then Skipped).
     """
 
 @task
@@ -151,7 +151,7 @@ def send_message(
     persistent_action: list[str] | None = None,
     risk_check: str | None = None,
     credentials: TwilioCredentials | None = None,
-) -> Message:
+) -> Message | None:
     """
     Send Message.
 
@@ -183,7 +183,7 @@ def send_message(
         credentials: The Twilio connection (the environment's if not given).
 
     Returns:
-        Message
+        Message; None if the recipient opted out (the task run is then Skipped).
     """
 
 @task

@@ -13,7 +13,9 @@ tasks are named as its actions (``send_text_message``), other connectors' as
 Sends run through :class:`~connector.workflow.ActionRunner`, as workflow steps do: on a
 retry of the task (Prefect's ``retries``), the message an earlier try may have sent is
 looked for (same To, From and body, created since the task run started) and returned
-instead of sending again.
+instead of sending again. A send the connection's consent ledger skips (the recipient
+opted out) ends its task run ``Completed`` in a state named ``Skipped``, with the reason
+as its message and ``None`` as its result, so sends' tasks return ``Message | None``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
+from prefect.states import Completed
 
 from .._convert import Record, build_record
 from .._manifest import ActionSpec, ConnectorSpec, ParamSpec, default_connector
@@ -48,12 +51,23 @@ from ..workflow import CallRequest, Prior
 from ._credentials import ConnectorCredentials, TwilioCredentials
 
 
-__all__ = ["Param", "build_tasks", "call_action", "parameters", "return_model", "task_name"]
+__all__ = [
+    "SKIPPED",
+    "Param",
+    "build_tasks",
+    "call_action",
+    "parameters",
+    "return_annotation",
+    "return_model",
+    "task_name",
+]
 
 log = logging.getLogger("connector.prefect")
 
 #: Every task's last parameter: the credentials block.
 CREDENTIALS: Final = "credentials"
+#: The name of the (``Completed``) state a skipped send's task run ends in.
+SKIPPED: Final = "Skipped"
 
 # The runtime value of each annotation the type registry writes (the stubs write the
 # text itself), so the two cannot drift apart.
@@ -124,6 +138,15 @@ def return_model(spec: ConnectorSpec, action: ActionSpec) -> Any:
     return Record
 
 
+def return_annotation(spec: ConnectorSpec, action: ActionSpec) -> Any:
+    """
+    What a task is annotated to return: :func:`return_model`, or ``None`` besides for
+    an action that sends (a send to an opted-out recipient is skipped).
+    """
+    model = return_model(spec, action)
+    return model | None if model is not None and action.sends_message else model
+
+
 def build_tasks(registry: Registry | None = None) -> dict[str, Task[..., Any]]:
     """
     A task for every action of every connector in *registry* (the installed ones unless
@@ -182,7 +205,7 @@ def _task(
                 CREDENTIALS, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=block | None
             ),
         ],
-        return_annotation=return_model(spec, action),
+        return_annotation=return_annotation(spec, action),
     )
     run.__name__ = run.__qualname__ = name
     run.__module__ = "connector.prefect"
@@ -213,8 +236,10 @@ def docstring(spec: ConnectorSpec, action: ActionSpec, params: list[Param]) -> s
     lines.append(
         f"    {CREDENTIALS}: The {spec.title} connection (the environment's if not given)."
     )
-    returns = return_model(spec, action)
-    lines += ["", "Returns:", f"    {getattr(returns, '__name__', 'None')}"]
+    returns = getattr(return_model(spec, action), "__name__", "None")
+    if action.sends_message and returns != "None":
+        returns += f"; None if the recipient opted out (the task run is then {SKIPPED})."
+    lines += ["", "Returns:", f"    {returns}"]
     return "\n".join(lines)
 
 
@@ -233,7 +258,9 @@ def call_action(
 
     A send runs through the connection's :class:`~connector.workflow.ActionRunner`: on
     a retry of the task run, the message an earlier try may have sent is looked up
-    before anything is sent.
+    before anything is sent. A send the consent ledger skips returns, in a task run,
+    a ``Completed`` state named ``Skipped`` whose message is the reason (Prefect makes
+    it the task run's state, and its result ``None``); elsewhere ``None``.
 
     Raises:
         InvalidInputError: Bad inputs, or credentials for another connector.
@@ -267,6 +294,13 @@ def call_action(
                 outcome.output.get("sid") if isinstance(outcome.output, Mapping) else "?",
             )
         return _output(spec, action, outcome.output)
+    if outcome.status == "skipped":
+        # Not sent, on purpose: no failure, and nothing downstream should fail for it.
+        reason = f"{action.id} skipped: {outcome.error}"
+        _run_logger().info(reason)
+        if TaskRunContext.get() is None:
+            return None
+        return Completed(name=SKIPPED, message=reason)
     if outcome.unresolved:
         cause = outcome.exception or ConnectorError(outcome.error)
         raise MessageMayHaveBeenSentError(action.id, outcome.inputs or {}, cause)

@@ -34,7 +34,8 @@ def send_and_wait(
         body=unmapped(body),
         credentials=unmapped(credentials),
     )
-    sids = [message.sid for message in sent.result()]
+    # None for a recipient who opted out (the consent ledger): nothing was sent.
+    sids = [message.sid for message in sent.result() if message is not None]
     delivered = wait_for_message_status.map(
         sids, timeout=unmapped(120.0), credentials=unmapped(credentials)
     )

@@ -163,6 +163,35 @@ def test_the_notifier_texts_when_a_task_fails(airflow_db: Path, emulator: Thread
     assert texted["from"] == "+15005550006"
 
 
+def test_an_opted_out_recipient_s_send_is_skipped_and_the_run_succeeds(
+    airflow_db: Path, emulator: ThreadedEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With a consent ledger, the opted-out recipient's mapped send is skipped, not sent, not failed."""
+    import asyncio
+
+    from connector.consent import SQLiteLedger
+
+    path = tmp_path / "consent.sqlite3"
+
+    async def record() -> None:
+        with SQLiteLedger(path) as ledger:
+            await ledger.record("+15005550006", "+15551230066", "opted_out", "STOP")
+
+    asyncio.run(record())
+    monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(consent_ledger=str(path)))
+    state, states, values = outcome(load("twilio_test_consent", airflow_db))
+    assert state == "success", states
+    assert states == {
+        ("send", 0): "success",
+        ("send", 1): "skipped",
+        ("send", 2): "success",
+        ("report", -1): "success",
+    }
+    sent = emulator.messages(direction="outbound-api")
+    assert sorted(m["to"] for m in sent) == ["+15551230001", "+15551230003"]
+    assert ("send", 1) not in values
+
+
 def test_the_example_dag_runs_as_written(airflow_db: Path, emulator: ThreadedEmulator) -> None:
     """examples/airflow/twilio_example_dag.py: three deliveries, then today's messages into XCom."""
     state, states, values = outcome(load("twilio_example_dag", airflow_db))

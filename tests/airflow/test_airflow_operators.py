@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +23,7 @@ from connector.airflow import (
     TwilioNotifier,
     TwilioSendMessageOperator,
 )
+from connector.consent import RedisLedger, SQLiteLedger
 from connector.emulator import EmulatorServer
 from connector.plugin import Plugin, Registry
 
@@ -31,9 +34,9 @@ if TYPE_CHECKING:
 pytest_plugins = ["airflow_support"]
 
 try:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 except ImportError:  # Airflow 3.1
-    from airflow.exceptions import TaskDeferred
+    from airflow.exceptions import AirflowSkipException, TaskDeferred
 
 
 ACME = Path(__file__).parents[1] / "data" / "plugin_dist" / "acme" / "acme_connector" / "acme.yaml"
@@ -242,3 +245,104 @@ def test_a_notifier_that_cannot_send_says_for_whom(
     with pytest.raises(RuntimeError, match=r"\+15005550001: .*21211"):
         notifier(context())
     assert [m["to"] for m in emulator.messages()] == ["+15551230001"]
+
+
+# -- the consent gate ---------------------------------------------------------------------
+
+OPTED_OUT = "+15551230066"
+#: How the gate says why: who, of which sender, and what they texted.
+REASON = rf"\{OPTED_OUT} opted out of \{SENDER} \(texted STOP"
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path) -> Path:
+    """A consent ledger (SQLite) in which OPTED_OUT texted STOP to SENDER."""
+    path = tmp_path / "consent.sqlite3"
+
+    async def record() -> None:
+        with SQLiteLedger(path) as ledger:
+            await ledger.record(SENDER, OPTED_OUT, "opted_out", "STOP")
+
+    asyncio.run(record())
+    return path
+
+
+def sends_to(to: str) -> list[Any]:
+    """Both operators, sending to *to*."""
+    return [
+        TwilioSendMessageOperator(task_id="send", to=to, from_=SENDER, body="hi", wait_for=None),
+        TwilioActionOperator(
+            task_id="act",
+            action="send_text_message",
+            inputs={"from": SENDER, "to": to, "body": "x"},
+        ),
+    ]
+
+
+def test_a_send_to_an_opted_out_recipient_skips_the_task(
+    emulator: ThreadedEmulator, ledger_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """extra consent_ledger: both operators end skipped, with the reason, before any request."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(consent_ledger=str(ledger_file))
+    )
+    for operator in sends_to(OPTED_OUT):
+        with pytest.raises(AirflowSkipException, match=rf"send_\w+ skipped: {REASON}"):
+            operator.execute(context())
+    assert emulator.stats()["requests"] == 0
+    for operator in sends_to("+15551230067"):  # anyone else is texted
+        assert operator.execute(context())["to"] == "+15551230067"
+    assert len(emulator.messages()) == 2
+
+
+def test_without_the_extra_the_workers_ledger_variable_applies(
+    emulator: ThreadedEmulator, ledger_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No consent_ledger in the extra: the core's rule, TWILIO_CONSENT_LEDGER in the worker's environment."""
+    monkeypatch.setenv("TWILIO_CONSENT_LEDGER", str(ledger_file))
+    for operator in sends_to(OPTED_OUT):
+        with pytest.raises(AirflowSkipException, match=REASON):
+            operator.execute(context())
+    assert emulator.stats()["requests"] == 0
+
+
+@pytest.mark.slow
+def test_without_either_the_redis_url_holds_the_ledger(
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+) -> None:
+    """No consent_ledger, no variable, a redis_url: the opt-outs every worker shares in that Redis."""
+    monkeypatch.delenv("TWILIO_CONSENT_LEDGER", raising=False)
+    emulator = threaded_emulator()
+
+    async def record() -> None:
+        async with RedisLedger(redis_url, emulator.account_sid) as ledger:
+            await ledger.record(SENDER, OPTED_OUT, "opted_out", "STOP")
+
+    asyncio.run(record())
+    monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(redis_url=redis_url))
+    (operator, _) = sends_to(OPTED_OUT)
+    with pytest.raises(AirflowSkipException, match=REASON):
+        operator.execute(context())
+    assert emulator.stats()["requests"] == 0
+
+
+def test_the_notifier_passes_over_an_opted_out_number(
+    emulator: ThreadedEmulator,
+    ledger_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An opted-out number is not texted and does not fail the callback; the others are texted."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(consent_ledger=str(ledger_file))
+    )
+    notifier = TwilioNotifier(to=[OPTED_OUT, "+15551230001"], from_=SENDER, body="x")
+    notifier._log = logging.getLogger("test.notifier")  # Airflow's own goes to structlog
+    caplog.set_level(logging.INFO, logger="test.notifier")
+    notifier(context())
+    assert [m["to"] for m in emulator.messages()] == ["+15551230001"]
+    said = [r.getMessage() for r in caplog.records if r.name == "test.notifier"]
+    assert said[0].startswith(f"did not text {OPTED_OUT}: {OPTED_OUT} opted out of {SENDER}")
+    assert said[1].startswith("texted +15551230001")

@@ -201,6 +201,22 @@ def test_test_connection_reports_both_ways(
     assert not ok and "401" in message
 
 
+def test_test_connection_leaves_the_workers_ledger_alone(
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The UI's probe sends nothing: it opens no ledger file, which lives on the workers."""
+    emulator = threaded_emulator()
+    ledger = tmp_path / "workers-only" / "consent.sqlite3"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(consent_ledger=str(ledger))
+    )
+    ok, _ = TwilioHook().test_connection()
+    assert ok
+    assert not ledger.parent.exists()
+
+
 def test_the_emulator_flag_starts_an_embedded_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """extra emulator: true, no credentials: calls go to an emulator started for the connection."""
     monkeypatch.setenv(
@@ -210,3 +226,122 @@ def test_the_emulator_flag_starts_an_embedded_emulator(monkeypatch: pytest.Monke
         page = hook.get_conn().call("list_messages_v2", {"PageSize": 1})
         assert hook.get_conn().connection.base_url.startswith("http://127.0.0.1:")
     assert list(page.value) == []
+
+
+# -- sender pacing and the consent ledger -------------------------------------------------
+
+PACING = {"senders": {"+15005550006": "2/s", "12345": "100/s"}, "horizon": "30m"}
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        (PACING, PACING),
+        (json.dumps(PACING), PACING),  # a text field of Airflow 3.1's form
+        (False, False),
+        ("off", False),
+        ("false", False),
+        (None, None),
+        ("", None),
+    ],
+    ids=["object", "json-text", "false", "off", "false-text", "null", "empty"],
+)
+def test_pacing_is_read_from_the_extra(given: Any, read: Any) -> None:
+    """extra pacing: the Pacing.from_config shape (object or JSON text), false/off for none, unset for the defaults."""
+    extra = {} if given is None else {"pacing": given}
+    settings = ConnectionSettings.from_airflow(_conn(extra, login=SID, password="t"), _twilio())
+    assert settings.pacing == read
+
+
+@pytest.mark.parametrize(
+    ("given", "rule"),
+    [
+        ({"speed": "fast"}, r"extra pacing: unknown pacing settings \['speed'\]"),
+        ({"senders": {"+15005550006": "fast"}}, "extra pacing: .*fast"),
+        ({"horizon": "11h"}, r"extra pacing: the horizon .* must be under Twilio's queue limit"),
+        ("{senders: 1/s}", "extra pacing must be a JSON object .* or false; it is not JSON"),
+        (["+15005550006"], "extra pacing must be an object .* or false, not list"),
+    ],
+    ids=["unknown-key", "bad-rate", "horizon", "not-json", "list"],
+)
+def test_malformed_pacing_names_the_extra_and_the_rule(given: Any, rule: str) -> None:
+    """Pacing is checked by the core's reader when the connection is read, not at the first send."""
+    with pytest.raises(ConfigurationError, match=rf"'twilio_default': {rule}"):
+        ConnectionSettings.from_airflow(
+            _conn({"pacing": given}, login=SID, password="t"), _twilio()
+        )
+
+
+def test_the_consent_ledger_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """extra consent_ledger: a file or a redis:// URL; another URL is refused, naming the extra."""
+    monkeypatch.delenv("TWILIO_CONSENT_LEDGER", raising=False)
+    read = ConnectionSettings.from_airflow(
+        _conn({"consent_ledger": "redis://127.0.0.1:6379/2"}, login=SID, password="t"), _twilio()
+    )
+    assert read.consent_ledger == "redis://127.0.0.1:6379/2"
+    assert "redis://" not in repr(read)
+    unset = ConnectionSettings.from_airflow(_conn(login=SID, password="t"), _twilio())
+    assert unset.consent_ledger is None and unset.env == {}
+    with pytest.raises(
+        ConfigurationError,
+        match=r"'twilio_default': extra consent_ledger: .*file path or a redis://.*not a https://",
+    ):
+        ConnectionSettings.from_airflow(
+            _conn({"consent_ledger": "https://example.com/optouts"}, login=SID, password="t"),
+            _twilio(),
+        )
+    # Unset, the core's default rule applies: the worker's TWILIO_CONSENT_LEDGER is handed
+    # over (and only that variable), and a change of it is another connection.
+    monkeypatch.setenv("TWILIO_CONSENT_LEDGER", "/srv/consent.sqlite3")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-for-airflow")
+    from_env = ConnectionSettings.from_airflow(_conn(login=SID, password="t"), _twilio())
+    assert from_env.env == {"TWILIO_CONSENT_LEDGER": "/srv/consent.sqlite3"}
+    assert from_env.key != unset.key
+
+
+def test_equal_pacing_shares_a_connection_and_other_pacing_does_not() -> None:
+    """The settings' key follows the pacing's content, not the extra's key order or spelling."""
+
+    def key(pacing: Any) -> Any:
+        conn = _conn({"pacing": pacing}, login=SID, password="t")
+        return ConnectionSettings.from_airflow(conn, _twilio()).key
+
+    reordered = {"horizon": "30m", "senders": dict(reversed(PACING["senders"].items()))}
+    assert key(PACING) == key(reordered) == key(json.dumps(PACING))
+    assert key(PACING) != key({"horizon": "20m"}) != key(False)
+
+
+def test_the_form_declares_pacing_and_the_consent_ledger() -> None:
+    """Airflow 3.2+ shows pacing as JSON (an object, or false) and the ledger as text."""
+    assert CONN_FIELDS["pacing"]["schema"]["type"] == ["object", "boolean", "null"]
+    assert CONN_FIELDS["consent_ledger"]["schema"]["type"] == ["string", "null"]
+    assert "TWILIO_CONSENT_LEDGER" in CONN_FIELDS["consent_ledger"]["description"]
+
+
+def test_a_hook_connection_paces_its_senders_as_the_extra_declares(
+    threaded_emulator: Callable[..., ThreadedEmulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The extra's pacing reaches the connection through open_connection: a send is paced at the declared rate."""
+    from connector import Connection, Pacing
+
+    emulator = threaded_emulator()
+    monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(pacing=PACING))
+
+    async def status(conn: Connection) -> Any:
+        assert conn.pacer is not None
+        return conn.pacer.status()
+
+    with TwilioHook() as hook:
+        blocking = hook.get_conn()
+        assert blocking.connection.pacing == Pacing.from_config(PACING)
+        blocking.call(
+            "send_text_message", {"from": "+15005550006", "to": "+15551230001", "body": "hi"}
+        )
+        paced = blocking.run(status)
+    assert [(s.sender, s.rate) for s in paced.senders] == [("+15005550006", 2.0)]
+    assert (paced.messages, paced.units) == (1, 1)
+    monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", emulator.connection(pacing=False))
+    with TwilioHook() as hook:
+        assert hook.get_conn().connection.pacing is False
+        assert hook.get_conn().connection.pacer is None
