@@ -401,15 +401,15 @@ async def test_an_unknown_outcome_is_reconciled_not_resent(
 ) -> None:
     """A send that went out but whose answer was lost is found by lookup, not sent again."""
     async with activities(emulator) as acts:
-        real_call = acts.connection.call
+        real_call = acts.connection.call_validated
 
-        async def lost_answer(action: str, inputs: Any = None) -> Any:
+        async def lost_answer(action: str, inputs: Any) -> Any:
             answer = await real_call(action, inputs)
             if action.endswith("send_text_message"):
                 raise MessageMayHaveBeenSentError(action, inputs, ConnectionResetError("reset"))
             return answer
 
-        monkeypatch.setattr(acts.connection, "call", lost_answer)
+        monkeypatch.setattr(acts.connection, "call_validated", lost_answer)
         outcome = await on_attempt(1).run(acts.invoke_action, send_call("+15005550114", 0))
     assert (outcome["status"], outcome["reconciled"]) == ("succeeded", True)
     assert len(emulator.messages()) == 1
