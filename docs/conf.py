@@ -78,7 +78,7 @@ _UNRESOLVABLE_OURS = {
         "connector._manifest.Rule",
         "connector._manifest.Throttle",
         "connector._manifest.TriggerSpec",
-        "connector.emulator._patterns.BodyPattern",
+        "connector._patterns.BodyPattern",
         "connector._pacing.Booking",
         "connector._pacing.Pacer",
         "connector._pacing.SenderBook",
