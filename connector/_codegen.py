@@ -40,6 +40,8 @@ def _annotation(field: FieldSpec) -> str:
     if field.type == "array":
         inner = field.items_ref or TYPES[field.items_type or "object"].annotation
         return f"tuple[{inner}, ...]"
+    if field.ref:
+        return f"{field.ref} | None"
     if field.enum_class:
         return f"{field.enum_class} | None"
     return f"{TYPES[field.type].annotation} | None"
@@ -56,6 +58,8 @@ def _from_wire(field: FieldSpec) -> str:
         if field.items_ref:
             return f"tuple({field.items_ref}.from_wire(x) for x in {get} or ())"
         return f"tuple({_converter(field.items_type or 'object')}(x) for x in {get} or ())"
+    if field.ref:
+        return f"_nested({field.ref}, {get})"
     if field.enum_class:
         return f"_enum({field.enum_class}, {get})"
     if field.type == "string":
@@ -70,6 +74,8 @@ def _to_json(field: FieldSpec, attr: str) -> str:
         if field.items_ref:
             return f"[x.to_json_data() for x in {value}]"
         return f"[_c.to_json_data(x) for x in {value}]"
+    if field.ref:
+        return f"None if {value} is None else {value}.to_json_data()"
     if field.enum_class:
         return f"_c.enum_value({value})"
     to_json = TYPES[field.type].to_json
@@ -86,6 +92,8 @@ def _json_annotation(field: FieldSpec) -> str:
         if field.items_ref:
             return f"list[{json_name(field.items_ref)}]"
         return f"list[{TYPES[field.items_type or 'object'].json_annotation}]"
+    if field.ref:
+        return f"{json_name(field.ref)} | None"
     if field.enum_class:
         return "str | None"
     return f"{TYPES[field.type].json_annotation} | None"
@@ -216,6 +224,11 @@ def generate(spec: ConnectorSpec) -> str:
         "        return None",
         "    member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]",
         "    return cls(value) if member is None else member",
+        "",
+        "",
+        "def _nested(cls: Any, value: Any) -> Any:",
+        "    # An object field that follows a definition: its model, or None when absent.",
+        "    return cls.from_wire(value) if isinstance(value, Mapping) else None",
     ]
     lines += [
         "",
@@ -388,8 +401,9 @@ def _ordered(spec: ConnectorSpec) -> list[DefinitionSpec]:
         if definition.name in done:
             return
         for field in definition.fields:
-            if field.items_ref:
-                visit(spec.definitions[field.items_ref])
+            for name in (field.items_ref, field.ref):
+                if name:
+                    visit(spec.definitions[name])
         done[definition.name] = definition
 
     for definition in spec.definitions.values():

@@ -52,6 +52,11 @@ def _enum(cls: type[_E], value: Any) -> _E | None:
     return cls(value) if member is None else member
 
 
+def _nested(cls: Any, value: Any) -> Any:
+    # An object field that follows a definition: its model, or None when absent.
+    return cls.from_wire(value) if isinstance(value, Mapping) else None
+
+
 class Twilio:
     """
     The Twilio connector as a type parameter: ``Connection[Twilio]``, what

@@ -64,6 +64,8 @@ def _definition_type(connector: ConnectorSpec, name: str, depth: int = 0) -> Sta
                 fields[field.path] = Arr(_definition_type(connector, field.items_ref, depth + 1))
             else:
                 fields[field.path] = Arr(field.items_type)
+        elif field.ref is not None:
+            fields[field.path] = _definition_type(connector, field.ref, depth + 1)
         elif field.type == "object":
             fields[field.path] = None
         else:

@@ -253,6 +253,9 @@ def _check_fields(
                 if isinstance(item, Mapping):
                     _check_fields(definitions, field.items_ref, item, f"{field.path}[{index}].")
             continue
+        if field.ref is not None and isinstance(value, Mapping):
+            _check_fields(definitions, field.ref, value, f"{field.path}.")
+            continue
         if field.type != "string" or not isinstance(value, str) or not value:
             continue
         fmt = FORMATS.get(field.format) if field.format is not None else None
