@@ -402,6 +402,8 @@ def test_a_reply_action_lists_with_the_paging_action_of_its_path(tmp_path: Path)
     spec = load_manifest(write(tmp_path, REPLY))
     assert spec.actions["wait"].kind == "reply"
     assert spec.listing(spec.actions["wait"]).id == "list_things"
+    twilio = default_connector()
+    assert twilio.listing(twilio.actions["wait_for_reply"]).id == "list_messages_v2"
 
 
 @pytest.mark.parametrize(
