@@ -385,6 +385,7 @@ def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
         "status": "queued",
         "body": "hi",
         "error_code": None,
+        "date_created": "2026-05-01T12:00:00.000Z",
     }
     sent = item_record(
         3,
@@ -397,11 +398,13 @@ def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
         reconciled=True,
     )
     assert sent.key == "+15005550101"
+    # A message keeps its brief fields: when it was made, not its body.
     assert sent.output == {
         "sid": "SM1",
         "to": "+15005550101",
         "status": "queued",
         "error_code": None,
+        "date_created": "2026-05-01T12:00:00.000Z",
     }
     assert ItemRecord.from_json(sent.to_json()) == sent
     refused = item_record(4, "failed", inputs={"to": "+15005550001"}, error="bad", error_code=21211)
