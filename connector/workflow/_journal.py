@@ -1165,6 +1165,29 @@ class Journal:
             )
         return True, reply
 
+    def inbound_events(
+        self, kind: str, *, after: int = 0, since: float = 0.0, limit: int = 1000
+    ) -> list[tuple[int, float, dict[str, Any]]]:
+        """
+        Received events of *kind* (``twilio/message_received``), in the order they were
+        recorded: those after position *after* received at or after *since*.
+
+        A run that waits for replies reads the incoming messages a listener on this
+        journal received, so it sees them even before Twilio's message list does.
+
+        Returns:
+            ``(position, received, payload)`` for each, at most *limit*; the last
+            position is where the next read starts.
+        """
+        rows = self._db.execute(
+            "SELECT rowid, received, payload FROM events WHERE rowid > ? AND kind = ?"
+            " AND received >= ? ORDER BY rowid LIMIT ?",
+            (after, kind, since, limit),
+        ).fetchall()
+        return [
+            (int(rowid), float(received), json.loads(payload)) for rowid, received, payload in rows
+        ]
+
     @property
     def owner(self) -> str:
         """Who this journal object claims deliveries as: ``host:pid:token``."""
