@@ -524,8 +524,9 @@ def reply_data(
 
 async def opted_out_before(ledger: ConsentLedger | None, settings: ReplySettings) -> str | None:
     """
-    Why the person cannot reply at all: they opted out of our side before the wait
-    (the ledger says so), so nothing was sent to them; ``None`` otherwise.
+    Why the person cannot answer: the ledger says they opted out of our side (before
+    the wait, so our question was not sent; or with a STOP a look already recorded);
+    ``None`` otherwise.
     """
     if ledger is None:
         return None
@@ -561,9 +562,10 @@ async def wait_for_one(
     settings = ReplySettings.from_inputs(action.id, clean)
     started = clock.now()
     after = settings.after if settings.after is not None else float(math.floor(started))
-    if await opted_out_before(connection.ledger, settings) is not None:
-        return reply_data(settings, "opted_out", after=after)
-    deadline = started + settings.timeout
+    # Someone who opted out cannot answer: one look, for the STOP itself if it came
+    # after *after*, and the wait is over.
+    opted_out = await opted_out_before(connection.ledger, settings) is not None
+    deadline = started if opted_out else started + settings.timeout
     cursor = InboxCursor(after)
     while True:
         looked = clock.now()
@@ -585,6 +587,8 @@ async def wait_for_one(
             continue
         # A look that started at or after the deadline saw every reply sent in time.
         if looked >= deadline:
+            if opted_out:
+                return reply_data(settings, "opted_out", after=after)
             if settings.on_timeout == "fail":
                 raise NoReplyError(settings.to, settings.timeout)
             return reply_data(settings, "timed_out", after=after)

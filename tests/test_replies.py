@@ -263,15 +263,18 @@ def test_no_reply_times_out_or_fails_as_asked() -> None:
     run_virtual(scenario())
 
 
-def test_someone_who_opted_out_before_is_not_waited_for(tmp_path: Path) -> None:
-    """A person the ledger says opted out cannot answer: opted_out at once, no request."""
+def test_someone_who_opted_out_is_not_waited_for(tmp_path: Path) -> None:
+    """A person the ledger says opted out cannot answer: opted_out after one look, not a day."""
 
     async def scenario() -> None:
         fake = FakeTwilio()
+        loop = asyncio.get_running_loop()
         with SQLiteLedger(tmp_path / "consent.sqlite3") as ledger:
             await ledger.record(SENDER, "+15551230001", "opted_out", "STOP")
             async with _fake_connection(fake, ledger=ledger) as conn:
+                began = loop.time()
                 reply = await conn.call("wait_for_reply", {"to": "+15551230001", "from": SENDER})
+                assert loop.time() == began
         assert reply.status is ReplyStatus.OPTED_OUT and reply.reply is None
 
     run_virtual(scenario())

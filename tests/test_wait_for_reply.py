@@ -7,6 +7,7 @@ clock, resume, the listener's webhooks, and the static checks.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -328,7 +329,8 @@ async def test_a_resumed_run_keeps_its_replies_and_finds_those_sent_meanwhile(
     handsets = Handsets(twilio_emulator)
     handsets.text(10, "+15551230000", SENDER, "A")
     handsets.stop_at = 45
-    spec = workflow(tmp_path)
+    # One worker: the only sleeper is the one that looks, so the stop comes between looks.
+    spec = workflow(tmp_path, SURVEY.replace("concurrency: 2", "concurrency: 1"))
     task = asyncio.create_task(
         run_workflow(spec, {"people": people(3)}, conn, journal, run_id="r1", clock=handsets)
     )
@@ -444,3 +446,42 @@ def test_static_checks_know_the_step(tmp_path: Path, change: tuple[str, str], pr
     problems = check_workflow(workflow(tmp_path, SURVEY.replace(*change)), default_connector())
     assert any(problem in str(p) for p in problems), problems
     assert check_workflow(workflow(tmp_path, SURVEY), default_connector()) == []
+
+
+OPTED_OUT = """
+name: opted-out
+inputs:
+  people: {type: array}
+  after: {type: string}
+steps:
+  - id: wait
+    uses: twilio/wait_for_reply
+    for_each: ${{ inputs.people }}
+    with: {from: "+15005550006", to: "${{ item }}", after: "${{ inputs.after }}"}
+outputs:
+  statuses: ${{ steps.wait.outputs[*].status }}
+"""
+
+
+async def test_people_who_opted_out_end_at_the_first_look(
+    twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
+) -> None:
+    """The ledger says they opted out: no day's wait; a STOP sent after the question is the reply."""
+    handsets = Handsets(twilio_emulator)
+    await journal.consent.record(SENDER, "+15551230000", "opted_out", "import")
+    # Person 1 texted STOP after the question, before the wait began (a listener or a
+    # poller recorded it): the wait shows that message.
+    await handsets.send("+15551230001", SENDER, "STOP")
+    await journal.consent.record(SENDER, "+15551230001", "opted_out", "STOP")
+    after = dt.datetime.fromtimestamp(handsets.start - 5, dt.UTC).isoformat()
+    result = await run_workflow(
+        workflow(tmp_path, OPTED_OUT),
+        {"people": people(2), "after": after},
+        conn,
+        journal,
+        clock=handsets,
+    )
+    assert result.outputs["statuses"] == ["opted_out", "opted_out"]
+    outputs = result.steps[0].outputs
+    assert outputs[0]["reply"] is None and outputs[1]["reply"]["Body"] == "STOP"
+    assert handsets.now() - handsets.start < 1

@@ -24,7 +24,7 @@ import attrs
 from .._connection import Connection
 from .._convert import field_value, to_json_data
 from .._pacing import validate_pool
-from .._replies import InboxCursor, ReplySettings, list_inbound, opted_out_before, reply_data
+from .._replies import InboxCursor, ReplySettings, list_inbound, opted_out_before
 from .._retry import throughput_error
 from .._validation import CompiledAction, compile_action
 from ..errors import (
@@ -456,6 +456,9 @@ class ActionRunner:
             return Outcome("failed", error=str(exc), inputs=shown, exception=exc)
         connection = self._connection(request.uses)
         fields = _reply_fields(connection, action)
+        # Someone who opted out cannot answer: the wait ends at its first look (which
+        # finds their STOP, if that came after `after`).
+        opted_out = await opted_out_before(connection.ledger, settings) is not None
         if prior is not None and prior.state == "started" and prior.started is not None:
             if prior.digest is not None and prior.digest != digest(shown):
                 return Outcome(
@@ -463,17 +466,13 @@ class ActionRunner:
                     error="this item's inputs changed since its wait began; not waited for",
                     inputs=shown,
                 )
-            return Outcome(
-                "succeeded", inputs=shown, wait=ReplyWait(settings, prior.started, fields)
-            )
+            wait = ReplyWait(settings, prior.started, fields, opted_out)
+            return Outcome("succeeded", inputs=shown, wait=wait)
         started = request.now if request.now is not None else time.time()
-        if await opted_out_before(connection.ledger, settings) is not None:
-            # Nothing was sent to them, so no answer can come: no wait at all.
-            output = reply_data(settings, "opted_out", after=ReplyWait(settings, started).after)
-            return Outcome("succeeded", output, inputs=shown)
         if on_send is not None:
             await on_send(shown, started)
-        return Outcome("succeeded", inputs=shown, wait=ReplyWait(settings, started, fields))
+        wait = ReplyWait(settings, started, fields, opted_out)
+        return Outcome("succeeded", inputs=shown, wait=wait)
 
     async def look(
         self,

@@ -56,11 +56,15 @@ class ReplyWait:
             misses what came while it was down.
         fields: The fields of the reply's definition (a message from Temporal's
             history gets the absent ones back, as ``null``).
+        opted_out: The consent ledger said the person opted out when the wait began:
+            no answer can come, so the wait ends at the first look (with the STOP, if
+            that look finds it), as opted out.
     """
 
     settings: ReplySettings
     started: float
     fields: tuple[str, ...] = ()
+    opted_out: bool = False
 
     @property
     def person(self) -> str:
@@ -76,7 +80,7 @@ class ReplyWait:
     @property
     def deadline(self) -> float:
         """When the wait times out, on the interpreter's clock."""
-        return self.started + self.settings.timeout
+        return self.started + (0.0 if self.opted_out else self.settings.timeout)
 
     def settle(self, message: Inbound) -> Ended | None:
         """The end *message* puts to the wait, or ``None`` when the wait goes on."""
@@ -93,6 +97,8 @@ class ReplyWait:
 
     def expire(self) -> Ended:
         """The end of a wait whose time is up."""
+        if self.opted_out:
+            return Ended("succeeded", reply_data(self.settings, "opted_out", after=self.after))
         if self.settings.on_timeout == "fail":
             error = str(NoReplyError(self.person, self.settings.timeout))
             return Ended("failed", error=error)
@@ -104,6 +110,7 @@ class ReplyWait:
             "settings": self.settings.to_json(),
             "started": self.started,
             "fields": list(self.fields),
+            "opted_out": self.opted_out,
         }
 
     @classmethod
@@ -113,6 +120,7 @@ class ReplyWait:
             ReplySettings.from_json(data["settings"]),
             float(data["started"]),
             tuple(data.get("fields", ())),
+            bool(data.get("opted_out", False)),
         )
 
 
