@@ -165,7 +165,7 @@ INLINE = {
     "waits": WAITS,
     "replies": REPLIES,
 }
-SHIPPED = ["broadcast", "send-and-wait", "export-messages"]
+SHIPPED = ["broadcast", "send-and-wait", "export-messages", "survey"]
 
 
 class FixedClock(SteppingClock):
