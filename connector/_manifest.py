@@ -236,7 +236,7 @@ class ActionSpec:
         kind: ``http`` (one JSON call), ``media`` (fetch a media file's content from
             a URL input, :meth:`connector.Connection.download_media`) or ``reply``
             (wait for a person's reply by listing the messages of its path with the
-            manifest's paging action of that path, :meth:`ConnectorSpec.listing`).
+            manifest's paging action of that path, ``ConnectorSpec.listing``).
     """
 
     id: str

@@ -151,7 +151,7 @@ class TriggerOn:
         to: The event's ``To`` must be one of these (any when empty).
         from_: The event's ``From`` must be one of these (any when empty).
         body_matches: A regular expression searched in the message body (RE2:
-            linear time, as every pattern over a body, :mod:`connector._patterns`).
+            linear time, as every pattern over a body, ``connector._patterns``).
         status: Message statuses that start a run (any when empty).
         reply: Text answered to Twilio as a TwiML ``<Message>`` (a template reading
             ``trigger``, ``inputs`` and ``env``), or ``None`` for an empty response.
