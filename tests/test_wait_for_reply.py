@@ -485,3 +485,34 @@ async def test_people_who_opted_out_end_at_the_first_look(
     outputs = result.steps[0].outputs
     assert outputs[0]["reply"] is None and outputs[1]["reply"]["Body"] == "STOP"
     assert handsets.now() - handsets.start < 1
+
+
+def test_a_host_without_an_interpreter_gets_the_reply_itself() -> None:
+    """A task or an operator running the call through ActionRunner waits for the answer (no parked wait)."""
+    from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, CREATED_AT, FakeTwilio
+    from virtual_clock import run_virtual
+
+    from connector.workflow import ActionRunner, CallRequest
+
+    async def scenario() -> None:
+        fake = FakeTwilio()
+        fake.inbound("+15551230001", SENDER, "B", CREATED_AT + 30)
+        inputs = {"to": "+15551230001", "from": SENDER, "after": "2023-08-24T05:00:00Z"}
+        async with Connection(
+            ACCOUNT_SID, AUTH_TOKEN, transport=fake.transport(), rate_limit=False, env={}
+        ) as conn:
+            runner = ActionRunner(conn)
+            outcome = await runner.run(CallRequest("twilio/wait_for_reply", inputs, "task"))
+            assert outcome.wait is None and outcome.status == "succeeded"
+            assert outcome.output["status"] == "replied"
+            assert outcome.output["reply"]["Body"] == "B"
+            failing = {**inputs, "to": "+15551230002", "timeout": 60, "on_timeout": "fail"}
+            failed = await runner.run(CallRequest("twilio/wait_for_reply", failing, "task"))
+            assert failed.status == "failed"
+            assert failed.error == "no reply from +15551230002 within 60 s"
+            parked = await runner.run(
+                CallRequest("twilio/wait_for_reply", inputs, "run/wait/0", park=True)
+            )
+            assert parked.wait is not None and parked.output is None
+
+    run_virtual(scenario())

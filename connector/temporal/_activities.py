@@ -286,6 +286,7 @@ class ConnectorActivities:
             confine_paths=call.confine_paths,
             # A wait for a reply begins when the workflow asked for it: every attempt agrees.
             now=call.scheduled_at,
+            park=True,
         )
         async with _heartbeating():
             outcome = await self._runner.run(request, prior=prior)

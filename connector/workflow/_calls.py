@@ -164,6 +164,10 @@ class CallRequest:
             not use it outside *base_dir* or the output directory.
         now: The run's clock when the call is made (POSIX seconds): a wait for a reply
             begins then (the wall clock unless given).
+        park: The caller parks waits for replies (a workflow's interpreter): a call of a
+            reply action only begins its wait and returns it (``Outcome.wait``).
+            Otherwise (a task, an operator) the call waits itself, polling for the one
+            person until the answer or the timeout, as ``Connection.call`` does.
     """
 
     uses: str
@@ -175,6 +179,7 @@ class CallRequest:
     repeat: bool = False
     confine_paths: bool = False
     now: float | None = None
+    park: bool = False
 
 
 def _code(exc: BaseException) -> int | None:
@@ -393,7 +398,7 @@ class ActionRunner:
             )
         if action.spec.sends_message:
             return await self._send(request, clean, shown, prior, on_send)
-        if action.spec.kind == "reply":
+        if action.spec.kind == "reply" and request.park:
             return await self._begin_wait(request, action, clean, shown, prior, on_send)
         path = clean.get("path") if action.spec.kind == "media" else None
         if path and not (os.path.isabs(path) or path.startswith("~")):

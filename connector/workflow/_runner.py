@@ -411,6 +411,7 @@ async def run_workflow(
                 repeat=request.repeat,
                 confine_paths=request.confine_paths,
                 now=clock.now(),
+                park=True,
             ),
             prior=recorder.prior(step, index),
             on_send=started,
