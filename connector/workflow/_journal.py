@@ -1167,26 +1167,29 @@ class Journal:
 
     def inbound_events(
         self, kind: str, *, after: int = 0, since: float = 0.0, limit: int = 1000
-    ) -> list[tuple[int, float, dict[str, Any]]]:
+    ) -> tuple[list[tuple[float, dict[str, Any]]], int]:
         """
         Received events of *kind* (``twilio/message_received``), in the order they were
-        recorded: those after position *after* received at or after *since*.
+        recorded: those past position *after* received at or after *since*.
 
         A run that waits for replies reads the incoming messages a listener on this
         journal received, so it sees them even before Twilio's message list does.
 
         Returns:
-            ``(position, received, payload)`` for each, at most *limit*; the last
-            position is where the next read starts.
+            ``(received, payload)`` of each (at most *limit*), and the position the next
+            read starts after: past every event read or older than *since*, so a look
+            never reads the journal's whole history again.
         """
+        (newest,) = self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
         rows = self._db.execute(
-            "SELECT rowid, received, payload FROM events WHERE rowid > ? AND kind = ?"
-            " AND received >= ? ORDER BY rowid LIMIT ?",
-            (after, kind, since, limit),
+            "SELECT rowid, received, payload FROM events WHERE rowid > ? AND rowid <= ?"
+            " AND kind = ? AND received >= ? ORDER BY rowid LIMIT ?",
+            (after, newest, kind, since, limit),
         ).fetchall()
-        return [
-            (int(rowid), float(received), json.loads(payload)) for rowid, received, payload in rows
-        ]
+        found = [(float(received), json.loads(payload)) for _, received, payload in rows]
+        # Events recorded after `newest` are read next time; a full page may have more.
+        last = int(rows[-1][0]) if len(rows) == limit else max(after, int(newest))
+        return found, last
 
     @property
     def owner(self) -> str:

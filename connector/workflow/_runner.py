@@ -450,26 +450,31 @@ class _JournalInbox:
     def __init__(self, actions: ActionRunner, journal: Journal) -> None:
         self._actions = actions
         self._journal = journal
-        # Per step: from when journaled events count, and the last one read.
-        self._read: dict[str, tuple[float, int]] = {}
+        # Per step: the cursor the last look returned, from when journaled events
+        # count, and the position the next read of the journal starts after.
+        self._read: dict[str, tuple[InboxCursor | None, float, int]] = {}
 
     async def look(self, step: StepSpec, ours: frozenset[str], cursor: InboxCursor) -> Looked:
         """The new messages to *ours* since *cursor*, from Twilio and from the journal."""
         looked = await self._actions.look(step.uses, ours, cursor)
-        since, last = self._read.get(step.id, (cursor.at, 0))
-        if cursor.at < since:
-            since, last = cursor.at, 0  # a wait that counts from earlier began: read again
+        returned, since, last = self._read.get(step.id, (None, cursor.at, 0))
+        if cursor != returned:
+            # The first look, or the interpreter went back for a wait that counts from
+            # earlier: read the journal again from there.
+            since, last = cursor.at, 0
         heard: list[Inbound] = []
         while True:
-            rows = self._journal.inbound_events(_INBOUND, after=last, since=since)
-            for _, received, event in rows:
-                if event.get("To") in ours or event.get("MessagingServiceSid") in ours:
-                    heard.append(Inbound(received, event))
-            if rows:
-                last = rows[-1][0]
-            if len(rows) < 1000:
+            events, reached = self._journal.inbound_events(_INBOUND, after=last, since=since)
+            heard += [
+                Inbound(received, event)
+                for received, event in events
+                if event.get("To") in ours or event.get("MessagingServiceSid") in ours
+            ]
+            if reached == last or len(events) < 1000:
+                last = reached
                 break
-        self._read[step.id] = (since, last)
+            last = reached
+        self._read[step.id] = (looked.cursor or cursor, since, last)
         if not heard:
             return looked
         # The same message may come both ways; each is handed over once, oldest first.
