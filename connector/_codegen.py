@@ -2,16 +2,18 @@
 Generate ``connector/models.py``, frozen attrs classes for the shipped manifest's
 definitions (and TypedDicts of their JSON forms), and ``connector/_signatures.pyi``, the
 overloads that make ``Connection.call`` and ``Plugin.invoke`` return them, so that type
-checkers see every output field.
+checkers see every output field; and list the shipped actions as the ``examples`` of
+``uses`` in the workflow JSON Schema, which editors offer as completions.
 
 Run ``python -m connector._codegen`` (or ``nox -s codegen``) after changing a
-manifest; ``tests/test_models.py`` fails while either checked-in file is stale.
+manifest; ``tests/test_models.py`` fails while a checked-in file is stale.
 """
 
 from __future__ import annotations
 
 import json
 import keyword
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,21 @@ from ._manifest import (
 from ._types import TYPES
 
 
-__all__ = ["attribute_name", "generate", "generate_signatures", "json_name", "marker"]
+__all__ = [
+    "attribute_name",
+    "generate",
+    "generate_signatures",
+    "json_name",
+    "marker",
+    "workflow_schema_text",
+]
+
+#: The line of the workflow schema's ``uses`` that lists its examples, and the built-in
+#: actions it lists after the manifest's (built-ins live in ``connector.workflow``).
+_USES_EXAMPLES = re.compile(r'^(?P<indent> *)"examples": \["[^\n]*\],?\n', re.M)
+_USES = re.compile(
+    r'(?P<head>\n(?P<indent> *)"uses": \{\n(?:(?P=indent)  [^\n]*\n)*?)(?=(?P=indent)\})'
+)
 
 
 def _q(text: str) -> str:
@@ -40,6 +56,8 @@ def _annotation(field: FieldSpec) -> str:
     if field.type == "array":
         inner = field.items_ref or TYPES[field.items_type or "object"].annotation
         return f"tuple[{inner}, ...]"
+    if field.ref:
+        return f"{field.ref} | None"
     if field.enum_class:
         return f"{field.enum_class} | None"
     return f"{TYPES[field.type].annotation} | None"
@@ -56,6 +74,8 @@ def _from_wire(field: FieldSpec) -> str:
         if field.items_ref:
             return f"tuple({field.items_ref}.from_wire(x) for x in {get} or ())"
         return f"tuple({_converter(field.items_type or 'object')}(x) for x in {get} or ())"
+    if field.ref:
+        return f"_nested({field.ref}, {get})"
     if field.enum_class:
         return f"_enum({field.enum_class}, {get})"
     if field.type == "string":
@@ -70,6 +90,8 @@ def _to_json(field: FieldSpec, attr: str) -> str:
         if field.items_ref:
             return f"[x.to_json_data() for x in {value}]"
         return f"[_c.to_json_data(x) for x in {value}]"
+    if field.ref:
+        return f"None if {value} is None else {value}.to_json_data()"
     if field.enum_class:
         return f"_c.enum_value({value})"
     to_json = TYPES[field.type].to_json
@@ -86,6 +108,8 @@ def _json_annotation(field: FieldSpec) -> str:
         if field.items_ref:
             return f"list[{json_name(field.items_ref)}]"
         return f"list[{TYPES[field.items_type or 'object'].json_annotation}]"
+    if field.ref:
+        return f"{json_name(field.ref)} | None"
     if field.enum_class:
         return "str | None"
     return f"{TYPES[field.type].json_annotation} | None"
@@ -216,6 +240,11 @@ def generate(spec: ConnectorSpec) -> str:
         "        return None",
         "    member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]",
         "    return cls(value) if member is None else member",
+        "",
+        "",
+        "def _nested(cls: Any, value: Any) -> Any:",
+        "    # An object field that follows a definition: its model, or None when absent.",
+        "    return cls.from_wire(value) if isinstance(value, Mapping) else None",
     ]
     lines += [
         "",
@@ -388,8 +417,9 @@ def _ordered(spec: ConnectorSpec) -> list[DefinitionSpec]:
         if definition.name in done:
             return
         for field in definition.fields:
-            if field.items_ref:
-                visit(spec.definitions[field.items_ref])
+            for name in (field.items_ref, field.ref):
+                if name:
+                    visit(spec.definitions[name])
         done[definition.name] = definition
 
     for definition in spec.definitions.values():
@@ -397,10 +427,34 @@ def _ordered(spec: ConnectorSpec) -> list[DefinitionSpec]:
     return list(done.values())
 
 
+def workflow_schema_text(spec: ConnectorSpec, text: str, builtins: list[str]) -> str:
+    """
+    The workflow JSON Schema *text* with the ``examples`` of a step's ``uses`` listing
+    every action of *spec* that is not deprecated, then *builtins*
+    (``workflow/write_json``...), one line, the rest of the file as it was.
+    """
+    names = [f"{spec.id}/{a.id}" for a in spec.actions.values() if not a.deprecated]
+    listed = json.dumps([*sorted(names), *builtins])
+    found = _USES.search(text)
+    if found is None:
+        raise ValueError("the workflow schema has no step 'uses' to list examples in")
+    head = _USES_EXAMPLES.sub("", found["head"])
+    indent = found["indent"] + "  "
+    head = head.rstrip("\n")
+    if not head.endswith(","):
+        head += ","
+    return text[: found.start()] + f'{head}\n{indent}"examples": {listed}\n' + text[found.end() :]
+
+
 def main() -> int:
-    """Regenerate ``connector/models.py`` and ``connector/_signatures.pyi``."""
+    """Regenerate ``connector/models.py``, ``connector/_signatures.pyi``, and the workflow schema's action list."""
     manifest = next(p for p in shipped_manifest_paths() if p.stem == "twilio")
     spec = load_manifest(manifest)
+    schema = Path(__file__).with_name("schemas") / "workflow.schema.json"
+    current = schema.read_text(encoding="utf-8")
+    builtins = [u for u in _listed_uses(current) if u.startswith("workflow/")]
+    schema.write_text(workflow_schema_text(spec, current, builtins), encoding="utf-8")
+    print(f"wrote {schema}", file=sys.stderr)
     for name, source in (
         ("models.py", generate(spec)),
         ("_signatures.pyi", generate_signatures(spec)),
@@ -409,6 +463,13 @@ def main() -> int:
         target.write_text(source, encoding="utf-8")
         print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def _listed_uses(text: str) -> list[str]:
+    """The examples the workflow schema lists for ``uses`` now."""
+    schema = json.loads(text)
+    uses = schema["$defs"]["step"]["properties"]["uses"]
+    return list(uses.get("examples", ["workflow/write_json", "workflow/write_jsonl"]))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import attrs
 import orjson
 
 from . import _convert
+from ._clock import LoopClock
 from ._manifest import ActionSpec, ConnectorSpec, default_connector
 from ._media import (
     DEFAULT_MAX_BYTES,
@@ -39,6 +40,7 @@ from ._media import (
 )
 from ._pacing import Pacer, Pacing
 from ._ratelimit import sliding_window_limiter
+from ._replies import wait_for_one
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from ._validation import SECRET_MASK, CompiledAction, compile_action
@@ -506,6 +508,8 @@ class Connection(Generic[_Api]):
             OptedOutError: With a consent :attr:`ledger`: the recipient opted out of the
                 sender, so nothing was sent; or Twilio answered 21610 (now recorded).
             UnsafeLinkError: A media action's URL is not one to give credentials to.
+            NoReplyError: A reply action (``wait_for_reply``) with ``on_timeout: fail``
+                got no reply in time.
         """
         self._check_open()
         action = self._compile(action_id)
@@ -558,6 +562,10 @@ class Connection(Generic[_Api]):
                 policy=MediaPolicy(),
             )
             return self._output(spec, media.to_wire())
+        if spec.kind == "reply":
+            # Alone, a wait polls for its one person; workflows wait for many at once
+            # (connector.workflow), with one list per look for the whole step.
+            return self._output(spec, await wait_for_one(self, spec, clean, clock=LoopClock()))
         if admit is not None:
             await admit(clean)
         return await self._exchange(action, clean)

@@ -172,6 +172,10 @@ def build_record(
             else:
                 convert = TYPES[spec.items_type or "object"].from_wire
                 fields[spec.path] = tuple(convert(x) for x in items)
+        elif spec.ref is not None:
+            fields[spec.path] = (
+                build_record(definitions, spec.ref, value) if isinstance(value, Mapping) else None
+            )
         else:
             fields[spec.path] = TYPES[spec.type].from_wire(value)
     return Record(name, fields)

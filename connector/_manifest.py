@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 Location = Literal["path", "query", "form", "local"]
-ActionKind = Literal["http", "media"]
+ActionKind = Literal["http", "media", "reply"]
 Visibility = Literal["important", "advanced", "internal"]
 
 
@@ -233,8 +233,10 @@ class ActionSpec:
         rules: Rules across inputs.
         response: Output field -> response body field, where they differ.
         paging: How the action pages, if it does.
-        kind: ``http`` (one JSON call) or ``media`` (fetch a media file's content from
-            a URL input, :meth:`connector.Connection.download_media`).
+        kind: ``http`` (one JSON call), ``media`` (fetch a media file's content from
+            a URL input, :meth:`connector.Connection.download_media`) or ``reply``
+            (wait for a person's reply by listing the messages of its path with the
+            manifest's paging action of that path, ``ConnectorSpec.listing``).
     """
 
     id: str
@@ -279,6 +281,8 @@ class FieldSpec:
         enum_class: The name of the Python enum generated for it.
         items_ref: For arrays of definitions, the definition's name.
         items_type: For arrays of scalars, their type.
+        ref: For an object that follows a definition, the definition's name (its
+            value is that definition's record, or ``None``).
         pattern: A regular expression the whole value must match, checked on trigger
             payloads before a run starts (``^(SM|MM)[0-9a-f]{32}$`` for a message SID).
     """
@@ -293,6 +297,7 @@ class FieldSpec:
     items_ref: str | None = None
     items_type: str | None = None
     pattern: str | None = None
+    ref: str | None = None
 
 
 @attrs.frozen
@@ -392,6 +397,20 @@ class ConnectorSpec:
         if spec is None:
             raise UnknownActionError.among(action_id, [f"{self.id}/{a}" for a in self.actions])
         return spec
+
+    def listing(self, action: ActionSpec) -> ActionSpec:
+        """
+        The action a ``reply`` action lists messages with: the paging GET action of
+        the same path that is not deprecated (``list_messages_v2`` for
+        ``wait_for_reply``). The loader makes sure there is exactly one.
+
+        Raises:
+            KeyError: *action* is not a reply action of this connector.
+        """
+        for candidate in self.actions.values():
+            if _lists_for(candidate, action):
+                return candidate
+        raise KeyError(action.id)
 
 
 @functools.cache
@@ -622,6 +641,10 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
                     f"items.ref {f.items_ref!r} names no definition",
                     ["definitions", name, "fields", i, "items", "ref"],
                 )
+            if f.ref is not None and f.ref not in definitions:
+                raise fail(
+                    f"ref {f.ref!r} names no definition", ["definitions", name, "fields", i, "ref"]
+                )
     _check_enum_classes(definitions, fail)
 
     actions = {
@@ -634,6 +657,8 @@ def _build(doc: Mapping[str, Any], file: str, fail: _Fail) -> ConnectorSpec:
                 f"superseded_by {action.superseded_by!r} names no action",
                 ["actions", action_id, "superseded_by"],
             )
+        if action.kind == "reply":
+            _check_reply(action, actions, fail)
     triggers = {}
     for trigger_id, body in doc.get("triggers", {}).items():
         if body["payload"] not in definitions:
@@ -715,6 +740,7 @@ def _build_definition(name: str, body: Mapping[str, Any], fail: _Fail) -> Defini
                 items_ref=items.get("ref"),
                 items_type=items.get("type"),
                 pattern=f.get("pattern"),
+                ref=f.get("ref"),
             )
         )
     _check_unique([f.path for f in fields], ["definitions", name, "fields"], "path", fail)
@@ -759,15 +785,15 @@ def _build_action(
     placeholders = list(_placeholders(body["path"]))
     kind = body.get("kind", "http")
     for i, param in enumerate(params):
-        if (param.location == "local") != (kind == "media"):
+        if (param.location == "local") != (kind in _LOCAL_KINDS):
             rule = (
-                "a media action's parameters are all in: local"
-                if kind == "media"
-                else "only media actions take in: local"
+                f"a {kind} action's parameters are all in: local"
+                if kind in _LOCAL_KINDS
+                else "only media and reply actions take in: local"
             )
             raise fail(rule, [*here, "parameters", i, "in"])
-    if kind == "media" and body["method"] != "GET":
-        raise fail("a media action is a GET", [*here, "method"])
+    if kind in _LOCAL_KINDS and body["method"] != "GET":
+        raise fail(f"a {kind} action is a GET", [*here, "method"])
     for placeholder in placeholders:
         if kind == "media":
             break  # the path is a pattern the URL input must fit, not a template
@@ -853,6 +879,39 @@ def _build_action(
         paging=paging,
         kind=kind,
     )
+
+
+#: Kinds of action the executor runs itself, from inputs that are all ``in: local``.
+_LOCAL_KINDS = ("media", "reply")
+#: The inputs the executor reads from a reply action (``connector._replies``).
+_REPLY_KEYS = ("to", "timeout")
+
+
+def _lists_for(candidate: ActionSpec, action: ActionSpec) -> bool:
+    """Whether *candidate* is the action that lists what reply *action* waits for."""
+    return (
+        candidate.paging is not None
+        and candidate.method == "GET"
+        and candidate.path == action.path
+        and not candidate.deprecated
+    )
+
+
+def _check_reply(action: ActionSpec, actions: Mapping[str, ActionSpec], fail: _Fail) -> None:
+    """A reply action names the inputs the executor reads and a path one action lists."""
+    here: list[str | int] = ["actions", action.id]
+    keys = {p.key for p in action.parameters}
+    for key in _REPLY_KEYS:
+        if key not in keys:
+            raise fail(f"a reply action needs a {key!r} input", [*here, "parameters"])
+    listing = [a.id for a in actions.values() if _lists_for(a, action)]
+    if len(listing) != 1:
+        found = f"found {', '.join(listing)}" if listing else "found none"
+        raise fail(
+            "a reply action's path must be the path of exactly one paging GET action "
+            f"that is not deprecated (what it lists); {found}",
+            [*here, "path"],
+        )
 
 
 def _check_regex(pattern: str, where: list[str | int], fail: _Fail) -> None:

@@ -152,6 +152,8 @@ def _field(field: FieldSpec) -> dict[str, Any]:
         else:
             items = dict(TYPES[field.items_type or "object"].output_schema)
         out = {"type": "array", "items": items}
+    elif field.ref is not None:
+        out = {"anyOf": [{"$ref": f"#/$defs/{field.ref}"}, {"type": "null"}]}
     else:
         out = dict(TYPES[field.type].output_schema)
     if field.format is not None and field.format in FORMATS:
@@ -182,7 +184,7 @@ def output_schema(connector: ConnectorSpec, action: ActionSpec) -> dict[str, Any
             "type": "object",
             "properties": {f.path: _field(f) for f in definition.fields},
         }
-        needed += [f.items_ref for f in definition.fields if f.items_ref]
+        needed += [name for f in definition.fields for name in (f.items_ref, f.ref) if name]
     return {
         "$schema": _DIALECT,
         "title": f"{action.id} output",

@@ -24,6 +24,8 @@ from .models import (
     MessageListJson,
     MessageListV2,
     MessageListV2Json,
+    Reply,
+    ReplyJson,
     Twilio,
 )
 from .plugin import Plugin
@@ -82,6 +84,12 @@ async def call(
     action_id: Literal["download_media", "twilio/download_media"],
     inputs: Mapping[str, Any] | None = None,
 ) -> MediaFile: ...
+@overload
+async def call(
+    self: Connection[Twilio],
+    action_id: Literal["wait_for_reply", "twilio/wait_for_reply"],
+    inputs: Mapping[str, Any] | None = None,
+) -> Reply: ...
 @overload
 async def call(
     self: Connection[object],
@@ -203,6 +211,15 @@ async def invoke(
 ) -> MediaFileJson: ...
 @overload
 async def invoke(
+    self: Plugin[Twilio],
+    action_id: Literal["wait_for_reply", "twilio/wait_for_reply"],
+    inputs: Mapping[str, Any] | None,
+    connection: Mapping[str, str] | Connection,
+    *,
+    limiter: Limiter | None = None,
+) -> ReplyJson: ...
+@overload
+async def invoke(
     self: Plugin[object],
     action_id: str,
     inputs: Mapping[str, Any] | None,
@@ -291,6 +308,15 @@ def invoke_sync(
     *,
     limiter_factory: Callable[[], Limiter] | None = None,
 ) -> MediaFileJson: ...
+@overload
+def invoke_sync(
+    self: Plugin[Twilio],
+    action_id: Literal["wait_for_reply", "twilio/wait_for_reply"],
+    inputs: Mapping[str, Any] | None,
+    connection: Mapping[str, str],
+    *,
+    limiter_factory: Callable[[], Limiter] | None = None,
+) -> ReplyJson: ...
 @overload
 def invoke_sync(
     self: Plugin[object],

@@ -25,6 +25,7 @@ The hierarchy::
     │   └── ReadError                  the request may have been processed
     ├── MessageMayHaveBeenSentError    a send failed after Twilio may have acted on it
     ├── MediaTooLargeError (ValueError) a media file is over the size limit; not kept
+    ├── NoReplyError (TimeoutError)    no reply came within a wait's timeout (on_timeout: fail)
     ├── SkippedError                   a call was not made, on purpose; not a failure
     │   └── OptedOutError              the recipient opted out of the sender (the ledger says)
     └── PluginLoadError                an installed connector plugin failed to load
@@ -54,6 +55,7 @@ __all__ = [
     "ManifestError",
     "MediaTooLargeError",
     "MessageMayHaveBeenSentError",
+    "NoReplyError",
     "NotFoundError",
     "OptedOutError",
     "PluginLoadError",
@@ -446,6 +448,23 @@ class MediaTooLargeError(ConnectorError, ValueError):
         self.size = size
         told = f"{size} bytes" if size is not None else "more"
         super().__init__(f"{url}: the media file is {told}, over the limit of {limit} bytes")
+
+
+class NoReplyError(ConnectorError, TimeoutError):
+    """
+    No reply came within a wait's timeout, and the wait was told to fail then
+    (``wait_for_reply`` with ``on_timeout: fail``); in a workflow, the item fails with
+    this message.
+
+    Attributes:
+        recipient: The person waited for.
+        seconds: The timeout.
+    """
+
+    def __init__(self, recipient: str, seconds: float) -> None:
+        self.recipient = recipient
+        self.seconds = seconds
+        super().__init__(f"no reply from {recipient} within {seconds:g} s")
 
 
 class SkippedError(ConnectorError):

@@ -38,6 +38,9 @@ __all__ = [
     "MessageStatus",
     "MessageStatusEvent",
     "MessageStatusEventJson",
+    "Reply",
+    "ReplyJson",
+    "ReplyStatus",
     "Twilio",
 ]
 
@@ -50,6 +53,11 @@ def _enum(cls: type[_E], value: Any) -> _E | None:
         return None
     member: _E | None = cls._value2member_map_.get(value)  # type: ignore[assignment]
     return cls(value) if member is None else member
+
+
+def _nested(cls: Any, value: Any) -> Any:
+    # An object field that follows a definition: its model, or None when absent.
+    return cls.from_wire(value) if isinstance(value, Mapping) else None
 
 
 class Twilio:
@@ -84,6 +92,14 @@ class MessageDirection(_c.OpenEnum):
     OUTBOUND_API = "outbound-api"
     OUTBOUND_CALL = "outbound-call"
     OUTBOUND_REPLY = "outbound-reply"
+
+
+class ReplyStatus(_c.OpenEnum):
+    """Known values; unknown ones are kept as pseudo-members."""
+
+    REPLIED = "replied"
+    TIMED_OUT = "timed_out"
+    OPTED_OUT = "opted_out"
 
 
 @attrs.frozen
@@ -627,6 +643,70 @@ class InboundMessage:
 
 
 @attrs.frozen
+class Reply:
+    """
+    What a wait for a reply came to: the reply, as the message_received trigger gives an incoming message, or why there is none.
+    """
+
+    status: ReplyStatus | None = None
+    """replied: a message counted (reply holds it); timed_out: none came within the timeout; opted_out: the person texted STOP (reply holds it), or had opted out before the wait began."""
+    to: str | None = None
+    """The person waited for."""
+    from_: str | None = None
+    """Your number they were to reply to, as given. (JSON: ``from``)"""
+    messaging_service_sid: str | None = None
+    """The Messaging Service they were to reply to, as given."""
+    keyword: str | None = None
+    """The keyword the reply matched, as written in keywords; null otherwise."""
+    match: str | None = None
+    """The text the pattern matched; null otherwise."""
+    after: dt.datetime | None = None
+    """Messages sent from this moment on were considered."""
+    replied_at: dt.datetime | None = None
+    """When the reply (or the STOP) was sent; null when there is none."""
+    reply: InboundMessage | None = None
+    """The message that ended the wait (an InboundMessage); null when none did. Polled messages have an empty media list."""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Reply:
+        """Build from a decoded Twilio response."""
+        get = data.get
+        return cls(
+            status=_enum(ReplyStatus, get("status")),
+            to=get("to"),
+            from_=get("from"),
+            messaging_service_sid=get("messaging_service_sid"),
+            keyword=get("keyword"),
+            match=get("match"),
+            after=_t.datetime(get("after")),
+            replied_at=_t.datetime(get("replied_at")),
+            reply=_nested(InboundMessage, get("reply")),
+        )
+
+    def to_json_data(self) -> dict[str, Any]:
+        """
+        Return the JSON form for downstream steps: plain data (dicts, lists, strings,
+        numbers, booleans, ``None``) with ISO 8601 dates, ready for ``json.dumps``.
+        """
+        return {
+            "status": _c.enum_value(self.status),
+            "to": self.to,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "keyword": self.keyword,
+            "match": self.match,
+            "after": _t.json_datetime(self.after),
+            "replied_at": _t.json_datetime(self.replied_at),
+            "reply": None if self.reply is None else self.reply.to_json_data(),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Deprecated: :meth:`to_json_data` under its old name (it returns data, not text)."""
+        _c.warn_to_json(type(self).__name__)
+        return self.to_json_data()
+
+
+@attrs.frozen
 class MessageStatusEvent:
     """
     The parameters of a message status callback, named as Twilio posts them. The payload of the message_status_changed trigger.
@@ -827,6 +907,23 @@ class InboundMessageJson(TypedDict):
     OptOutType: str | None
 
 
+ReplyJson = TypedDict(
+    "ReplyJson",
+    {
+        "status": str | None,
+        "to": str | None,
+        "from": str | None,
+        "messaging_service_sid": str | None,
+        "keyword": str | None,
+        "match": str | None,
+        "after": str | None,
+        "replied_at": str | None,
+        "reply": InboundMessageJson | None,
+    },
+)
+"""The JSON form of :class:`Reply` (``to_json_data()``, ``Plugin.invoke``)."""
+
+
 class MessageStatusEventJson(TypedDict):
     """The JSON form of :class:`MessageStatusEvent` (``to_json_data()``, ``Plugin.invoke``)."""
 
@@ -853,6 +950,7 @@ DEFINITIONS: Mapping[str, Any] = {
     "MediaFile": MediaFile,
     "InboundMedia": InboundMedia,
     "InboundMessage": InboundMessage,
+    "Reply": Reply,
     "MessageStatusEvent": MessageStatusEvent,
 }
 """The generated class of each definition, by name."""

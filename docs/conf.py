@@ -78,7 +78,11 @@ _UNRESOLVABLE_OURS = {
         "connector._manifest.Rule",
         "connector._manifest.Throttle",
         "connector._manifest.TriggerSpec",
-        "connector.emulator._patterns.BodyPattern",
+        "connector._patterns.BodyPattern",
+        # The shared rules of waits for replies, documented with connector.workflow.
+        "connector._replies.InboxCursor",
+        "connector._replies.Inbound",
+        "connector._replies.ReplySettings",
         "connector._pacing.Booking",
         "connector._pacing.Pacer",
         "connector._pacing.SenderBook",
@@ -93,6 +97,7 @@ _UNRESOLVABLE_OURS = {
         # Activity and child-workflow arguments of the Temporal driver.
         "connector.temporal._workflow.BatchRun",
         "connector.temporal._activities.ReadRows",
+        "connector.temporal._activities.LookForReplies",
         "connector.temporal._activities.StoreItems",
     ],
 }

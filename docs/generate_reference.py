@@ -133,7 +133,7 @@ def render(connector: ConnectorSpec) -> str:
             kind = (
                 f"array of {f.items_ref or f.items_type}"
                 if f.type == "array"
-                else (f.format or f.type)
+                else (f.ref or f.format or f.type)
             )
             lines.append(f"| {_cell(f.title)} | `{f.path}` | {kind} | {_cell(f.description)} |")
         lines.append("")

@@ -3,11 +3,14 @@ A deterministic fake of Twilio's Messages API behind a MockTransport.
 
 SIDs are derived from what was sent, and a message's status moves on each time it is
 fetched, so two runs of one workflow (one per driver) see identical answers whatever
-order their concurrent calls happen in.
+order their concurrent calls happen in. People in ``REPLIES`` answer every message they
+get, a fixed number of seconds after it was created, so waits for replies see the same
+messages in both drivers.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
 from typing import Any
@@ -26,6 +29,20 @@ UNDELIVERED = frozenset({"+15005550102"})
 #: Statuses a fetched message goes through, one step per fetch.
 LIFECYCLE = ("queued", "sent", "delivered")
 CREATED = "Thu, 24 Aug 2023 05:01:45 +0000"
+#: CREATED as POSIX seconds.
+CREATED_AT = email.utils.parsedate_to_datetime(CREATED).timestamp()
+#: Who answers what, and how many seconds after our message was created.
+REPLIES: dict[str, tuple[str, int]] = {
+    "+15005550201": ("a.", 40),
+    "+15005550202": ("what?", 10),
+    "+15005550203": ("STOP", 70),
+    "+15005550205": ("HELP", 5),
+}
+
+
+def rfc2822(seconds: float) -> str:
+    """A POSIX time as Twilio writes dates."""
+    return email.utils.formatdate(seconds, usegmt=True).replace("GMT", "+0000")
 
 
 class FakeTwilio:
@@ -74,7 +91,38 @@ class FakeTwilio:
         }
         self.messages[sid] = message
         self.fetches[sid] = 0
+        answer = REPLIES.get(to)
+        if answer is not None:
+            body, delay = answer
+            self.inbound(to, form.get("From", ""), body, CREATED_AT + delay)
+            if to == "+15005550202":
+                # Asked again, they answer properly a little later.
+                self.inbound(to, form.get("From", ""), "B", CREATED_AT + delay + 50)
         return _json(201, message)
+
+    def inbound(self, from_: str, to: str, body: str, at: float) -> dict[str, Any]:
+        """A message from a person to one of our numbers, sent at *at* (POSIX seconds)."""
+        digest = hashlib.sha256(f"in|{from_}|{to}|{body}|{at}".encode())
+        sid = "SM" + digest.hexdigest()[:32]
+        date = rfc2822(at)
+        message = {
+            "account_sid": ACCOUNT_SID,
+            "sid": sid,
+            "from": from_,
+            "to": to,
+            "body": body,
+            "status": "received",
+            "direction": "inbound",
+            "num_segments": "1",
+            "num_media": "0",
+            "error_code": None,
+            "date_created": date,
+            "date_updated": date,
+            "date_sent": date,
+        }
+        self.messages[sid] = message
+        self.fetches[sid] = 0
+        return message
 
     def _fetch(self, sid: str) -> HttpResponse:
         message = self.messages.get(sid)
@@ -90,9 +138,15 @@ class FakeTwilio:
         return _json(200, message)
 
     def _list(self, query: dict[str, str]) -> HttpResponse:
-        to = query.get("To")
-        found = [m for m in self.messages.values() if to is None or m["to"] == to]
+        to, sender = query.get("To"), query.get("From")
+        found = [
+            m
+            for m in self.messages.values()
+            if (to is None or m["to"] == to) and (sender is None or m["from"] == sender)
+        ]
+        # Newest first, as Twilio lists; messages of one second in SID order.
         found.sort(key=lambda m: m["sid"])
+        found.sort(key=lambda m: email.utils.parsedate_to_datetime(m["date_created"]), reverse=True)
         return _json(
             200,
             {

@@ -128,8 +128,44 @@ outputs:
   statuses: ${{ steps.wait.outputs[*].status }}
 """
 
-INLINE = {"control": CONTROL, "failures": FAILURES, "stops": STOPS, "waits": WAITS}
-SHIPPED = ["broadcast", "send-and-wait", "export-messages"]
+REPLIES = """
+name: replies
+steps:
+  - id: ask
+    uses: twilio/send_text_message
+    for_each: ["+15005550201", "+15005550202", "+15005550203", "+15005550204", "+15005550205"]
+    concurrency: 3
+    with: {from: "+15005550006", to: "${{ item }}", body: "A or B?"}
+  - id: wait
+    uses: twilio/wait_for_reply
+    for_each: ${{ steps.ask.outputs }}
+    concurrency: 2
+    with:
+      from: "+15005550006"
+      to: ${{ item.to }}
+      after: ${{ item.date_created }}
+      keywords: [A, B]
+      timeout: 3600
+      poll_interval: 120
+  - id: thanks
+    uses: twilio/send_text_message
+    for_each: ${{ steps.wait.outputs[?status == 'replied'] }}
+    with: {from: "+15005550006", to: "${{ item.to }}", body: "You chose ${{ item.keyword }}"}
+outputs:
+  statuses: ${{ steps.wait.outputs[*].status }}
+  keywords: ${{ steps.wait.outputs[*].keyword }}
+  bodies: ${{ steps.wait.outputs[*].reply.Body }}
+  thanked: ${{ steps.thanks.outputs[*].to }}
+"""
+
+INLINE = {
+    "control": CONTROL,
+    "failures": FAILURES,
+    "stops": STOPS,
+    "waits": WAITS,
+    "replies": REPLIES,
+}
+SHIPPED = ["broadcast", "send-and-wait", "export-messages", "survey"]
 
 
 class FixedClock(SteppingClock):
@@ -229,7 +265,7 @@ async def test_both_drivers_give_the_same_run(
 async def test_the_corpus_covers_what_it_claims(
     environment: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    """The cases exercise skipped steps, failed items, stopped runs and wait timeouts."""
+    """The cases exercise skipped steps, failed items, stopped runs, wait timeouts and replies."""
     results = {
         name: await run_local(workflow_file(tmp_path / name, name), tmp_path / name)
         for name in INLINE
@@ -261,3 +297,10 @@ async def test_the_corpus_covers_what_it_claims(
     ]
     assert waits.outputs["statuses"] == ["delivered"] * 3  # a projection drops the null
     assert "still false after 45s" in (waits.steps[1].items[1].error or "")
+    replies = results["replies"]
+    assert replies.outputs == {
+        "statuses": ["replied", "replied", "opted_out", "timed_out", "timed_out"],
+        "keywords": ["A", "B"],
+        "bodies": ["a.", "B", "STOP"],
+        "thanked": ["+15005550201", "+15005550202"],
+    }

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -385,6 +386,7 @@ def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
         "status": "queued",
         "body": "hi",
         "error_code": None,
+        "date_created": "2026-05-01T12:00:00.000Z",
     }
     sent = item_record(
         3,
@@ -397,11 +399,13 @@ def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
         reconciled=True,
     )
     assert sent.key == "+15005550101"
+    # A message keeps its brief fields: when it was made, not its body.
     assert sent.output == {
         "sid": "SM1",
         "to": "+15005550101",
         "status": "queued",
         "error_code": None,
+        "date_created": "2026-05-01T12:00:00.000Z",
     }
     assert ItemRecord.from_json(sent.to_json()) == sent
     refused = item_record(4, "failed", inputs={"to": "+15005550001"}, error="bad", error_code=21211)
@@ -409,3 +413,18 @@ def test_an_item_record_is_the_journals_row_in_a_compact_json_form() -> None:
     assert ItemRecord.from_json(refused.to_json()) == refused
     other = item_record(0, "succeeded", inputs=None, output={"count": 7})
     assert ItemRecord.from_json(other.to_json()).output == {"count": 7}
+
+
+def test_inbound_events_are_read_once_past_what_is_older(tmp_path: Path) -> None:
+    """A waiting run reads each journaled incoming message once, and never the old history again."""
+    with Journal(tmp_path / "runs.sqlite3") as journal:
+        inbound = "twilio/message_received"
+        journal.record_event("inbound:SM1", None, inbound, {"MessageSid": "SM1"}, {})
+        journal.record_event("status:SM1:sent", None, "twilio/message_status_changed", {}, {})
+        since = time.time()
+        found, last = journal.inbound_events(inbound, since=since + 60)
+        assert (found, last) == ([], 2)  # nothing new; the next read starts past both
+        journal.record_event("inbound:SM2", None, inbound, {"MessageSid": "SM2"}, {})
+        found, last = journal.inbound_events(inbound, after=last, since=since)
+        assert [event["MessageSid"] for _, event in found] == ["SM2"] and last == 3
+        assert journal.inbound_events(inbound, after=last, since=since) == ([], 3)

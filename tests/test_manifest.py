@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from connector import ManifestError, _manifest, default_connector, load_manifest
+from connector._convert import build_record
 from connector._manifest import shipped_manifest_paths
+from connector._schemas import output_schema
 
 
 # The reference connector's actions, as its public description lists them
@@ -313,3 +316,105 @@ def test_actions_with_a_warm_cache_import_neither_yaml_nor_jsonschema(tmp_path: 
     assert runs[1].stderr.strip() == "[]"
     assert runs[1].stdout == runs[0].stdout
     assert "send_text_message" in runs[1].stdout
+
+
+NESTED = MINIMAL.replace(
+    "      - {path: id, title: Id, type: string}\n",
+    "      - {path: id, title: Id, type: string}\n"
+    "      - {path: owner, title: Owner, type: object, ref: Person}\n"
+    "  Person:\n"
+    "    title: Person\n"
+    "    fields:\n"
+    "      - {path: name, title: Name, type: string}\n"
+    "      - {path: born, title: Born, type: datetime}\n",
+)
+
+
+def test_an_object_field_may_follow_a_definition(tmp_path: Path) -> None:
+    """`type: object, ref: X` outputs a record of X (or null), in the output schema too."""
+    spec = load_manifest(write(tmp_path, NESTED))
+    owner = spec.definitions["Thing"].fields[1]
+    assert owner.ref == "Person"
+    record = build_record(
+        spec.definitions,
+        "Thing",
+        {"id": "t1", "owner": {"name": "Ada", "born": "Thu, 24 Aug 2023 05:01:45 +0000"}},
+    )
+    assert record.to_json_data() == {
+        "id": "t1",
+        "owner": {"name": "Ada", "born": "2023-08-24T05:01:45.000Z"},
+    }
+    assert build_record(spec.definitions, "Thing", {"id": "t2"}).to_json_data()["owner"] is None
+    schema = output_schema(spec, spec.actions["get_thing"])
+    assert schema["$defs"]["Thing"]["properties"]["owner"]["anyOf"][0] == {"$ref": "#/$defs/Person"}
+    assert "Person" in schema["$defs"]
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (("ref: Person}", "ref: Persona}"), "ref 'Persona' names no definition"),
+        (("type: object, ref: Person", "type: string, ref: Person"), "'object' was expected"),
+    ],
+)
+def test_a_ref_must_name_a_definition_on_an_object(
+    tmp_path: Path, change: tuple[str, str], rule: str
+) -> None:
+    """A ref naming nothing, or on a field that is not an object, is refused."""
+    with pytest.raises(ManifestError, match=re.escape(rule)):
+        load_manifest(write(tmp_path, NESTED.replace(*change)))
+
+
+REPLY = MINIMAL.replace(
+    "    returns: Thing\n",
+    "    returns: Thing\n"
+    "  list_things:\n"
+    "    title: List\n"
+    "    description: Lists things.\n"
+    "    method: GET\n"
+    "    path: /things.json\n"
+    "    parameters: []\n"
+    "    paging: {items: things, next_link: next}\n"
+    "    returns: Things\n"
+    "  wait:\n"
+    "    title: Wait\n"
+    "    description: Waits.\n"
+    "    kind: reply\n"
+    "    method: GET\n"
+    "    path: /things.json\n"
+    "    parameters:\n"
+    "      - {key: to, title: To, type: string, required: true, in: local, name: to}\n"
+    "      - {key: timeout, title: T, type: integer, in: local, name: timeout}\n"
+    "    returns: Thing\n",
+).replace(
+    "definitions:\n",
+    "definitions:\n"
+    "  Things:\n"
+    "    title: Things\n"
+    "    fields:\n"
+    "      - {path: things, title: Things, type: array, items: {ref: Thing}}\n"
+    "      - {path: next, title: Next, type: string}\n",
+)
+
+
+def test_a_reply_action_lists_with_the_paging_action_of_its_path(tmp_path: Path) -> None:
+    """A reply action's messages are listed by the one paging action of the same path."""
+    spec = load_manifest(write(tmp_path, REPLY))
+    assert spec.actions["wait"].kind == "reply"
+    assert spec.listing(spec.actions["wait"]).id == "list_things"
+    twilio = default_connector()
+    assert twilio.listing(twilio.actions["wait_for_reply"]).id == "list_messages_v2"
+
+
+@pytest.mark.parametrize(
+    ("change", "rule"),
+    [
+        (("path: /things.json\n    parameters:\n      - {key: to", "path: /other.json\n    parameters:\n      - {key: to"), "exactly one paging GET action"),
+        (("{key: timeout, title: T", "{key: wait, title: T"), "a reply action needs a 'timeout' input"),
+        (("type: integer, in: local", "type: integer, in: query"), "a reply action's parameters are all in: local"),
+    ],
+)  # fmt: skip
+def test_a_reply_action_is_checked(tmp_path: Path, change: tuple[str, str], rule: str) -> None:
+    """A reply action needs the inputs the executor reads, local ones, and a listed path."""
+    with pytest.raises(ManifestError, match=re.escape(rule)):
+        load_manifest(write(tmp_path, REPLY.replace(*change)))

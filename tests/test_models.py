@@ -163,3 +163,17 @@ def test_outputs_are_frozen() -> None:
     message = Message.from_wire({"sid": "SM1"})
     with pytest.raises(AttributeError):
         message.sid = "SM2"  # type: ignore[misc]
+
+
+def test_the_workflow_schema_lists_every_action_for_editors() -> None:
+    """`uses` offers each shipped action and built-in as a completion (run nox -s codegen)."""
+    from connector._codegen import workflow_schema_text
+    from connector.workflow import BUILTIN_CONNECTOR, workflow_schema
+    from connector.workflow._builtins import BUILTINS
+
+    path = ROOT / "connector" / "schemas" / "workflow.schema.json"
+    text = path.read_text(encoding="utf-8")
+    builtins = [f"{BUILTIN_CONNECTOR}/{name}" for name in sorted(BUILTINS)]
+    assert workflow_schema_text(default_connector(), text, builtins) == text
+    listed = workflow_schema()["$defs"]["step"]["properties"]["uses"]["examples"]
+    assert "twilio/wait_for_reply" in listed and "twilio/list_messages" not in listed

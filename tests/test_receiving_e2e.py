@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -165,3 +166,55 @@ def listener_trigger(listener: Listener) -> Any:
     """The trigger of the listener's only workflow."""
     (workflow,) = listener.workflows.values()
     return workflow.trigger
+
+
+SIGNUP_WORKFLOW = """
+name: signup
+on:
+  twilio/message_received:
+    to: "+15005550006"
+    body_matches: "(?i)^\\\\s*join\\\\s*$"
+steps:
+  - id: ask
+    uses: twilio/send_text_message
+    with: {from: "${{ trigger.To }}", to: "${{ trigger.From }}", body: "Welcome! A for news, B for offers?"}
+  - id: answer
+    uses: twilio/wait_for_reply
+    with:
+      from: ${{ trigger.To }}
+      to: ${{ trigger.From }}
+      after: ${{ steps.ask.outputs.date_created }}
+      keywords: [A, B]
+      timeout: 60
+      poll_interval: 1
+  - id: confirm
+    if: ${{ steps.answer.outputs.status == 'replied' }}
+    uses: twilio/send_text_message
+    with:
+      from: ${{ trigger.To }}
+      to: ${{ trigger.From }}
+      body: "You chose ${{ steps.answer.outputs.keyword }}."
+outputs:
+  choice: ${{ steps.answer.outputs.keyword }}
+"""
+
+
+async def test_a_run_the_listener_started_waits_for_the_reply_the_listener_receives(
+    setup: Setup,
+) -> None:
+    """JOIN starts a run that asks and waits; the answer's webhook (journaled) ends the wait."""
+    listener, emulator, conn = await setup(SIGNUP_WORKFLOW)
+    await listener.begin(conn)
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="join")
+    await emulator.drain_callbacks()
+    for _ in range(2000):  # until the run has asked (its own progress, not time)
+        if emulator.messages(to=SENDER, direction="outbound-api"):
+            break
+        await asyncio.sleep(0.005)
+    await emulator.inbound(to=NUMBER, from_=SENDER, body="b")
+    await emulator.drain_callbacks()
+    await listener.drain()
+    (result,) = listener.results  # the answer started no run of its own
+    assert result.outputs == {"choice": "B"}
+    sent = [m["body"] for m in emulator.messages(to=SENDER, direction="outbound-api")]
+    assert sent == ["You chose B.", "Welcome! A for news, B for offers?"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,20 @@ def test_on_is_read_as_a_key_not_as_yaml_true(tmp_path: Path) -> None:
     assert trigger.reply == "bye" and trigger.body_matches is not None
 
 
+def test_body_matches_runs_in_linear_time(tmp_path: Path) -> None:
+    """A pattern that makes a backtracking engine take minutes answers at once (RE2)."""
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        HEAD + 'on:\n  twilio/message_received:\n    body_matches: "^(a+)+$"\n' + STEPS,
+        encoding="utf-8",
+    )
+    trigger = load_workflow(path).trigger
+    assert trigger is not None and trigger.body_matches is not None
+    started = time.perf_counter()
+    assert trigger.body_matches.search("a" * 40 + "!") is None
+    assert time.perf_counter() - started < 0.5
+
+
 def test_a_bare_trigger_without_filters_is_allowed(tmp_path: Path) -> None:
     """`twilio/message_status_changed:` with no body matches every status."""
     assert _load(tmp_path, HEAD + "on:\n  twilio/message_status_changed:\n" + STEPS) == []
@@ -66,6 +81,10 @@ def test_a_bare_trigger_without_filters_is_allowed(tmp_path: Path) -> None:
         ("  twilio/message_recieved: {}\n", "did you mean 'twilio/message_received'"),
         ("  twilio/message_received: {bodymatches: x}\n", "unknown key"),
         ("  twilio/message_received: {body_matches: '('}\n", "not a valid regular expression"),
+        (
+            "  twilio/message_received: {body_matches: 'yes(?!terday)'}\n",
+            "searches use RE2: no backreferences or lookaround",
+        ),
         ("  twilio/message_received: {poll_interval: 30}\n", "poll_interval needs to"),
         ("  twilio/message_status_changed: {status: [deliverd]}\n", "deliverd"),
         ("  twilio/message_status_changed: {reply: hi}\n", "unknown key"),

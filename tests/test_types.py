@@ -344,6 +344,13 @@ BASES: dict[str, dict[str, Any]] = {
     "download_media": {
         "url": f"/2010-04-01/Accounts/AC{'0' * 32}/Messages/{SID}/Media/ME{'0' * 32}"
     },
+    "wait_for_reply": {
+        "to": "+15551234567",
+        "from": "+15005550006",
+        "after": "2026-05-01T12:00:00Z",
+        "keywords": ["A", "B"],
+        "timeout": 3600,
+    },
 }
 
 

@@ -202,7 +202,7 @@ def _describe(ns: argparse.Namespace) -> int:
     definition = connector.definitions[action.returns]
     out = Table("Name", "Path", "Type", "Description", title=f"Returns {definition.name}")
     for f in definition.fields:
-        kind = f"array of {f.items_ref or f.items_type}" if f.type == "array" else f.type
+        kind = f"array of {f.items_ref or f.items_type}" if f.type == "array" else f.ref or f.type
         out.add_row(f.title, f.path, kind, f.description)
     console.print(out)
     return EXIT_OK

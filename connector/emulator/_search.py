@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 import attrs
 
+from connector._patterns import BodyPattern, PatternError, compile_linear
 from connector.emulator._errors import ApiError
 from connector.emulator._listing import parse_filter_date
-from connector.emulator._patterns import BodyPattern, PatternError, compile_linear
 from connector.emulator._records import MessageRecord
 from connector.emulator._store import RefusedSend
 from connector.emulator._validation import bare_number

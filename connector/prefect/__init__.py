@@ -33,6 +33,7 @@ if _typing.TYPE_CHECKING:
     # The Twilio actions' tasks as type checkers see them (generated from the manifest).
     from ._signatures import (
         delete_message,
+        download_media,
         get_message,
         list_message_media,
         list_messages,
@@ -40,6 +41,7 @@ if _typing.TYPE_CHECKING:
         send_message,
         send_text_message,
         update_message,
+        wait_for_reply,
     )
 
 
@@ -59,6 +61,7 @@ __all__ = [
     "tasks",
     "update_message",
     "wait_for_message_status",
+    "wait_for_reply",
 ]
 
 _built: dict[str, Task[..., _typing.Any]] | None = None

@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import task
 
-from ..models import MediaFile, MediaList, Message, MessageList, MessageListV2
+from ..models import MediaFile, MediaList, Message, MessageList, MessageListV2, Reply
 from ._credentials import TwilioCredentials
 
 @task
@@ -270,4 +270,41 @@ def download_media(
 
     Returns:
         MediaFile
+    """
+
+@task
+def wait_for_reply(
+    *,
+    to: str,
+    from_: str | None = None,
+    messaging_service_sid: str | None = None,
+    after: dt.datetime | None = None,
+    keywords: list[str] | None = None,
+    pattern: str | None = None,
+    ignore_case: bool | None = None,
+    timeout: int | None = None,
+    on_timeout: str | None = None,
+    poll_interval: int | None = None,
+    credentials: TwilioCredentials | None = None,
+) -> Reply:
+    """
+    Wait For Reply.
+
+    Wait for a person's answer to a message you sent: the first incoming message from them to your number (or Messaging Service) sent after a given moment, optionally matching keywords or a pattern, until a timeout. A STOP ends the wait as opted out; HELP is ignored.
+
+    Args:
+        to: The person whose reply is awaited: the To of the message you sent (E.164, or a channel address such as whatsapp:+15551230002).
+        from_: Your number the person replies to (the From of the message you sent).
+        messaging_service_sid: The Messaging Service you sent through; a reply to any of its numbers counts.
+        after: Only messages sent at or after this moment count: give the date_created of the message you sent. Default: when the wait starts.
+        keywords: The answers that count, each compared with the whole reply (trimmed, with surrounding punctuation ignored: "a." is A). The output's keyword says which one, as written here. Other replies are ignored and the wait goes on.
+        pattern: A regular expression searched in the reply (RE2 syntax: no lookaround or backreferences); a reply that matches counts, and the output's match is the text it matched. With keywords too, a reply counts when it fits either.
+        ignore_case: Compare keywords and search the pattern without regard to case (default true). Default: True.
+        timeout: Seconds to wait for the reply (default 86400, a day; at most 30 days). Default: 86400.
+        on_timeout: What no reply within the timeout comes to: continue (the default), an output whose status is timed_out; fail, a failed call (in a workflow, a failed item). Default: 'continue'.
+        poll_interval: Seconds between looks for replies (default 30). Each look lists the incoming messages once for every recipient waiting in the step. Default: 30.
+        credentials: The Twilio connection (the environment's if not given).
+
+    Returns:
+        Reply
     """

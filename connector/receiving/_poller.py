@@ -21,6 +21,7 @@ from typing import Any
 
 from .._connection import Connection
 from .._convert import field_value, to_json_data
+from .._replies import message_event
 from .._types import json_datetime
 from ..consent import ConsentLedger, record_inbound
 from ..errors import ConnectorError
@@ -110,7 +111,7 @@ class MessagePoller:
             if str(to_json_data(field_value(message, "direction"))) != "inbound":
                 continue
             newest = max(newest, sent)
-            event = _event(message)
+            event = message_event(message)
             try:
                 if self.consent is not None:
                     await record_inbound(
@@ -130,23 +131,3 @@ class MessagePoller:
             self.journal.set_cursor(name, newest.isoformat())
         log.debug("polled %s: %d message(s), cursor %s", number, count, json_datetime(newest))
         return count
-
-
-def _event(message: Any) -> dict[str, Any]:
-    """An InboundMessage event from a Message; the API does not give media URLs."""
-    data = to_json_data(message)
-    return {
-        "MessageSid": data.get("sid"),
-        "SmsSid": data.get("sid"),
-        "SmsMessageSid": data.get("sid"),
-        "AccountSid": data.get("account_sid"),
-        "MessagingServiceSid": data.get("messaging_service_sid"),
-        "From": data.get("from"),
-        "To": data.get("to"),
-        "Body": data.get("body"),
-        "NumMedia": data.get("num_media"),
-        "NumSegments": data.get("num_segments"),
-        "SmsStatus": data.get("status"),
-        "ApiVersion": data.get("api_version"),
-        "media": [],
-    }

@@ -15,6 +15,11 @@ send ended with :class:`~connector.errors.MessageMayHaveBeenSentError`, first lo
 message up (:func:`~connector.workflow.find_sent_message`) and only sends when none is
 found. A message found this way is *claimed* for that identity, so two items to the
 same number never take the same message.
+
+A call of a reply action (``twilio/wait_for_reply``) only begins its item's wait and
+returns it; the waiting happens in the workflow, on durable timers, and each look for
+replies is one short activity for the whole step (``connector.look_for_replies``), so no
+worker is held while people take their time.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._connection import Connection
+from .._replies import InboxCursor
 from ..workflow import (
     ActionRunner,
     CallRequest,
@@ -48,10 +54,13 @@ from ._store import RunStore
 
 __all__ = [
     "ACTIVITY_NAME",
+    "LOOK_FOR_REPLIES",
+    "LOOK_LIMIT",
     "READ_ROWS",
     "STORE_ITEMS",
     "ActionCall",
     "ConnectorActivities",
+    "LookForReplies",
     "ReadRows",
     "RedisClaims",
     "StoreItems",
@@ -64,6 +73,11 @@ ACTIVITY_NAME = "invoke_action"
 READ_ROWS = "connector.read_rows"
 #: The activity that keeps item records the workflow settled itself.
 STORE_ITEMS = "connector.store_items"
+#: The activity that looks for replies once for every item a step has waiting.
+LOOK_FOR_REPLIES = "connector.look_for_replies"
+#: Messages one look hands over at most (the rest at the next look, at once): some
+#: 300 bytes each in the history, well under Temporal's 2 MiB for a payload.
+LOOK_LIMIT = 2000
 #: How often a running activity tells Temporal it is alive. A killed worker's calls
 #: are retried elsewhere once a heartbeat is missed, not when start_to_close expires.
 HEARTBEAT_EVERY = 1.0
@@ -145,6 +159,22 @@ class StoreItems:
     run_id: str
     step_id: str
     records: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LookForReplies:
+    """
+    One look at the incoming messages, for every item a step has waiting.
+
+    Attributes:
+        uses: The reply action (``twilio/wait_for_reply``).
+        ours: The numbers and Messaging Service SIDs the step's waits listen on.
+        cursor: Where the step's previous look got to (``InboxCursor.to_json``).
+    """
+
+    uses: str
+    ours: list[str]
+    cursor: dict[str, Any]
 
 
 class RedisClaims:
@@ -254,6 +284,9 @@ class ConnectorActivities:
             max_items=call.max_items,
             base_dir=Path(call.base_dir or "."),
             confine_paths=call.confine_paths,
+            # A wait for a reply begins when the workflow asked for it: every attempt agrees.
+            now=call.scheduled_at,
+            park=True,
         )
         async with _heartbeating():
             outcome = await self._runner.run(request, prior=prior)
@@ -274,7 +307,7 @@ class ConnectorActivities:
             finished=time.time(),
         )
         stored = False
-        if call.record and self.store is not None:
+        if call.record and self.store is not None and outcome.wait is None:
             # Kept before the workflow hears of it: a retry after a lost answer writes
             # the same index again, never a second record.
             await self.store.record(call.workflow_id, call.step_id, [record])
@@ -283,7 +316,34 @@ class ConnectorActivities:
         if call.brief:
             result["output"] = brief(outcome.output)
         result.update(key=record.key, store=self.store is not None, stored=stored)
+        if outcome.wait is not None:
+            # The item waits in the workflow now; its record is kept once the wait ends.
+            result["wait"] = outcome.wait.to_json()
         return result
+
+    @activity.defn(name=LOOK_FOR_REPLIES)
+    async def look_for_replies(self, look: LookForReplies) -> dict[str, Any]:
+        """
+        List the incoming messages since the step's cursor, once for all its waits;
+        their opt-outs and opt-ins go to the worker's consent ledger.
+
+        Returns:
+            ``{"messages": [{"at", "event"}...], "cursor", "more", "error", "fatal"}``:
+            the new messages oldest first (absent fields left out), at most
+            ``LOOK_LIMIT`` (``more`` says there are others), or why the look failed.
+        """
+        cursor = InboxCursor.from_json(look.cursor)
+        async with _heartbeating():
+            looked = await self._runner.look(
+                look.uses, frozenset(look.ours), cursor, limit=LOOK_LIMIT
+            )
+        return {
+            "messages": [m.to_json() for m in looked.messages],
+            "cursor": (looked.cursor or cursor).to_json(),
+            "more": looked.more,
+            "error": looked.error,
+            "fatal": looked.fatal,
+        }
 
     @activity.defn(name=READ_ROWS)
     async def read_rows(self, batch: ReadRows) -> dict[str, Any]:
@@ -328,6 +388,7 @@ class ConnectorActivities:
             self.invoke_action,
             self.read_rows,
             self.store_items,
+            self.look_for_replies,
             *(
                 self._action_activity(f"{connector.id}/{action_id}")
                 for connector in connectors

@@ -21,7 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from .._manifest import default_connector
+from .._manifest import ConnectorSpec, default_connector
 from ..errors import WorkflowError
 from ..workflow import (
     RunResult,
@@ -277,6 +277,7 @@ async def submit_workflow(
     store: RunStore | None = None,
     batch_size: int | None = None,
     history_limit: int | None = None,
+    connectors: Mapping[str, ConnectorSpec] | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """
     Start a run of *workflow* on Temporal (the workflow should be checked already).
@@ -296,6 +297,8 @@ async def submit_workflow(
             ``INLINE_FILE_LIMIT`` is refused.
         batch_size: Items per child workflow of a large step (``BATCH_SIZE``).
         history_limit: Events after which the run continues as new (``HISTORY_LIMIT``).
+        connectors: The connectors the steps use, by id (Twilio's unless given): the
+            steps whose actions wait for replies run their batches all at once.
 
     Returns:
         The workflow's handle; ``await handle.result()`` gives its JSON result.
@@ -322,6 +325,7 @@ async def submit_workflow(
         stored=stored,
         batch_size=batch_size or BATCH_SIZE,
         history_limit=history_limit or HISTORY_LIMIT,
+        waiting=_waiting(workflow, connectors),
     )
     try:
         return await client.start_workflow(
@@ -334,6 +338,19 @@ async def submit_workflow(
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id)
+
+
+def _waiting(workflow: Workflow, connectors: Mapping[str, ConnectorSpec] | None) -> list[str]:
+    """The steps whose actions wait for replies (``kind: reply``)."""
+    known = dict(connectors) if connectors is not None else {}
+    known.setdefault(default_connector().id, default_connector())
+    waiting = []
+    for step in workflow.steps:
+        spec = known.get(step.connector_id)
+        action = spec.actions.get(step.action_id) if spec is not None else None
+        if action is not None and action.kind == "reply":
+            waiting.append(step.id)
+    return waiting
 
 
 async def _existing(client: Client, workflow_id: str) -> WorkflowHandle[Any, Any]:

@@ -33,6 +33,14 @@ A run's history stays bounded whatever its size:
   finished steps' summaries and the step's progress.
 - The result is a summary: per step, its counts (calls, outcomes, message statuses,
   Twilio codes, the first failures); the items themselves only for steps small enough.
+
+A step that waits for replies (``twilio/wait_for_reply``) holds no worker while it
+waits: each item's call only begins its wait, the interpreter parks it, and the step
+sleeps on durable timers, looking for replies once per interval with one activity for
+all its items (``connector.look_for_replies``). The interval is widened so that one
+wait makes at most ``MAX_LOOKS`` looks (a day's wait, one look every 86 s), which keeps
+its history near 11 events a look. A batched wait step starts all its batches at once:
+waiting costs no worker, and a batch waiting a day must not hold back the next.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     import attrs
 
+    from .._replies import Inbound, InboxCursor
     from ..errors import ExpressionError
     from ..workflow import (
         BUILTIN_CONNECTOR,
@@ -65,7 +74,9 @@ with workflow.unsafe.imports_passed_through():
         ItemRecord,
         ItemResult,
         LazyList,
+        Looked,
         Outcome,
+        ReplyWait,
         RunResult,
         StepResult,
         StepSpec,
@@ -77,7 +88,16 @@ with workflow.unsafe.imports_passed_through():
         load_workflow,
         read_paths,
     )
-    from ._activities import ACTIVITY_NAME, READ_ROWS, STORE_ITEMS, ActionCall, ReadRows, StoreItems
+    from ._activities import (
+        ACTIVITY_NAME,
+        LOOK_FOR_REPLIES,
+        READ_ROWS,
+        STORE_ITEMS,
+        ActionCall,
+        LookForReplies,
+        ReadRows,
+        StoreItems,
+    )
     from ._store import StoredFile, csv_row
 
 
@@ -134,6 +154,10 @@ FAILURES_KEPT = 100
 #: lists are left out, largest first (their counts stay).
 OUTPUT_BUDGET = 256 * 1024
 RESULT_BUDGET = 1024 * 1024
+#: Looks for replies one wait makes at most: its interval is widened to timeout /
+#: MAX_LOOKS when shorter, so a wait of any length adds at most some 11,000 events
+#: (a timer, an activity and their workflow tasks per look) to its workflow's history.
+MAX_LOOKS = 1000
 
 
 @dataclass(frozen=True)
@@ -153,6 +177,7 @@ class WorkflowRun:
             the store instead: the name as written -> where.
         batch_size: Items per child workflow of a large step.
         history_limit: Continue as new past this many events.
+        waiting: The steps that wait for replies (their batches all run at once).
         carried: What an earlier run of this workflow id finished, when it continued
             as new (internal).
     """
@@ -166,6 +191,7 @@ class WorkflowRun:
     stored: dict[str, StoredFile] = field(default_factory=dict)
     batch_size: int = BATCH_SIZE
     history_limit: int = HISTORY_LIMIT
+    waiting: list[str] = field(default_factory=list)
     carried: dict[str, Any] | None = None
 
 
@@ -328,6 +354,8 @@ class _Driver:
         self.stored: set[tuple[str, int]] = set()
         # Whether the workers have a store, as the latest activity said.
         self.store: bool | None = None
+        # The fields of the messages a step's waits read (absent ones come back null).
+        self._fields: dict[str, tuple[str, ...]] = {}
 
     async def call(self, call: Call) -> Outcome:
         step = call.step
@@ -368,6 +396,13 @@ class _Driver:
         if "store" in outcome:
             self.store = bool(outcome["store"])
         key = outcome.get("key")
+        wait = None
+        if outcome.get("wait") is not None:
+            wait = ReplyWait.from_json(outcome["wait"])
+            settings = wait.settings
+            interval = max(settings.interval, settings.timeout / MAX_LOOKS)
+            wait = attrs.evolve(wait, settings=attrs.evolve(settings, interval=interval))
+            self._fields[step.id] = wait.fields
         return Outcome(
             outcome["status"],
             outcome["output"],
@@ -377,6 +412,32 @@ class _Driver:
             fatal=bool(outcome.get("fatal")),
             # What the workflow keeps of the inputs: what the item is known by.
             inputs={"to": key} if key is not None else None,
+            wait=wait,
+        )
+
+    async def look(self, step: StepSpec, ours: frozenset[str], cursor: InboxCursor) -> Looked:
+        """One look for replies for every item the step has waiting: one activity."""
+        try:
+            found: dict[str, Any] = await workflow.execute_activity(
+                LOOK_FOR_REPLIES,
+                LookForReplies(step.uses, sorted(ours), cursor.to_json()),
+                result_type=dict,
+                start_to_close_timeout=CALL_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=CALL_RETRY,
+                summary=f"{step.id}: replies since {cursor.at:.0f}",
+            )
+        except ActivityError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            error = f"looking for replies gave up after retries: {cause}"
+            return Looked(cursor=cursor, error=error)
+        fields = self._fields.get(step.id, ())
+        return Looked(
+            [Inbound.from_json(m, fields) for m in found["messages"]],
+            InboxCursor.from_json(found["cursor"]),
+            found["more"],
+            found["error"],
+            found["fatal"],
         )
 
     async def store_items(self, step_id: str, records: Sequence[ItemRecord]) -> int:
@@ -646,6 +707,7 @@ class ConnectorWorkflow:
             fan_out=_gather,
             functions=_BundledFunctions(run.files, run.stored),
             delegate=self._batches,
+            inbox=self._driver,
         )
         result = await self._interpreter.run(run.inputs, run.env)
         return self._summary(result, dict(getattr(self._interpreter, "output_errors", {})))
@@ -731,6 +793,10 @@ class ConnectorWorkflow:
             items = itertools.islice(items, cursor, None)
         self._progress[step.id] = {"total": total or 0, "done": counts.calls}
         window = max(1, min(CHILD_WINDOW, step.concurrency))
+        if step.id in self._run.waiting:
+            # Waiting costs no worker: every batch waits at once, not a day after another.
+            rows = stored.rows if stored is not None else (total or 0)
+            window = max(1, -(-(rows - cursor) // size))
         wanted, reads_files = _reads(self._spec, step)
         plain, views = _encode_steps(self._interpreter.context["steps"], wanted)
         run = dataclasses.replace(
@@ -880,6 +946,7 @@ class BatchWorkflow:
             recorder=recorder,
             fan_out=_gather,
             functions=_BundledFunctions(batch.run.files, {}),
+            inbox=driver,
         )
         context = {
             "inputs": dict(batch.run.inputs),

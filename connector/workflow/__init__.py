@@ -52,6 +52,7 @@ from ._model import (
     load_workflow,
     read_workflow,
 )
+from ._replies import Ended, Inbox, Looked, ReplyWait
 from ._runner import (
     LoopClock,
     Progress,
@@ -78,7 +79,9 @@ __all__ = [
     "ConnectionSpec",
     "CsvRow",
     "DeliveryRecord",
+    "Ended",
     "ExpressionError",
+    "Inbox",
     "InputSpec",
     "Interpreter",
     "ItemRecord",
@@ -87,12 +90,14 @@ __all__ = [
     "JournalVersionError",
     "LazyList",
     "LocalClaims",
+    "Looked",
     "LoopClock",
     "Outcome",
     "Prior",
     "Problem",
     "Progress",
     "Recorder",
+    "ReplyWait",
     "RunError",
     "RunRecord",
     "RunResult",

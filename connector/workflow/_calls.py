@@ -24,6 +24,7 @@ import attrs
 from .._connection import Connection
 from .._convert import field_value, to_json_data
 from .._pacing import validate_pool
+from .._replies import InboxCursor, ReplySettings, list_inbound, opted_out_before
 from .._retry import throughput_error
 from .._validation import CompiledAction, compile_action
 from ..errors import (
@@ -38,6 +39,7 @@ from ._builtins import BUILTIN_CONNECTOR, BUILTINS, target_path
 from ._confine import confine
 from ._interpreter import Outcome
 from ._journal import digest
+from ._replies import Looked, ReplyWait
 
 
 #: Paged items handed to a page sink at a time.
@@ -160,6 +162,12 @@ class CallRequest:
         repeat: Call again even if an earlier attempt succeeded (a ``wait_until`` poll).
         confine_paths: The ``path`` input is built from outside data: a built-in may
             not use it outside *base_dir* or the output directory.
+        now: The run's clock when the call is made (POSIX seconds): a wait for a reply
+            begins then (the wall clock unless given).
+        park: The caller parks waits for replies (a workflow's interpreter): a call of a
+            reply action only begins its wait and returns it (``Outcome.wait``).
+            Otherwise (a task, an operator) the call waits itself, polling for the one
+            person until the answer or the timeout, as ``Connection.call`` does.
     """
 
     uses: str
@@ -170,6 +178,8 @@ class CallRequest:
     base_dir: Path = attrs.field(factory=Path)
     repeat: bool = False
     confine_paths: bool = False
+    now: float | None = None
+    park: bool = False
 
 
 def _code(exc: BaseException) -> int | None:
@@ -388,6 +398,8 @@ class ActionRunner:
             )
         if action.spec.sends_message:
             return await self._send(request, clean, shown, prior, on_send)
+        if action.spec.kind == "reply" and request.park:
+            return await self._begin_wait(request, action, clean, shown, prior, on_send)
         path = clean.get("path") if action.spec.kind == "media" else None
         if path and not (os.path.isabs(path) or path.startswith("~")):
             # As built-ins do: a relative path is the workflow's directory's.
@@ -427,6 +439,80 @@ class ActionRunner:
         if collected:
             on_page(collected)
         return Outcome("succeeded", {"count": count}, inputs=shown)
+
+    async def _begin_wait(
+        self,
+        request: CallRequest,
+        action: CompiledAction,
+        clean: Mapping[str, Any],
+        shown: Any,
+        prior: Prior | None,
+        on_send: Callable[[Any, float], Awaitable[None]] | None,
+    ) -> Outcome:
+        """
+        Begin an item's wait for a reply: the outcome carries the wait, which the
+        interpreter parks. Its start is journaled (through *on_send*) before the
+        interpreter hears of it, so a resumed run keeps it: the timeout does not start
+        again, and what came meanwhile is still found.
+        """
+        try:
+            settings = ReplySettings.from_inputs(action.spec.id, clean)
+        except ConnectorError as exc:
+            return Outcome("failed", error=str(exc), inputs=shown, exception=exc)
+        connection = self._connection(request.uses)
+        fields = _reply_fields(connection, action)
+        # Someone who opted out cannot answer: the wait ends at its first look (which
+        # finds their STOP, if that came after `after`).
+        opted_out = await opted_out_before(connection.ledger, settings) is not None
+        if prior is not None and prior.state == "started" and prior.started is not None:
+            if prior.digest is not None and prior.digest != digest(shown):
+                return Outcome(
+                    "failed",
+                    error="this item's inputs changed since its wait began; not waited for",
+                    inputs=shown,
+                )
+            wait = ReplyWait(settings, prior.started, fields, opted_out)
+            return Outcome("succeeded", inputs=shown, wait=wait)
+        started = request.now if request.now is not None else time.time()
+        if on_send is not None:
+            await on_send(shown, started)
+        wait = ReplyWait(settings, started, fields, opted_out)
+        return Outcome("succeeded", inputs=shown, wait=wait)
+
+    async def look(
+        self,
+        uses: str,
+        ours: frozenset[str],
+        cursor: InboxCursor,
+        *,
+        limit: int | None = None,
+    ) -> Looked:
+        """
+        One look at the incoming messages for a step of reply action *uses*: one list
+        for every item waiting in it, whose opt-outs and opt-ins go to the connection's
+        consent ledger.
+
+        Args:
+            uses: The reply action (``twilio/wait_for_reply``).
+            ours: The numbers and Messaging Services the step's waits listen on.
+            cursor: Where the step's previous look got to.
+            limit: Hand over at most this many messages (a Temporal payload's bound).
+
+        Returns:
+            The new messages, or why the look failed (a refusal of the credentials is
+            fatal: every look would fail).
+        """
+        connection = self._connection(uses)
+        try:
+            action = self._action(uses).spec
+            page = await list_inbound(
+                connection, action, ours=ours, cursor=cursor, limit=limit, ledger=connection.ledger
+            )
+        except ConnectorError as exc:
+            refused = _refused(exc, None, connection)
+            error = f"looking for replies failed: {refused.error}"
+            return Looked(cursor=cursor, error=error, fatal=error if refused.fatal else None)
+        return Looked(page.messages, page.cursor, page.more)
 
     def _builtin(self, action_id: str, request: CallRequest) -> Outcome:
         inputs = request.inputs if isinstance(request.inputs, Mapping) else {}
@@ -511,6 +597,17 @@ class ActionRunner:
 
         connection = self._connection(request.uses)
         return await find_sent_message(connection, clean, started, claim=claim, settle=settle)
+
+
+def _reply_fields(connection: Connection, action: CompiledAction) -> tuple[str, ...]:
+    """The fields of the definition a reply action's ``reply`` output follows."""
+    connector = connection.connector
+    returns = connector.definitions.get(action.spec.returns or "")
+    for field in returns.fields if returns is not None else ():
+        nested = connector.definitions.get(field.ref or "")
+        if field.path == "reply" and nested is not None:
+            return tuple(f.path for f in nested.fields)
+    return ()
 
 
 def _lookup_failed(exc: ConnectorError, shown: Any) -> Outcome:

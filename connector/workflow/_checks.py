@@ -20,6 +20,7 @@ import attrs
 
 from .._manifest import ActionSpec, ConnectorSpec
 from .._pacing import validate_pool
+from .._patterns import PatternError, compile_linear
 from .._validation import compile_action
 from ..errors import InvalidInputError
 from ._builtins import BUILTIN_CONNECTOR, BUILTINS
@@ -64,6 +65,8 @@ def _definition_type(connector: ConnectorSpec, name: str, depth: int = 0) -> Sta
                 fields[field.path] = Arr(_definition_type(connector, field.items_ref, depth + 1))
             else:
                 fields[field.path] = Arr(field.items_type)
+        elif field.ref is not None:
+            fields[field.path] = _definition_type(connector, field.ref, depth + 1)
         elif field.type == "object":
             fields[field.path] = None
         else:
@@ -391,6 +394,18 @@ class _Checker:
                 "send in one step, then wait on get_message in the next",
                 (*step.path, "wait_until"),
             )
+        if step.wait_until is not None and action.kind == "reply":
+            self.add(
+                f"{action.id} waits by itself (timeout, poll_interval); remove wait_until",
+                (*step.path, "wait_until"),
+            )
+        pattern = step.with_.get("pattern") if action.kind == "reply" else None
+        where = (*step.path, "with", "pattern")
+        if isinstance(pattern, str) and where not in self.workflow.templates:
+            try:
+                compile_linear(pattern)
+            except PatternError as exc:
+                self.add(f"not a pattern RE2 can run: {exc}", where)
         if step.paginate and action.paging is None:
             self.add(f"{action.id} does not page; remove paginate", (*step.path, "paginate"))
         if step.paginate and step.for_each is not None:

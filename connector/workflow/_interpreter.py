@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """
 The one interpreter of the workflow language: steps in order, ``if``, ``for_each``,
-``with`` rendered per item, ``wait_until``, ``continue_on_error``, step status and the
-workflow's ``outputs``.
+``with`` rendered per item, ``wait_until``, waits for replies, ``continue_on_error``,
+step status and the workflow's ``outputs``.
 
 It does no I/O of its own. A driver gives it:
 
@@ -13,27 +13,37 @@ It does no I/O of its own. A driver gives it:
   the run finished (the journal locally, the workflow's own memory on Temporal);
 - a *fan-out* that runs a step's workers concurrently (an anyio task group locally;
   ``asyncio.gather`` on Temporal, where a task group's ``ExceptionGroup`` would not fail
-  the workflow, temporalio sdk-python#1020).
+  the workflow, temporalio sdk-python#1020);
+- an *inbox* (:class:`~connector.workflow._replies.Inbox`) that looks at the incoming
+  messages, for steps that wait for replies.
 
 Memory is bounded by a step's concurrency, not by its number of items: items are drawn
 from their source one at a time, each outcome goes to the recorder as soon as it is
-known, and an item whose ``wait_until`` condition does not hold yet is parked in a
-queue (no task per waiting item, no concurrency slot) until its next poll is due.
+known, and an item that waits is parked (no task per waiting item, no concurrency slot):
+one whose ``wait_until`` condition does not hold yet in a queue until its next poll is
+due; one whose call began a wait for a reply (the driver's outcome carries a
+:class:`~connector.workflow._replies.ReplyWait`) in the step's inbox, found by who is to
+reply, until a look finds its answer or its time is up. One look per interval serves
+every waiting item of the step, with one cursor.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import heapq
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
 
+from .._replies import InboxCursor
 from ..errors import ExpressionError
 from ._confine import reads_untrusted
 from ._expressions import LazyList, Template, WorkflowFunctions, materialise
 from ._model import StepSpec, Workflow
+from ._replies import Ended, Inbox, Looked, ReplyWait
 
 
 __all__ = [
@@ -185,6 +195,8 @@ class Outcome:
         exception: The error that ended a failed call, for hosts that raise it (a
             Prefect task fails with the ``TwilioAPIError`` and its code, not a string);
             never journaled or compared.
+        wait: The call began a wait for a reply (``twilio/wait_for_reply``): the item is
+            parked until its answer or its timeout, and this outcome is not its last.
     """
 
     status: Literal["succeeded", "failed", "skipped"]
@@ -197,6 +209,7 @@ class Outcome:
     unresolved: bool = False
     fatal: bool = False
     exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    wait: ReplyWait | None = None
 
     def result(self, index: int) -> ItemResult:
         """The :class:`ItemResult` of item *index*."""
@@ -276,10 +289,47 @@ class _Parked:
     outcome: Outcome
 
 
+@attrs.define(eq=False)
+class _Waiting:
+    """An item waiting for a reply."""
+
+    index: int
+    wait: ReplyWait
+    outcome: Outcome
+    ended: bool = False
+
+
+@attrs.define
+class _Replies:
+    """
+    A step's items waiting for replies, found by who is to reply, with the deadlines in
+    a heap and one cursor for every look: the memory of a wait is one small object,
+    whatever its timeout.
+    """
+
+    by_person: dict[str, list[_Waiting]] = attrs.field(factory=dict)
+    deadlines: list[tuple[float, int, _Waiting]] = attrs.field(factory=list)
+    ours: set[str] = attrs.field(factory=set)
+    cursor: InboxCursor | None = None
+    # The earliest `after` of the waits begun since the last look: the next look goes
+    # back to it, so a wait that begins late still sees what came before it began.
+    since: float | None = None
+    interval: float = math.inf
+    due: float = math.inf
+    looking: bool = False
+    count: int = 0
+
+    def next_deadline(self) -> float:
+        while self.deadlines and self.deadlines[0][2].ended:
+            heapq.heappop(self.deadlines)
+        return self.deadlines[0][0] if self.deadlines else math.inf
+
+
 @attrs.define
 class _StepState:
     items: Iterator[tuple[int, Any]]
     parked: collections.deque[_Parked] = attrs.field(factory=collections.deque)
+    replies: _Replies = attrs.field(factory=_Replies)
     failed: int = 0
     done: int = 0
     first_error: str | None = None
@@ -310,6 +360,8 @@ class Interpreter:
             *clock* unless given.
         delegate: Offered each ``for_each`` step before it runs here (see
             ``StepDelegate``).
+        inbox: Looks at the incoming messages for steps whose calls begin waits for
+            replies; without one, such an item fails.
     """
 
     def __init__(
@@ -323,6 +375,7 @@ class Interpreter:
         fan_out: FanOut,
         functions: WorkflowFunctions | None = None,
         delegate: StepDelegate | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
@@ -338,6 +391,7 @@ class Interpreter:
         self._confined_functions = self.functions.confined()
         self._untrusted: dict[int, bool] = {}
         self._delegate = delegate
+        self._inbox = inbox
 
     async def run(
         self,
@@ -496,7 +550,11 @@ class Interpreter:
         state = _StepState(_checked(step, items))
 
         async def worker() -> None:
+            replies = state.replies
             while self._fatal is None:
+                if replies.count and not replies.looking and replies.due <= self.clock.now():
+                    await self._look(step, state)
+                    continue
                 parked = state.parked[0] if state.parked else None
                 if parked is not None and parked.due <= self.clock.now():
                     state.parked.popleft()
@@ -510,12 +568,17 @@ class Interpreter:
                     job = None
                 if job is not None:
                     await self._first_call(step, state, *job)
-                elif parked is not None:
-                    # Polls of one step are due in the order they were parked (one
-                    # interval each), so the head is always the next one due.
-                    await self.clock.sleep(max(0.0, parked.due - self.clock.now()))
-                else:
+                    continue
+                # Polls of one step are due in the order they were parked (one interval
+                # each), so the head is always the next one due. While another worker
+                # looks for replies, this one has nothing to wait for.
+                wake = min(
+                    parked.due if parked is not None else math.inf,
+                    replies.due if replies.count and not replies.looking else math.inf,
+                )
+                if wake == math.inf:
                     return
+                await self.clock.sleep(max(0.0, wake - self.clock.now()))
 
         width = step.concurrency if step.for_each is not None else 1
         await self._fan_out([worker] * max(1, min(width, total if total is not None else width)))
@@ -546,6 +609,9 @@ class Interpreter:
             self._finish(step, state, index, Outcome("failed", error=str(exc)))
             return
         outcome = await self._call(Call(step, index, inputs, confine_paths=self._confine(step)))
+        if outcome.wait is not None:
+            self._wait_for_reply(step, state, index, outcome, outcome.wait)
+            return
         wait = step.wait_until
         if wait is None or outcome.status != "succeeded":
             self._finish(step, state, index, outcome)
@@ -602,6 +668,88 @@ class Interpreter:
             return
         parked.due = due
         state.parked.append(parked)
+
+    # -- waiting for replies ------------------------------------------------------
+
+    def _wait_for_reply(
+        self, step: StepSpec, state: _StepState, index: int, outcome: Outcome, wait: ReplyWait
+    ) -> None:
+        """Park an item until a look finds its answer or its time is up."""
+        if self._inbox is None:
+            failed = attrs.evolve(
+                outcome, status="failed", wait=None, error="this driver cannot wait for replies"
+            )
+            self._finish(step, state, index, failed)
+            return
+        replies = state.replies
+        waiting = _Waiting(index, wait, attrs.evolve(outcome, wait=None))
+        replies.by_person.setdefault(wait.person, []).append(waiting)
+        heapq.heappush(replies.deadlines, (wait.deadline, index, waiting))
+        replies.ours.update(wait.settings.ours)
+        replies.since = min(replies.since if replies.since is not None else math.inf, wait.after)
+        replies.interval = min(replies.interval, wait.settings.interval)
+        if replies.cursor is None and not replies.looking:
+            # The step's first look comes at once: the answer may be there already.
+            replies.due = self.clock.now()
+        replies.count += 1
+        replies.due = min(replies.due, wait.deadline)
+
+    async def _look(self, step: StepSpec, state: _StepState) -> None:
+        """One look for the whole step: hand each new message to its sender's waits."""
+        assert self._inbox is not None
+        replies = state.replies
+        since = replies.since
+        cursor = replies.cursor or InboxCursor(since or self.clock.now())
+        if since is not None:
+            cursor = cursor.rewound(since)
+        replies.since = None
+        began = self.clock.now()
+        replies.looking = True
+        try:
+            looked: Looked = await self._inbox.look(step, frozenset(replies.ours), cursor)
+        finally:
+            replies.looking = False
+        replies.cursor = looked.cursor or cursor
+        if looked.fatal is not None:
+            # The waits stay as they are: journaled as begun, a resume waits again.
+            self._fatal = looked.fatal
+            return
+        for message in looked.messages:
+            for waiting in list(replies.by_person.get(message.person or "", ())):
+                ended = waiting.wait.settle(message)
+                if ended is not None:
+                    self._end_wait(step, state, waiting, ended)
+        if looked.more:
+            replies.due = self.clock.now()
+            return
+        if looked.error is not None:
+            # A failed look saw nothing: no wait times out on it, and the next look
+            # comes after the interval, even past a deadline.
+            replies.due = began + replies.interval
+            return
+        # A look that began at or after a deadline saw every reply sent in time.
+        while replies.next_deadline() <= began:
+            _, _, waiting = heapq.heappop(replies.deadlines)
+            self._end_wait(step, state, waiting, waiting.wait.expire())
+        # The next look comes after the interval, or at the next deadline if sooner; but
+        # waits that began a moment apart end a moment apart, and a look for each would
+        # cost a list per item: deadlines this close share a look, at most a quarter of
+        # the interval late.
+        interval = replies.interval
+        replies.due = min(began + interval, max(replies.next_deadline(), began + interval / 4))
+
+    def _end_wait(self, step: StepSpec, state: _StepState, waiting: _Waiting, ended: Ended) -> None:
+        replies = state.replies
+        waiting.ended = True
+        replies.count -= 1
+        same = replies.by_person.get(waiting.wait.person, [])
+        same.remove(waiting)
+        if not same:
+            replies.by_person.pop(waiting.wait.person, None)
+        outcome = attrs.evolve(
+            waiting.outcome, status=ended.status, output=ended.output, error=ended.error
+        )
+        self._finish(step, state, waiting.index, outcome)
 
     def _finish(self, step: StepSpec, state: _StepState, index: int, outcome: Outcome) -> None:
         state.done += 1

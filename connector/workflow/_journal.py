@@ -355,6 +355,9 @@ class ItemRecord:
         """
         output = self.output
         sid = output.get("sid") if isinstance(output, Mapping) and "sid" in output else None
+        if sid is not None:
+            # A message keeps what has no slot of its own (its date_created) in output's.
+            output = {k: v for k, v in output.items() if k not in _MESSAGE_SLOTS} or None
         return [
             self.index,
             self.state,
@@ -362,9 +365,9 @@ class ItemRecord:
             self.attempts,
             self.started,
             sid,
-            output.get("status") if sid is not None else None,
+            self.output.get("status") if sid is not None else None,
             self.error_code,
-            None if sid is not None else output,
+            output,
             self.error,
             self.reconciled,
             self.finished,
@@ -375,7 +378,7 @@ class ItemRecord:
         """The record :meth:`to_json` gave."""
         index, state, key, attempts, started, sid, status, code, output, error, rec, fin = data
         if sid is not None:
-            output = {"sid": sid, "to": key, "status": status, "error_code": code}
+            output = {"sid": sid, "to": key, "status": status, "error_code": code, **(output or {})}
         return cls(index, state, key, None, attempts, started, output, error, code, rec, fin)
 
 
@@ -473,8 +476,11 @@ def _dumps(value: Any) -> str:
 
 #: The fields a message keeps per item of a fan-out step: what the journal stores, and
 #: what ``steps.<id>.outputs`` gives for each item (the rest is fetchable by SID). A
-#: send from a pool of senders also keeps its ``from``.
-BRIEF_FIELDS: Final = ("sid", "to", "status", "error_code")
+#: send from a pool of senders also keeps its ``from``. ``date_created`` is when the
+#: message was made, on Twilio's clock: what a wait for its reply counts from.
+BRIEF_FIELDS: Final = ("sid", "to", "status", "error_code", "date_created")
+#: The fields of a message's record that have columns (slots) of their own.
+_MESSAGE_SLOTS: Final = frozenset({"sid", "to", "status", "error_code"})
 
 
 def brief(output: Any) -> Any:
@@ -504,14 +510,17 @@ def _item_row(inputs: Any, output: Any) -> _Row:
     key = inputs.get("to") if isinstance(inputs, Mapping) else None
     if isinstance(output, Mapping) and "sid" in output:
         code = output.get("error_code")
-        # A send from a pool keeps the sender it went from: the one field not in its inputs.
-        pooled = isinstance(inputs, Mapping) and isinstance(inputs.get("from"), list)
+        # The fields without a column of their own: when it was made, and for a send
+        # from a pool the sender it went from (the one field not in its inputs).
+        extra = {"date_created": output["date_created"]} if output.get("date_created") else {}
+        if isinstance(inputs, Mapping) and isinstance(inputs.get("from"), list):
+            extra["from"] = output.get("from")
         return _Row(
             str(key) if key is not None else output.get("to"),
             output.get("sid"),
             output.get("status"),
             code if isinstance(code, int) else None,
-            _dumps({"from": output.get("from")}) if pooled else None,
+            _dumps(extra) if extra else None,
         )
     return _Row(
         str(key) if key is not None else None,
@@ -1155,6 +1164,32 @@ class Journal:
                 [(event_key, workflow, run_id) for workflow, run_id in deliveries.items()],
             )
         return True, reply
+
+    def inbound_events(
+        self, kind: str, *, after: int = 0, since: float = 0.0, limit: int = 1000
+    ) -> tuple[list[tuple[float, dict[str, Any]]], int]:
+        """
+        Received events of *kind* (``twilio/message_received``), in the order they were
+        recorded: those past position *after* received at or after *since*.
+
+        A run that waits for replies reads the incoming messages a listener on this
+        journal received, so it sees them even before Twilio's message list does.
+
+        Returns:
+            ``(received, payload)`` of each (at most *limit*), and the position the next
+            read starts after: past every event read or older than *since*, so a look
+            never reads the journal's whole history again.
+        """
+        (newest,) = self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
+        rows = self._db.execute(
+            "SELECT rowid, received, payload FROM events WHERE rowid > ? AND rowid <= ?"
+            " AND kind = ? AND received >= ? ORDER BY rowid LIMIT ?",
+            (after, newest, kind, since, limit),
+        ).fetchall()
+        found = [(float(received), json.loads(payload)) for _, received, payload in rows]
+        # Events recorded after `newest` are read next time; a full page may have more.
+        last = int(rows[-1][0]) if len(rows) == limit else max(after, int(newest))
+        return found, last
 
     @property
     def owner(self) -> str:

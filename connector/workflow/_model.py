@@ -22,6 +22,7 @@ import yaml
 
 from .._document import DocumentError, dotted, locate, read_document
 from .._pacing import Pacing, SenderProfile
+from .._patterns import BodyPattern, PatternError, compile_linear
 from .._ratelimit import parse_rate_limit
 from ..errors import ExpressionError, Problem, RunError, WorkflowError
 from ._expressions import Template, compile_template, has_expression
@@ -149,7 +150,8 @@ class TriggerOn:
         uses: ``connector/trigger``, e.g. ``twilio/message_received``.
         to: The event's ``To`` must be one of these (any when empty).
         from_: The event's ``From`` must be one of these (any when empty).
-        body_matches: A regular expression searched in the message body.
+        body_matches: A regular expression searched in the message body (RE2:
+            linear time, as every pattern over a body, ``connector._patterns``).
         status: Message statuses that start a run (any when empty).
         reply: Text answered to Twilio as a TwiML ``<Message>`` (a template reading
             ``trigger``, ``inputs`` and ``env``), or ``None`` for an empty response.
@@ -160,7 +162,7 @@ class TriggerOn:
     uses: str
     to: tuple[str, ...] = ()
     from_: tuple[str, ...] = ()
-    body_matches: re.Pattern[str] | None = None
+    body_matches: BodyPattern | None = None
     status: tuple[str, ...] = ()
     reply: Template | str | None = None
     poll_interval: float | None = None
@@ -757,8 +759,8 @@ def _build_trigger(
     pattern = None
     if "body_matches" in body:
         try:
-            pattern = re.compile(body["body_matches"])
-        except re.error as exc:
+            pattern = compile_linear(body["body_matches"])
+        except PatternError as exc:
             problems.append(
                 problem(f"not a valid regular expression: {exc}", (*path, "body_matches"))
             )

@@ -26,6 +26,7 @@ import attrs
 from .._connection import Connection
 from .._convert import build_record
 from .._manifest import ActionSpec, ConnectorSpec, DefinitionSpec
+from .._replies import Inbound, InboxCursor
 from .._types import FORMATS, anchored
 from ..errors import Problem, RunError, WorkflowError
 from ._calls import ActionRunner, CallRequest, Prior
@@ -43,6 +44,7 @@ from ._interpreter import (
 )
 from ._journal import ItemRecord, Journal
 from ._model import StepSpec, Workflow, input_type_ok
+from ._replies import Looked
 
 
 if TYPE_CHECKING:
@@ -253,6 +255,9 @@ def _check_fields(
                 if isinstance(item, Mapping):
                     _check_fields(definitions, field.items_ref, item, f"{field.path}[{index}].")
             continue
+        if field.ref is not None and isinstance(value, Mapping):
+            _check_fields(definitions, field.ref, value, f"{field.path}.")
+            continue
         if field.type != "string" or not isinstance(value, str) or not value:
             continue
         fmt = FORMATS.get(field.format) if field.format is not None else None
@@ -384,6 +389,7 @@ async def run_workflow(
     recorder = _JournalRecorder(journal, run_id, progress or _NoProgress(), specs, connection.pacer)
     actions = ActionRunner(connection, claims=recorder.claims, connections=others)
     base_dir = workflow.base_dir  # resolving it costs a stat per path part: once
+    clock = clock or LoopClock()
 
     async def call(request: Call) -> Outcome:
         step, index = request.step, request.index
@@ -404,6 +410,8 @@ async def run_workflow(
                 base_dir=base_dir,
                 repeat=request.repeat,
                 confine_paths=request.confine_paths,
+                now=clock.now(),
+                park=True,
             ),
             prior=recorder.prior(step, index),
             on_send=started,
@@ -414,9 +422,10 @@ async def run_workflow(
         workflow,
         run_id=run_id,
         call=call,
-        clock=clock or LoopClock(),
+        clock=clock,
         recorder=recorder,
         fan_out=fan_out,
+        inbox=_JournalInbox(actions, journal),
     )
     # If cancelled or killed, the run stays "running" in the journal: `runs` shows it as
     # interrupted once this process is gone, and a resume picks it up.
@@ -424,6 +433,54 @@ async def run_workflow(
     if interpreter.output_errors:
         result = attrs.evolve(result, output_errors=interpreter.output_errors)
     return result
+
+
+#: The trigger whose events, journaled by a listener, a waiting run reads as replies.
+_INBOUND = "twilio/message_received"
+
+
+class _JournalInbox:
+    """
+    The local runner's looks for replies: one list of the incoming messages per look
+    for the whole step (through the connection), plus the incoming messages a listener
+    on the same journal received since the previous look, so a reply that reached the
+    listener is seen even before Twilio's list shows it.
+    """
+
+    def __init__(self, actions: ActionRunner, journal: Journal) -> None:
+        self._actions = actions
+        self._journal = journal
+        # Per step: the cursor the last look returned, from when journaled events
+        # count, and the position the next read of the journal starts after.
+        self._read: dict[str, tuple[InboxCursor | None, float, int]] = {}
+
+    async def look(self, step: StepSpec, ours: frozenset[str], cursor: InboxCursor) -> Looked:
+        """The new messages to *ours* since *cursor*, from Twilio and from the journal."""
+        looked = await self._actions.look(step.uses, ours, cursor)
+        returned, since, last = self._read.get(step.id, (None, cursor.at, 0))
+        if cursor != returned:
+            # The first look, or the interpreter went back for a wait that counts from
+            # earlier: read the journal again from there.
+            since, last = cursor.at, 0
+        heard: list[Inbound] = []
+        while True:
+            events, reached = self._journal.inbound_events(_INBOUND, after=last, since=since)
+            heard += [
+                Inbound(received, event)
+                for received, event in events
+                if event.get("To") in ours or event.get("MessagingServiceSid") in ours
+            ]
+            if reached == last or len(events) < 1000:
+                last = reached
+                break
+            last = reached
+        self._read[step.id] = (looked.cursor or cursor, since, last)
+        if not heard:
+            return looked
+        # The same message may come both ways; each is handed over once, oldest first.
+        listed = {m.sid for m in looked.messages}
+        merged = [*looked.messages, *(m for m in heard if m.sid not in listed)]
+        return attrs.evolve(looked, messages=sorted(merged, key=lambda m: m.at))
 
 
 #: Steps with at most this many items keep their results in memory; larger ones are

@@ -107,9 +107,9 @@ async def host(values: dict[str, str]) -> None:
 async def conversations(webhook: Mapping[str, str]) -> None:
     from pathlib import Path
 
-    from connector import MediaContent, MediaPolicy, OptedOutError, open_connection
+    from connector import MediaContent, MediaPolicy, NoReplyError, OptedOutError, open_connection
     from connector.consent import ConsentLedger, SQLiteLedger, record_inbound
-    from connector.models import MediaFile
+    from connector.models import MediaFile, Reply, ReplyStatus
 
     ledger: ConsentLedger = SQLiteLedger(Path("consent.sqlite3"))
     await record_inbound(ledger, to="+15005550006", from_="+1555", body=webhook["Body"])
@@ -125,5 +125,17 @@ async def conversations(webhook: Mapping[str, str]) -> None:
         saved = await conn.call("download_media", {"url": webhook["MediaUrl0"], "path": "in/"})
         assert_type(saved, MediaFile)
         print(reason, data, saved.filename, saved.size)
+        try:
+            answer = await conn.call(
+                "wait_for_reply",
+                {"to": "+1555", "from": "+15005550006", "keywords": ["A", "B"], "timeout": 60},
+            )
+        except NoReplyError as silence:
+            print(silence.recipient, silence.seconds)
+        else:
+            assert_type(answer, Reply)
+            if answer.status is ReplyStatus.REPLIED and answer.reply is not None:
+                body: str | None = answer.reply.body
+                print(answer.keyword, answer.replied_at, body)
     async with open_connection(ledger="redis://127.0.0.1:6379/0") as shared:
         print(shared.ledger)

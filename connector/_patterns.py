@@ -1,16 +1,22 @@
 # SPDX-License-Identifier: MIT
 """
-Regular expressions from HTTP requests, matched in linear time.
+The one notion of a pattern over message bodies: regular expressions matched in
+linear time, shared by the emulator and the connector.
 
-``body_matches`` in the admin API and the inbox comes from a request, and Python's
-``re`` backtracks: ``^(a+)+$`` over a 30-character body took about a minute, during
-which the emulator answered nothing. These patterns are compiled with RE2
+Message bodies come from outside, and Python's ``re`` backtracks: ``^(a+)+$`` over a
+30-character body took about a minute, during which the emulator answered nothing (a
+listener, or a run waiting for replies, would stall the same way). Every pattern
+searched in a body (the emulator's ``body_matches`` in the admin API and the inbox, a
+trigger's ``body_matches``, ``wait_for_reply``'s ``pattern``) is compiled here with RE2
 (``google-re2``), whose matching time grows linearly with the text, whatever the
 pattern. RE2 takes Python's syntax except what needs backtracking: backreferences
 (``\\1``, ``(?P=name)``), lookahead and lookbehind (``(?=``, ``(?!``, ``(?<=``,
-``(?<!``), atomic groups and possessive quantifiers; such a pattern is refused with
-the reason (a 400). ``\\d``, ``\\w``, ``\\s`` and ``\\b`` match ASCII only, and a
-repetition count is at most 1000. Patterns given in Python (``expect_sms``) keep ``re``.
+``(?<!``), atomic groups and possessive quantifiers; such a pattern is refused with the
+reason. ``\\d``, ``\\w``, ``\\s`` and ``\\b`` match ASCII only, and a repetition
+count is at most 1000. Patterns given in Python (``expect_sms``) keep ``re``.
+
+The emulator may import this module (``docs/architecture.md``): it imports nothing
+else of the package.
 """
 
 from __future__ import annotations
