@@ -13,6 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from connector._local_emulator import recorded_emulator
+from connector.emulator import EmulatorServer
+
 
 # Runs `twilio-connector listen` in a subprocess.
 pytestmark = pytest.mark.slow
@@ -71,3 +74,46 @@ async def test_listen_with_the_embedded_emulator_runs_a_triggered_workflow(tmp_p
         events = db.execute("SELECT kind FROM events ORDER BY received").fetchall()
     assert rows == [("auto-reply", "succeeded")]
     assert events[0] == ("twilio/message_received",)
+
+
+async def test_listen_uses_the_running_emulator_and_gives_its_numbers_back(
+    tmp_path: Path, twilio_emulator: EmulatorServer
+) -> None:
+    """With `twilio-connector emulator` running, listen has it post the trigger's number here, then undoes it."""
+    emu = twilio_emulator
+    with recorded_emulator(emu.base_url, emu.account_sid, emu.auth_token):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "connector",
+            "listen",
+            str(EXAMPLES / "auto-reply.yaml"),
+            "--port",
+            "0",
+            "--state",
+            str(tmp_path / "runs.sqlite3"),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        seen: list[str] = []
+        try:
+            await _line_matching(process.stderr, r"using the running Twilio emulator", seen)
+            hint = await _line_matching(process.stderr, r"inbound --emulator-url", seen)
+            assert f"--emulator-url {emu.base_url} --to +15005550006" in hint
+            assert "body_matches" in hint, "'hello' would not start auto-reply: the hint says so"
+            await _line_matching(process.stderr, r"listening on http://127\.0\.0\.1:\d+", seen)
+            webhook = emu.state.webhook_for("+15005550006")
+            assert webhook is not None and webhook.endswith("/messages")
+            emu.state.receive(to="+15005550006", from_="+15551230000", body="Your hours?")
+            await _line_matching(process.stderr, r"run \S+ of auto-reply succeeded", seen)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(process.wait(), timeout=20)
+    assert code == 0, "".join(seen)
+    assert emu.auth_token not in "".join(seen)
+    assert emu.state.webhook_for("+15005550006") is None
+    replies = emu.messages(to="+15551230000")
+    assert sorted(m["body"] for m in replies) == [
+        "Thanks for asking! You wrote: Your hours?",  # the run's follow-up
+        "We are open 9:00-17:00. More details follow in a moment.",  # the TwiML reply
+    ]
