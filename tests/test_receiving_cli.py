@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,3 +119,27 @@ async def test_listen_uses_the_running_emulator_and_gives_its_numbers_back(
         "Thanks for asking! You wrote: Your hours?",  # the run's follow-up
         "We are open 9:00-17:00. More details follow in a moment.",  # the TwiML reply
     ]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_trigger_json_applies_the_triggers_filters(tmp_path: Path) -> None:
+    """An event the trigger would not start a run for is refused (exit 2); a fitting one runs."""
+    state = str(tmp_path / "runs.sqlite3")
+    workflow = str(EXAMPLES / "auto-reply.yaml")
+    event = {"From": "+15551230000", "To": "+15005550006", "Body": "hi"}
+    done = _run(workflow, "--state", state, "--trigger-json", json.dumps(event))
+    assert done.returncode == 2
+    assert "would not start" in done.stderr and "body_matches" in done.stderr
+    event["Body"] = "What are your hours?"
+    done = _run(workflow, "--state", state, "--trigger-json", json.dumps(event))
+    # Without a listener there is no public URL, so the follow-up asks for no callback.
+    assert done.returncode == 0, done.stderr

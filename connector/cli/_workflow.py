@@ -260,6 +260,18 @@ def _run_command(args: argparse.Namespace) -> int:
             trigger = _trigger_json(args.trigger_json)
         except (OSError, ValueError) as exc:
             return fail(args, f"--trigger-json: {exc}", kind="invalid_input")
+        if workflow.trigger is not None:
+            from ..receiving import trigger_mismatch
+
+            # As the listener would: an event the trigger's filters refuse starts nothing.
+            reason = trigger_mismatch(workflow.trigger, workflow.trigger.uses, trigger)
+            if reason is not None:
+                return fail(
+                    args,
+                    f"--trigger-json: this event would not start {args.workflow} ({reason}); "
+                    "nothing ran",
+                    kind="invalid_input",
+                )
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:
