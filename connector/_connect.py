@@ -93,7 +93,11 @@ def _flag(env: Mapping[str, str]) -> bool | None:
 
 
 def choose_target(
-    env: Mapping[str, str], *, emulator: bool | None = None, running: bool = True
+    env: Mapping[str, str],
+    *,
+    emulator: bool | None = None,
+    running: bool = True,
+    embedded: bool = True,
 ) -> Target:
     """
     Decide between the real API and an emulator by the rule of this module.
@@ -102,38 +106,53 @@ def choose_target(
         env: The environment to read (``os.environ`` for a command).
         emulator: ``True``/``False`` from a command-line switch; it wins over
             ``TWILIO_EMULATOR``.
-        running: Whether a running ``twilio-connector emulator`` recorded for this
-            user may be chosen (``False``: an embedded one, whatever runs).
+        running: Whether to look for a running ``twilio-connector emulator`` recorded
+            for this user (``False``: the target names none; the caller looks).
+        embedded: Whether a throwaway embedded emulator may stand in when none is
+            running; ``False`` (processes that must share one, such as workers)
+            makes that an error.
 
     Raises:
         ConfigurationError: The credentials are incomplete, or the emulator is refused
-            and there are none.
+            and there are none, or none is running and an embedded one will not do.
     """
     wanted = _flag(env) if emulator is None else emulator
     if wanted is True:
-        return _emulator(f"{EMULATOR_VARIABLE}=1 (or --emulator) asks for it", running)
-    given = {name for name in CREDENTIAL_VARIABLES if env.get(name)}
-    if not given:
+        target = Target(True, f"{EMULATOR_VARIABLE}=1 (or --emulator) asks for it")
+    else:
+        given = {name for name in CREDENTIAL_VARIABLES if env.get(name)}
+        if given:
+            missing = _missing(given)
+            if missing:
+                have = ", ".join(name for name in CREDENTIAL_VARIABLES if name in given)
+                raise ConfigurationError(
+                    f"incomplete Twilio credentials: {have} set, but {missing} not. Set "
+                    "both of a pair (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or with "
+                    "TWILIO_API_KEY and TWILIO_API_SECRET), or unset them all to use the "
+                    "emulator"
+                )
+            return Target(False)
         if wanted is False:
             raise ConfigurationError(
                 f"the emulator is refused ({EMULATOR_VARIABLE}=0 or --no-emulator) and no "
                 "credentials are set: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or "
                 "TWILIO_API_KEY and TWILIO_API_SECRET with TWILIO_ACCOUNT_SID)"
             )
-        return _emulator("no Twilio credentials (TWILIO_*) are set", running)
-    missing = _missing(given)
-    if missing:
-        have = ", ".join(name for name in CREDENTIAL_VARIABLES if name in given)
+        target = Target(True, "no Twilio credentials (TWILIO_*) are set")
+    if running or not embedded:
+        target = _running(target)
+    if target.running is None and not embedded:
         raise ConfigurationError(
-            f"incomplete Twilio credentials: {have} set, but {missing} not. Set both of a "
-            "pair (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY and "
-            f"TWILIO_API_SECRET), or unset them all to use the emulator"
+            f"an emulator would be used ({target.reason}), but no `twilio-connector "
+            "emulator` is running and a throwaway one will not do here: start the "
+            "emulator, or set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY "
+            "and TWILIO_API_SECRET with TWILIO_ACCOUNT_SID)"
         )
-    return Target(False)
+    return target
 
 
-def _emulator(reason: str, running: bool) -> Target:
-    return Target(True, reason, running_emulator() if running else None)
+def _running(target: Target) -> Target:
+    return attrs.evolve(target, running=running_emulator())
 
 
 def announcement(target: Target, base_url: str) -> str:
@@ -175,6 +194,7 @@ async def open_connection(
     values: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     emulator: bool | None = None,
+    embedded: bool = True,
     announce: Callable[[str], None] | None = None,
     emulator_options: Mapping[str, Any] | None = None,
     rate_limit: tuple[int, float] | bool | None = None,
@@ -197,6 +217,8 @@ async def open_connection(
         env: Where credentials come from otherwise (``os.environ`` for a command).
         emulator: ``True`` forces the emulator, ``False`` refuses it, ``None`` follows
             ``TWILIO_EMULATOR`` and the credentials.
+        embedded: Whether a throwaway embedded emulator may stand in when none is
+            running; ``False`` makes that an error (a worker must share one).
         announce: Told, in a sentence, which emulator is in use and why.
         emulator_options: Settings of an embedded emulator
             (:class:`~connector.emulator.EmulatorConfig` fields); giving them asks for
@@ -244,10 +266,25 @@ async def open_connection(
     # Settings for an embedded emulator ask for one, even when another is running. The
     # look-up reads files and asks the recorded emulator: not on the event loop, which
     # may be the one serving it.
-    if target.emulator and emulator_options is None:
-        found = await asyncio.to_thread(running_emulator)
-        target = attrs.evolve(target, running=found)
-    if not target.emulator:
+    if target.emulator and (emulator_options is None or not embedded):
+        target = await asyncio.to_thread(_running, target)
+        if target.running is None and not embedded:
+            raise ConfigurationError(
+                f"an emulator would be used ({target.reason}), but no `twilio-connector "
+                "emulator` is running and a throwaway one will not do here"
+            )
+    if target.running is not None:
+        # A running emulator is an API like Twilio's, shared by every process that uses
+        # it: the same limits, pacing and ledger as for the real one.
+        found = target.running
+        if announce is not None:
+            announce(announcement(target, found.base_url))
+        values = {
+            "account_sid": found.account_sid,
+            "auth_token": found.auth_token,
+            "base_url": found.base_url,
+        }
+    if not target.emulator or target.running is not None:
         async with contextlib.AsyncExitStack() as stack:
             if redis_url is not None:
                 limiter = await stack.enter_async_context(
@@ -267,25 +304,6 @@ async def open_connection(
                     ledger=await stack.enter_async_context(_ledger(ledger, account)),
                 )
             )
-            yield conn
-        return
-    if target.running is not None:
-        found = target.running
-        if announce is not None:
-            announce(announcement(target, found.base_url))
-        async with (
-            _ledger(ledger, found.account_sid) as consent,
-            Connection(
-                found.account_sid,
-                found.auth_token,
-                base_url=found.base_url,
-                rate_limit=rate_limit,
-                limiter=limiter,
-                pacing=pacing,
-                env={},
-                ledger=consent,
-            ) as conn,
-        ):
             yield conn
         return
     from .emulator import EmulatorConfig, EmulatorServer

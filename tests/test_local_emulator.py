@@ -283,3 +283,19 @@ async def test_commands_share_the_emulator_command_and_its_record_goes_with_it(
     process.send_signal(signal.SIGINT)  # Ctrl-C
     assert await asyncio.wait_for(process.wait(), timeout=30) == 0, "".join(seen)
     assert not await asyncio.to_thread(record.exists)
+
+
+async def test_a_worker_shares_the_running_emulator_but_never_starts_one(
+    twilio_emulator: EmulatorServer, records: Path
+) -> None:
+    """Workers must share one Twilio: the running emulator will do, a throwaway one will not."""
+    from connector.errors import ConfigurationError
+    from connector.temporal._worker import worker_connection
+
+    with pytest.raises(ConfigurationError, match="no `twilio-connector emulator` is running"):
+        async with worker_connection(env={}):
+            pass
+    emu = twilio_emulator
+    with recorded_emulator(emu.base_url, emu.account_sid, emu.auth_token):
+        async with worker_connection(env={}) as (conn, claims):
+            assert conn.base_url == emu.base_url and claims is None
