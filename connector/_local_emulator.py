@@ -160,13 +160,20 @@ def recorded_emulator(
 
 def running_emulator(directory: Path | None = None) -> RunningEmulator | None:
     """
-    The newest recorded emulator that is running and answering; stale records are deleted.
+    The ``twilio-connector emulator`` this user runs, as the commands find it: the
+    newest recorded one that is alive and answering (stale records are deleted).
+
+    For scripts that talk to it with other clients (twilio-python, a host's connection
+    values); :func:`~connector.open_connection` finds it by itself. It asks the
+    emulator over HTTP, so in async code call it off the event loop
+    (``await asyncio.to_thread(running_emulator)``).
 
     Args:
-        directory: Where the records are; :func:`record_directory` unless given.
+        directory: Where the records are; ``$XDG_RUNTIME_DIR/twilio-connector``, else
+            the per-user state directory, unless given.
 
     Returns:
-        The emulator, or ``None`` when no recorded one answers.
+        The emulator, or ``None`` when none is running.
     """
     folder = record_directory() if directory is None else directory
     try:

@@ -347,7 +347,7 @@ def _hint(listener: Listener, base_url: str, numbers: list[str], *, running: boo
     body, note = "hello", ""
     if patterns and not any(p.search(body) for p in patterns):
         body = "..."
-        note = f" (a body that matches {patterns[0].pattern!r}, the trigger's body_matches)"
+        note = f"  (a body its trigger's body_matches accepts: {patterns[0].pattern})"
     where = "the running emulator" if running else "the emulator"
     return (
         f"{where} posts incoming messages for {', '.join(numbers)} to this listener; "
