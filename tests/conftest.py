@@ -38,6 +38,15 @@ def pytest_report_header() -> list[str]:
     return [f"aiohttp {aiohttp.__version__}, attrs {attrs.__version__}"]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Close the report with what the docs' samples came to, when they ran."""
+    from docs_samples import TALLY
+
+    tally = terminalreporter.config.stash.get(TALLY, None)
+    if tally is not None:
+        terminalreporter.write_sep("-", tally.line())
+
+
 class CompatResponse(aiohttp.ClientResponse):
     """
     aioresponses 0.7.9 builds responses without ``stream_writer``, which aiohttp 3.14
