@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Receive Twilio's signed webhooks (incoming messages, status callbacks) and "
             "run the workflows whose on: they match. Every request must carry a valid "
-            "X-Twilio-Signature. Without Twilio credentials an embedded emulator is "
-            "started and wired to the listener."
+            "X-Twilio-Signature. Without Twilio credentials, the running emulator (else "
+            "one embedded here) is wired to the listener."
         ),
     )
     parser.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")

@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "run",
         help="run a workflow (resume one with --run-id)",
         description=(
-            "Run a workflow. Without Twilio credentials it runs against an embedded "
-            "emulator. Each run is journaled; resume an interrupted run with --run-id."
+            "Run a workflow. Without Twilio credentials it runs against an emulator (the "
+            "running one, else a throwaway embedded one). Each run is journaled; resume an "
+            "interrupted run with --run-id."
         ),
     )
     parser.add_argument("workflow", metavar="WORKFLOW.yaml")
