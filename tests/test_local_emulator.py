@@ -299,3 +299,12 @@ async def test_a_worker_shares_the_running_emulator_but_never_starts_one(
     with recorded_emulator(emu.base_url, emu.account_sid, emu.auth_token):
         async with worker_connection(env={}) as (conn, claims):
             assert conn.base_url == emu.base_url and claims is None
+
+
+def test_an_emulator_can_stay_out_of_the_record() -> None:
+    """`emulator --no-record` (benchmarks, private servers) is not the one commands pick."""
+    from connector.cli import parser as command_line
+
+    parser = command_line()
+    assert parser.parse_args(["emulator"]).record is True
+    assert parser.parse_args(["emulator", "--no-record"]).record is False
