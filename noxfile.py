@@ -29,6 +29,20 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
+@nox.session(python=PYTHON, default=False)
+def samples(session: nox.Session) -> None:
+    """Run every code sample of README.md and docs/*.md as written, and count them."""
+    # Also part of `nox -s tests`; this runs the samples alone, for whoever edits the docs.
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/test_docs_samples.py",
+        "-p",
+        "no:cacheprovider",
+        *(session.posargs or ["-q"]),
+    )
+
+
 @nox.session(python=PYTHON)
 def airflow(session: nox.Session) -> None:
     """Type-check and test the Airflow provider against Airflow 3.3.2, in a venv of its own."""

@@ -25,7 +25,7 @@ def start_emulator(
             sys.executable,
             "-m",
             "connector.emulator",
-            *("--host", "127.0.0.1", "--port", "0"),
+            *("--host", "127.0.0.1", "--port", "0", "--no-record"),
             *("--account-sid", sid, "--auth-token", token),
             *options,
         ],

@@ -206,7 +206,7 @@ async def _measure(
                 [
                     *(sys.executable, "-m", "connector.emulator"),
                     *("--port", str(ports["emulator"]), "--db", str(folder / "emulator.sqlite3")),
-                    *("--throttle", "off", "--delivery-delay", "0"),
+                    *("--throttle", "off", "--delivery-delay", "0", "--no-record"),
                     *("--account-sid", sid, "--auth-token", token),
                 ],
                 folder / "emulator.log",

@@ -18,6 +18,7 @@ if _typing.TYPE_CHECKING:
     from ._connect import open_connection
     from ._connection import Connection, Limiter, default_connector
     from ._convert import OpenEnum, Record, to_json, to_json_data
+    from ._local_emulator import RunningEmulator, running_emulator
     from ._manifest import (
         ActionSpec,
         ConnectorSpec,
@@ -92,6 +93,7 @@ __all__ = [
     "ReadError",
     "Record",
     "RetryPolicy",
+    "RunningEmulator",
     "SenderProfile",
     "ServerError",
     "SkippedError",
@@ -105,6 +107,7 @@ __all__ = [
     "load_manifest",
     "open_connection",
     "output_schema",
+    "running_emulator",
     "sliding_window_limiter",
     "to_json",
     "to_json_data",
@@ -154,6 +157,8 @@ _LAZY = {
     "ReadError": ".errors",
     "Record": "._convert",
     "RetryPolicy": "._retry",
+    "RunningEmulator": "._local_emulator",
+    "running_emulator": "._local_emulator",
     "SenderProfile": "._pacing",
     "ServerError": ".errors",
     "SkippedError": ".errors",

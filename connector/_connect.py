@@ -1,25 +1,28 @@
 # SPDX-License-Identifier: MIT
 """
-The one way to open a connection: to Twilio with credentials, to the embedded emulator
-without them, never silently one for the other.
+The one way to open a connection: to Twilio with credentials, to an emulator without
+them, never silently one for the other.
 
 Every host (the command line, the listener, the workers, the engine integrations)
 opens its connections here, so the rule below holds everywhere:
 
 - The credential variables are ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
   ``TWILIO_API_KEY`` and ``TWILIO_API_SECRET``; an empty one counts as unset.
-- None set: the embedded emulator, announced (nothing leaves the machine).
+- None set: the emulator, announced (nothing leaves the machine): the one a running
+  ``twilio-connector emulator`` recorded (``connector._local_emulator``), so that
+  one command sees what another sent, else a throwaway one embedded in the process.
 - Some set, but no complete pair (an Account SID with its Auth Token, or with an API
   key and its secret): an error naming what is missing, never a quiet fall-back.
 - ``TWILIO_EMULATOR=1`` (``--emulator``) always uses the emulator;
   ``TWILIO_EMULATOR=0`` (``--no-emulator``) refuses it, so CI can insist on the real API.
 
 This module and :mod:`connector.testing` are the only ones of the core that import
-the emulator, and only when it is used.
+the emulator, and only when an embedded one is started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from ._connection import Connection, Limiter
+from ._local_emulator import RunningEmulator, running_emulator
 from ._manifest import ConnectorSpec, default_connector
 from ._pacing import Pacing
 from .consent import LEDGER_VARIABLE
@@ -41,6 +45,7 @@ __all__ = [
     "CREDENTIAL_VARIABLES",
     "EMULATOR_VARIABLE",
     "Target",
+    "announcement",
     "choose_target",
     "open_connection",
 ]
@@ -52,7 +57,7 @@ CREDENTIAL_VARIABLES: Final = (
     "TWILIO_API_KEY",
     "TWILIO_API_SECRET",
 )
-#: ``1`` forces the embedded emulator, ``0`` refuses it.
+#: ``1`` forces the emulator, ``0`` refuses it.
 EMULATOR_VARIABLE: Final = "TWILIO_EMULATOR"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -65,12 +70,15 @@ class Target:
     Where a connection's calls go.
 
     Attributes:
-        emulator: Whether to the embedded emulator.
+        emulator: Whether to an emulator.
         reason: Why, in words (for the announcement).
+        running: The running ``twilio-connector emulator`` to use; ``None`` for a
+            throwaway one embedded in the process (or for the real API).
     """
 
     emulator: bool
     reason: str = ""
+    running: RunningEmulator | None = None
 
 
 def _flag(env: Mapping[str, str]) -> bool | None:
@@ -84,40 +92,88 @@ def _flag(env: Mapping[str, str]) -> bool | None:
     raise ConfigurationError(f"{EMULATOR_VARIABLE} must be 1 or 0, not {raw!r}")
 
 
-def choose_target(env: Mapping[str, str], *, emulator: bool | None = None) -> Target:
+def choose_target(
+    env: Mapping[str, str],
+    *,
+    emulator: bool | None = None,
+    running: bool = True,
+    embedded: bool = True,
+) -> Target:
     """
-    Decide between the real API and the embedded emulator by the rule of this module.
+    Decide between the real API and an emulator by the rule of this module.
 
     Args:
         env: The environment to read (``os.environ`` for a command).
         emulator: ``True``/``False`` from a command-line switch; it wins over
             ``TWILIO_EMULATOR``.
+        running: Whether to look for a running ``twilio-connector emulator`` recorded
+            for this user (``False``: the target names none; the caller looks).
+        embedded: Whether a throwaway embedded emulator may stand in when none is
+            running; ``False`` (processes that must share one, such as workers)
+            makes that an error.
 
     Raises:
         ConfigurationError: The credentials are incomplete, or the emulator is refused
-            and there are none.
+            and there are none, or none is running and an embedded one will not do.
     """
     wanted = _flag(env) if emulator is None else emulator
     if wanted is True:
-        return Target(True, f"{EMULATOR_VARIABLE}=1 (or --emulator) asks for it")
-    given = {name for name in CREDENTIAL_VARIABLES if env.get(name)}
-    if not given:
+        target = Target(True, f"{EMULATOR_VARIABLE}=1 (or --emulator) asks for it")
+    else:
+        given = {name for name in CREDENTIAL_VARIABLES if env.get(name)}
+        if given:
+            missing = _missing(given)
+            if missing:
+                have = ", ".join(name for name in CREDENTIAL_VARIABLES if name in given)
+                raise ConfigurationError(
+                    f"incomplete Twilio credentials: {have} set, but {missing} not. Set "
+                    "both of a pair (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or with "
+                    "TWILIO_API_KEY and TWILIO_API_SECRET), or unset them all to use the "
+                    "emulator"
+                )
+            return Target(False)
         if wanted is False:
             raise ConfigurationError(
                 f"the emulator is refused ({EMULATOR_VARIABLE}=0 or --no-emulator) and no "
                 "credentials are set: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or "
                 "TWILIO_API_KEY and TWILIO_API_SECRET with TWILIO_ACCOUNT_SID)"
             )
-        return Target(True, "no Twilio credentials (TWILIO_*) are set")
-    missing = _missing(given)
-    if missing:
-        have = ", ".join(name for name in CREDENTIAL_VARIABLES if name in given)
+        target = Target(True, "no Twilio credentials (TWILIO_*) are set")
+    if running or not embedded:
+        target = _running(target)
+    if target.running is None and not embedded:
         raise ConfigurationError(
-            f"incomplete Twilio credentials: {have} set, but {missing} not. Set both of a "
-            "pair (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN, or with TWILIO_API_KEY and "
-            f"TWILIO_API_SECRET), or unset them all to use the emulator"
+            f"an emulator would be used ({target.reason}), but no `twilio-connector "
+            "emulator` is running and a throwaway one will not do here: start the "
+            "emulator, or set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY "
+            "and TWILIO_API_SECRET with TWILIO_ACCOUNT_SID)"
         )
-    return Target(False)
+    return target
+
+
+def _running(target: Target) -> Target:
+    return attrs.evolve(target, running=running_emulator())
+
+
+def announcement(target: Target, base_url: str) -> str:
+    """
+    The sentence that says which emulator a command uses, and why.
+
+    Args:
+        target: An emulator target.
+        base_url: Where the emulator answers.
+    """
+    if target.running is not None:
+        return (
+            f"using the running Twilio emulator at {base_url} (pid {target.running.pid}, "
+            f"recorded by `twilio-connector emulator`; {target.reason}); nothing leaves "
+            "this machine"
+        )
+    return (
+        f"using a throwaway embedded Twilio emulator at {base_url} ({target.reason}; no "
+        "`twilio-connector emulator` is running): what it holds is gone when this command "
+        "ends; nothing leaves this machine"
+    )
 
 
 def _missing(given: set[str]) -> str:
@@ -138,6 +194,7 @@ async def open_connection(
     values: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     emulator: bool | None = None,
+    embedded: bool = True,
     announce: Callable[[str], None] | None = None,
     emulator_options: Mapping[str, Any] | None = None,
     rate_limit: tuple[int, float] | bool | None = None,
@@ -149,19 +206,23 @@ async def open_connection(
 ) -> AsyncIterator[Connection]:
     """
     Open a :class:`~connector.Connection`: to the API the credentials name, or to an
-    embedded emulator started for it (Twilio's connector only).
+    emulator (Twilio's connector only): the running ``twilio-connector emulator`` this
+    user recorded, else one embedded in the process for as long as the connection.
 
     Args:
         connector: The connector; Twilio's unless given.
         values: Connection values given explicitly (a workflow's, a host's); the
-            environment is then not read for credentials and the emulator is used only
+            environment is then not read for credentials and an emulator is used only
             when *emulator* is ``True``.
         env: Where credentials come from otherwise (``os.environ`` for a command).
         emulator: ``True`` forces the emulator, ``False`` refuses it, ``None`` follows
             ``TWILIO_EMULATOR`` and the credentials.
-        announce: Told, in a sentence, that the emulator is in use and why.
-        emulator_options: Settings of the embedded emulator
-            (:class:`~connector.emulator.EmulatorConfig` fields).
+        embedded: Whether a throwaway embedded emulator may stand in when none is
+            running; ``False`` makes that an error (a worker must share one).
+        announce: Told, in a sentence, which emulator is in use and why.
+        emulator_options: Settings of an embedded emulator
+            (:class:`~connector.emulator.EmulatorConfig` fields); giving them asks for
+            an embedded one even when a ``twilio-connector emulator`` is running.
         rate_limit: ``(calls, seconds)``, ``False`` to lift it, ``None`` for the
             manifest's. Every limit keeps the same margin for arrival jitter
             (``connector._ratelimit.ARRIVAL_MARGIN``), in process or in Redis.
@@ -199,10 +260,31 @@ async def open_connection(
     if values is not None or not twilio:
         if emulator and not twilio:
             raise ConfigurationError(f"the emulator serves Twilio's API only, not {spec.id!r}")
-        target = Target(bool(emulator), "asked for")
+        target = Target(True, "asked for") if emulator else Target(False)
     else:
-        target = choose_target(source, emulator=emulator)
-    if not target.emulator:
+        target = choose_target(source, emulator=emulator, running=False)
+    # Settings for an embedded emulator ask for one, even when another is running. The
+    # look-up reads files and asks the recorded emulator: not on the event loop, which
+    # may be the one serving it.
+    if target.emulator and (emulator_options is None or not embedded):
+        target = await asyncio.to_thread(_running, target)
+        if target.running is None and not embedded:
+            raise ConfigurationError(
+                f"an emulator would be used ({target.reason}), but no `twilio-connector "
+                "emulator` is running and a throwaway one will not do here"
+            )
+    if target.running is not None:
+        # A running emulator is an API like Twilio's, shared by every process that uses
+        # it: the same limits, pacing and ledger as for the real one.
+        found = target.running
+        if announce is not None:
+            announce(announcement(target, found.base_url))
+        values = {
+            "account_sid": found.account_sid,
+            "auth_token": found.auth_token,
+            "base_url": found.base_url,
+        }
+    if not target.emulator or target.running is not None:
         async with contextlib.AsyncExitStack() as stack:
             if redis_url is not None:
                 limiter = await stack.enter_async_context(
@@ -232,10 +314,7 @@ async def open_connection(
         _ledger(ledger, server.account_sid) as consent,
     ):
         if announce is not None:
-            announce(
-                f"using an embedded Twilio emulator at {server.base_url} ({target.reason}); "
-                "nothing leaves this machine"
-            )
+            announce(announcement(target, server.base_url))
         async with Connection(
             server.account_sid,
             server.auth_token,

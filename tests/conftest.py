@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
@@ -37,6 +38,15 @@ def pytest_report_header() -> list[str]:
     return [f"aiohttp {aiohttp.__version__}, attrs {attrs.__version__}"]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Close the report with what the docs' samples came to, when they ran."""
+    from docs_samples import TALLY
+
+    tally = terminalreporter.config.stash.get(TALLY, None)
+    if tally is not None:
+        terminalreporter.write_sep("-", tally.line())
+
+
 class CompatResponse(aiohttp.ClientResponse):
     """
     aioresponses 0.7.9 builds responses without ``stream_writer``, which aiohttp 3.14
@@ -63,9 +73,17 @@ def mocked_http() -> Iterator[CompatAioresponses]:
         yield mocked
 
 
+@pytest.fixture(scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("xdg")
+
+
 @pytest.fixture(autouse=True)
-def _no_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up a developer's real credentials, edge or region."""
+def _no_twilio_env(monkeypatch: pytest.MonkeyPatch, _private_runtime_dir: Path) -> None:
+    """
+    Tests never pick up a developer's real credentials, edge or region, nor the
+    emulator a developer runs (whose record lives in the user's runtime directory).
+    """
     for name in (
         "TWILIO_ACCOUNT_SID",
         "TWILIO_AUTH_TOKEN",
@@ -74,8 +92,13 @@ def _no_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_BASE_URL",
         "TWILIO_EDGE",
         "TWILIO_REGION",
+        "TWILIO_EMULATOR",
     ):
         monkeypatch.delenv(name, raising=False)
+    runtime = _private_runtime_dir / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setenv("XDG_STATE_HOME", str(_private_runtime_dir / "state"))
 
 
 class Receiver:

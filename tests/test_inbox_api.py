@@ -536,3 +536,30 @@ async def test_inbox_delete_asks_on_a_page_of_its_own_without_the_script(
     thread = {"thread": f"{OK_FROM}|+15551230002", "confirmed": "yes"}
     status, _ = await admin(emu, "POST", "/inbox/delete", data=thread, allow_redirects=False)
     assert status == 303 and emu.messages() == []
+
+
+async def test_an_incoming_webhook_is_registered_while_running(
+    twilio_emulator: EmulatorServer, receiver: Receiver
+) -> None:
+    """POST /emulator/incoming routes a number's inbound messages (a listener's); an empty url undoes it."""
+    emu = twilio_emulator
+    number, hook = "+15551230077", receiver.url + "/messages"
+    status, answer = await admin(
+        emu, "POST", "/emulator/incoming", json={"number": number, "url": hook}
+    )
+    assert status == 200 and answer == {"incoming": {number: hook}}
+    assert number in emu.state.owned  # a workflow may answer from it
+    await emu.inbound(to=number, from_=HANDSET, body="hello")
+    await emu.drain_callbacks()
+    assert [form["Body"] for _, form, _ in receiver.requests] == ["hello"]
+    own = emu.base_url + "/emulator/reset"
+    status, answer = await admin(
+        emu, "POST", "/emulator/incoming", json={"number": number, "url": own}
+    )
+    assert status == 400 and answer["code"] == 21402
+    status, answer = await admin(
+        emu, "POST", "/emulator/incoming", data={"number": number, "url": ""}
+    )
+    assert status == 200 and answer == {"incoming": {}}
+    assert (await admin(emu, "GET", "/emulator/incoming"))[1] == {"incoming": {}}
+    assert number not in emu.state.owned

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Run one action. Credentials come from TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
             "(or TWILIO_API_KEY and TWILIO_API_SECRET); without them the call goes to an "
-            "embedded emulator and nothing leaves this machine."
+            "emulator (the running `twilio-connector emulator`, else a throwaway embedded "
+            "one) and nothing leaves this machine."
         ),
     )
     call.add_argument("action")

@@ -142,14 +142,15 @@ def add_consent_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_emulator_switch(parser: argparse.ArgumentParser) -> None:
-    """``--emulator`` / ``--no-emulator``: force or refuse the embedded emulator."""
+    """``--emulator`` / ``--no-emulator``: force or refuse the emulator."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--emulator",
         dest="emulator",
         action="store_true",
         default=None,
-        help="use the embedded emulator even if credentials are set (TWILIO_EMULATOR=1)",
+        help="use the emulator (the running one, else a throwaway embedded one) even if "
+        "credentials are set (TWILIO_EMULATOR=1)",
     )
     group.add_argument(
         "--no-emulator",

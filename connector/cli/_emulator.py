@@ -10,6 +10,7 @@ that cannot be bound (said in one line, not a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,10 @@ from ._common import (
 if TYPE_CHECKING:
     from ..emulator import EmulatorConfig
 
-__all__ = ["config_from_args", "register"]
+__all__ = ["DEFAULT_EMULATOR_URL", "config_from_args", "register"]
+
+#: Where ``inbound`` posts when no emulator is named or recorded (``emulator``'s default).
+DEFAULT_EMULATOR_URL = "http://127.0.0.1:8999"
 
 
 def _throttle(value: str) -> tuple[int, float] | None:
@@ -97,6 +101,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="do not treat inbound STOP/START/HELP as opt-out keywords",
     )
     parser.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="do not record this emulator as the one that commands without credentials "
+        "use (by default it is, until it stops)",
+    )
+    parser.add_argument(
         "--time-scale",
         type=_positive,
         default=1.0,
@@ -155,7 +166,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="inject an incoming message into a running emulator",
         description="Inject an incoming SMS/MMS into a running emulator.",
     )
-    parser.add_argument("--emulator-url", default="http://127.0.0.1:8999")
+    parser.add_argument(
+        "--emulator-url",
+        help="the emulator (default: the running one `twilio-connector emulator` recorded, "
+        f"else {DEFAULT_EMULATOR_URL})",
+    )
     parser.add_argument("--to", required=True, help="the account's number receiving it")
     parser.add_argument("--from", dest="from_", required=True, help="the sender")
     parser.add_argument("--body", default="")
@@ -232,7 +247,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         complain("emulator", exc)
         return EXIT_INVALID
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, record=args.record))
     except OSError as exc:
         line = bind_failure(exc, config.host, config.port)
         if line is None:
@@ -242,7 +257,7 @@ def _serve_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: EmulatorConfig) -> None:
+async def _serve(config: EmulatorConfig, *, record: bool = True) -> None:
     import asyncio
     import signal
 
@@ -252,7 +267,8 @@ async def _serve(config: EmulatorConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with EmulatorServer(config) as server:
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(EmulatorServer(config))
         lines = [
             f"Twilio emulator listening on {server.base_url}",
             f"  TWILIO_ACCOUNT_SID={config.account_sid}",
@@ -267,8 +283,33 @@ async def _serve(config: EmulatorConfig) -> None:
             declared = ", ".join(f"{s}={r:g}/s" for s, r in config.queues.senders.items())
             lines.append(f"  sender queues: {declared or 'default rates by kind'}")
         lines.append(f"  inbox: {server.base_url}/")
+        if record:
+            lines.append(_record(stack, server.base_url, config))
         print("\n".join(lines), flush=True)
         await stop.wait()
+
+
+def _record(stack: contextlib.AsyncExitStack, base_url: str, config: EmulatorConfig) -> str:
+    """Record where this emulator listens, until *stack* closes; say so in a line."""
+    from .._local_emulator import recorded_emulator
+
+    try:
+        path = stack.enter_context(
+            recorded_emulator(_reachable(base_url), config.account_sid, config.auth_token)
+        )
+    except OSError as exc:
+        return f"  not recorded for other commands ({exc}); they start emulators of their own"
+    return (
+        f"  recorded in {path}: commands run without Twilio credentials use this emulator "
+        "until it stops"
+    )
+
+
+def _reachable(base_url: str) -> str:
+    """*base_url* with an address that connects: loopback for one bound to every interface."""
+    for unspecified, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        base_url = base_url.replace(unspecified, loopback)
+    return base_url
 
 
 def _inbound(args: argparse.Namespace) -> int:
@@ -288,7 +329,9 @@ def _inbound(args: argparse.Namespace) -> int:
             complain("inbound", exc)
             return EXIT_INVALID
     request = urllib.request.Request(
-        args.emulator_url.rstrip("/") + "/emulator/inbound", data=data, method="POST"
+        _emulator_url(args.emulator_url).rstrip("/") + "/emulator/inbound",
+        data=data,
+        method="POST",
     )
     if content_type is not None:
         request.add_header("Content-Type", content_type)
@@ -303,6 +346,16 @@ def _inbound(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(message, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _emulator_url(given: str | None) -> str:
+    """The emulator ``inbound`` posts to: the given one, the running one, or the default."""
+    if given:
+        return given
+    from .._local_emulator import running_emulator
+
+    found = running_emulator()
+    return found.base_url if found is not None else DEFAULT_EMULATOR_URL
 
 
 def _multipart(fields: list[tuple[str, str]], files: list[str]) -> tuple[bytes, str]:

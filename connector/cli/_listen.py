@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import shlex
 import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, TextIO
@@ -31,6 +33,7 @@ from ._common import (
 
 
 if TYPE_CHECKING:
+    from .._connect import Target
     from .._connection import Connection
     from ..consent import RedisLedger, SQLiteLedger
     from ..receiving import Listener
@@ -49,8 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Receive Twilio's signed webhooks (incoming messages, status callbacks) and "
             "run the workflows whose on: they match. Every request must carry a valid "
-            "X-Twilio-Signature. Without Twilio credentials an embedded emulator is "
-            "started and wired to the listener."
+            "X-Twilio-Signature. Without Twilio credentials, the running emulator (else "
+            "one embedded here) is wired to the listener."
         ),
     )
     parser.add_argument("workflows", nargs="+", metavar="WORKFLOW.yaml")
@@ -94,7 +97,7 @@ def _listen(args: argparse.Namespace) -> int:
     import asyncio
     import secrets
 
-    from .._connect import choose_target
+    from .._connect import Target, choose_target
     from ..errors import ConfigurationError, Problem
     from ..receiving import Listener
     from ..workflow import Journal, Workflow, WorkflowError, default_journal_path, load_workflow
@@ -123,9 +126,9 @@ def _listen(args: argparse.Namespace) -> int:
     spec = workflows[0].connection
     try:
         if spec is not None and spec.env:
-            use_emulator = bool(args.emulator)
+            target = choose_target({}, emulator=True) if args.emulator else Target(False)
         else:
-            use_emulator = choose_target(env, emulator=args.emulator).emulator
+            target = choose_target(env, emulator=args.emulator)
     except ConfigurationError as exc:
         complain("listen", exc)
         return EXIT_INVALID
@@ -133,7 +136,10 @@ def _listen(args: argparse.Namespace) -> int:
     if args.shared_key_env and not shared_key:
         complain("listen", f"{args.shared_key_env} is not set")
         return EXIT_INVALID
-    if use_emulator:
+    if target.running is not None:
+        # The running emulator signs its webhooks with its own token.
+        auth_token = target.running.auth_token
+    elif target.emulator:
         auth_token = secrets.token_hex(16)
     else:
         token_env = args.auth_token_env or (spec.env.get("auth_token") if spec else None)
@@ -174,7 +180,8 @@ def _listen(args: argparse.Namespace) -> int:
                     args.host,
                     args.port,
                     limit,
-                    auth_token if use_emulator else None,
+                    target,
+                    auth_token,
                     sys.stderr,
                     args,
                     consent,
@@ -202,7 +209,8 @@ async def _serve(
     host: str,
     port: int,
     limit: tuple[int, float] | bool | None,
-    emulator_token: str | None,
+    target: Target,
+    auth_token: str,
     out: TextIO,
     args: argparse.Namespace,
     consent: SQLiteLedger | RedisLedger | None = None,
@@ -219,7 +227,7 @@ async def _serve(
     await listener.start(host, port)
     try:
         async with (
-            _open_connection(listener, limit, emulator_token, out) as conn,
+            _open_connection(listener, limit, target, auth_token, out) as conn,
             contextlib.AsyncExitStack() as stack,
         ):
             connectors = workflow_connectors(*listener.workflows.values())
@@ -251,14 +259,17 @@ async def _serve(
 async def _open_connection(
     listener: Listener,
     limit: tuple[int, float] | bool | None,
-    emulator_token: str | None,
+    target: Target,
+    auth_token: str,
     out: TextIO,
 ) -> AsyncIterator[Connection]:
     """
-    The connection runs use: the workflows' own, or, with *emulator_token*, an
-    embedded emulator that signs with that token and posts incoming messages here.
+    The connection runs use: the workflows' own; or an emulator whose incoming messages
+    to the triggers' numbers are posted here, signed with *auth_token*: the running
+    ``twilio-connector emulator`` (told where to post while the listener runs), else
+    one embedded here.
     """
-    from .._connect import open_connection
+    from .._connect import announcement, open_connection
     from ..receiving import MESSAGE_RECEIVED, MESSAGES_PATH
 
     workflow = next(iter(listener.workflows.values()))
@@ -266,7 +277,7 @@ async def _open_connection(
     env = environ()
     values = spec.values(env) if spec is not None and spec.env else None
     pacing = spec.pacing if spec is not None else None
-    if emulator_token is None:
+    if not target.emulator:
         async with open_connection(
             values=values,
             env=env,
@@ -286,8 +297,24 @@ async def _open_connection(
         }
     ) or [DEFAULT_NUMBER]
     webhook = listener.public_url + MESSAGES_PATH
+    announce = functools.partial(complain, "listen", stream=out)
+    if target.running is not None:
+        async with (
+            open_connection(
+                env={},
+                emulator=True,
+                rate_limit=limit,
+                pacing=pacing,
+                ledger=listener.consent,
+            ) as conn,
+            _incoming_webhooks(conn.base_url, numbers, webhook),
+        ):
+            announce(announcement(target, conn.base_url))
+            announce(_hint(listener, conn.base_url, numbers, running=True))
+            yield conn
+        return
     options = {
-        "auth_token": emulator_token,
+        "auth_token": auth_token,
         "incoming": dict.fromkeys(numbers, webhook),
         "delivery_delay": 1.0,
     }
@@ -299,16 +326,70 @@ async def _open_connection(
         pacing=pacing,
         emulator_options=options,
         ledger=listener.consent,
-        announce=lambda text: complain("listen", text, out),
     ) as conn:
-        complain(
-            "listen",
-            f"the emulator posts incoming messages for {', '.join(numbers)} to this "
-            f"listener. Try:\n  twilio-connector inbound --emulator-url {conn.base_url} "
-            f'--to "{numbers[0]}" --from "+15551230000" --body "hello"',
-            out,
-        )
+        announce(announcement(target, conn.base_url))
+        announce(_hint(listener, conn.base_url, numbers, running=False))
         yield conn
+
+
+def _hint(listener: Listener, base_url: str, numbers: list[str], *, running: bool) -> str:
+    """How to text the listener through the emulator, with a body its triggers accept."""
+    from ..receiving import MESSAGE_RECEIVED
+
+    patterns = [
+        w.trigger.body_matches
+        for w in listener.workflows.values()
+        if w.trigger is not None
+        and w.trigger.uses == MESSAGE_RECEIVED
+        and w.trigger.body_matches is not None
+        and (not w.trigger.to or numbers[0] in w.trigger.to)
+    ]
+    body, note = "hello", ""
+    if patterns and not any(p.search(body) for p in patterns):
+        body = "..."
+        note = f"  (a body its trigger's body_matches accepts: {patterns[0].pattern})"
+    where = "the running emulator" if running else "the emulator"
+    return (
+        f"{where} posts incoming messages for {', '.join(numbers)} to this listener; "
+        f"reply as a handset in its inbox ({base_url}/), or try:\n"
+        f"  twilio-connector inbound --emulator-url {base_url} --to {shlex.quote(numbers[0])} "
+        f'--from +15551230000 --body "{body}"{note}'
+    )
+
+
+@contextlib.asynccontextmanager
+async def _incoming_webhooks(
+    base_url: str, numbers: list[str], webhook: str
+) -> AsyncIterator[None]:
+    """Have a running emulator post incoming messages for *numbers* to *webhook*, until exit."""
+    import aiohttp
+
+    url = base_url.rstrip("/") + "/emulator/incoming"
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        for number in numbers:
+            try:
+                async with session.post(url, json={"number": number, "url": webhook}) as answer:
+                    refused = (
+                        "" if answer.status == 200 else f"{answer.status} {await answer.text()}"
+                    )
+            except (aiohttp.ClientError, OSError) as exc:
+                refused = str(exc) or type(exc).__name__
+            if refused:
+                raise ValueError(
+                    f"the emulator at {base_url} cannot post {number}'s incoming messages "
+                    f"here: {refused}"
+                )
+        try:
+            yield
+        finally:
+            # Only the numbers still posted here: another listener may have taken one.
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url) as answer:
+                    current = (await answer.json()).get("incoming", {})
+                for number in numbers:
+                    if current.get(number) == webhook:
+                        async with session.post(url, json={"number": number, "url": ""}):
+                            pass
 
 
 def _consent_ledger(

@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "run",
         help="run a workflow (resume one with --run-id)",
         description=(
-            "Run a workflow. Without Twilio credentials it runs against an embedded "
-            "emulator. Each run is journaled; resume an interrupted run with --run-id."
+            "Run a workflow. Without Twilio credentials it runs against an emulator (the "
+            "running one, else a throwaway embedded one). Each run is journaled; resume an "
+            "interrupted run with --run-id."
         ),
     )
     parser.add_argument("workflow", metavar="WORKFLOW.yaml")
@@ -260,6 +261,18 @@ def _run_command(args: argparse.Namespace) -> int:
             trigger = _trigger_json(args.trigger_json)
         except (OSError, ValueError) as exc:
             return fail(args, f"--trigger-json: {exc}", kind="invalid_input")
+        if workflow.trigger is not None:
+            from ..receiving import trigger_mismatch
+
+            # As the listener would: an event the trigger's filters refuse starts nothing.
+            reason = trigger_mismatch(workflow.trigger, workflow.trigger.uses, trigger)
+            if reason is not None:
+                return fail(
+                    args,
+                    f"--trigger-json: this event would not start {args.workflow} ({reason}); "
+                    "nothing ran",
+                    kind="invalid_input",
+                )
     journal_path = args.state or default_journal_path()
     run_id = args.run_id or new_run_id()
     try:

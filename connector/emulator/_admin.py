@@ -33,7 +33,7 @@ from connector.emulator._search import (
 )
 from connector.emulator._state import EmulatorState
 from connector.emulator._store import RefusedSend
-from connector.emulator._validation import bare_number
+from connector.emulator._validation import bare_number, check_inbound
 
 
 __all__ = [
@@ -434,6 +434,35 @@ async def _opt_out(request: web.Request) -> web.Response:
     return _json({"handsets": state.rules.handsets()})
 
 
+def _webhooks(state: EmulatorState) -> dict[str, str]:
+    numbers = {**state.config.incoming, **state.registered}
+    return {number: numbers[number] for number in sorted(numbers)}
+
+
+async def _incoming(request: web.Request) -> web.Response:
+    """Where incoming messages are posted, by number: configured, then registered."""
+    return _json({"incoming": _webhooks(state_of(request))})
+
+
+async def _register_incoming(request: web.Request) -> web.Response:
+    """Post incoming messages to a number to a webhook (a listener's), or stop (no url)."""
+    state = state_of(request)
+    params = await admin_params(request)
+    number, url = params.get("number", "").strip(), params.get("url", "").strip()
+    if not number:
+        raise ApiError(400, 20001, "number is required")
+    check_inbound(number, "+15005550006")
+    if url:
+        # The local end of this connection is a listening socket of the emulator.
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        state.own_sockets.add_all([sockname])
+        refused = await state.own_sockets.refusal(url)
+        if refused is not None:
+            raise ApiError(400, 21402, f"Invalid Url: {refused}")
+    state.register_webhook(number, url or None)
+    return _json({"incoming": _webhooks(state)})
+
+
 async def _events(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
     response = web.StreamResponse(
@@ -508,5 +537,7 @@ def add_admin_routes(app: web.Application, state: EmulatorState) -> None:
     router.add_post("/emulator/faults", route(_set_fault))
     router.add_delete("/emulator/faults", route(_clear_fault))
     router.add_post("/emulator/opt-outs", route(_opt_out))
+    router.add_get("/emulator/incoming", route(_incoming))
+    router.add_post("/emulator/incoming", route(_register_incoming))
     router.add_get("/emulator/events", _events)
     router.add_get("/emulator/openapi.json", _openapi)

@@ -40,7 +40,6 @@ from connector.emulator._records import MessageRecord
 from connector.emulator._search import MessageQuery, Thread, page_threads, thread_key
 from connector.emulator._state import EmulatorState
 from connector.emulator._store import RefusedSend
-from connector.emulator._validation import bare_number
 
 
 __all__ = ["add_inbox_routes"]
@@ -307,7 +306,7 @@ def _switches(state: EmulatorState, thread: Thread) -> str:
 
 def _thread_view(state: EmulatorState, thread: Thread, params: Mapping[str, str]) -> str:
     reply_to = _reply_target(thread)
-    webhook = state.config.incoming.get(bare_number(reply_to))
+    webhook = state.webhook_for(reply_to)
     hook = (
         f"replies go to <code>{_e(webhook)}</code>"
         if webhook

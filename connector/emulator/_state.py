@@ -107,6 +107,8 @@ class EmulatorState:
         )
         self.faults = FaultInjector(config.faults)
         self.stats = RequestStats()
+        self.registered: dict[str, str] = {}
+        """Webhooks for incoming messages registered while running (a listener's)."""
         self.owned = frozenset(
             {ALWAYS_VALID_FROM, *map(bare_number, config.numbers), *config.incoming}
         )
@@ -296,6 +298,40 @@ class EmulatorState:
         """
         self._lifecycle().start(record)
 
+    def webhook_for(self, number: str) -> str | None:
+        """
+        Where incoming messages to *number* are posted: the webhook registered while
+        running, else the configured one (``--incoming``), else nowhere.
+
+        Args:
+            number: One of the account's numbers.
+        """
+        bare = bare_number(number)
+        return self.registered.get(bare) or self.config.incoming.get(bare)
+
+    def register_webhook(self, number: str, url: str | None) -> None:
+        """
+        Post incoming messages to *number* to *url* from now on (a number the account
+        then owns), or, with ``None``, to the configured webhook again.
+
+        Args:
+            number: The number.
+            url: The webhook, already checked (``http(s)``, not this emulator).
+        """
+        bare = bare_number(number)
+        if url is None:
+            self.registered.pop(bare, None)
+        else:
+            self.registered[bare] = url
+        self.owned = frozenset(
+            {
+                ALWAYS_VALID_FROM,
+                *map(bare_number, self.config.numbers),
+                *self.config.incoming,
+                *self.registered,
+            }
+        )
+
     def receive(
         self,
         *,
@@ -354,7 +390,7 @@ class EmulatorState:
         )
         self.store.add(record)
         self._published("message", record)
-        url = webhook or self.config.incoming.get(bare_number(to))
+        url = webhook or self.webhook_for(to)
         if url:
             params = [
                 ("ToCountry", "US"),

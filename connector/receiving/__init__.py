@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._limits import ServerLimits
 from ._poller import MessagePoller
 from ._server import MESSAGES_PATH, STATUS_PATH, Ingested, Listener
-from ._triggers import MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, twiml
+from ._triggers import MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, trigger_mismatch, twiml
 from ._verify import SignatureVerifier, signature_algorithm
 
 
@@ -29,5 +29,6 @@ __all__ = [
     "ServerLimits",
     "SignatureVerifier",
     "signature_algorithm",
+    "trigger_mismatch",
     "twiml",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "matches",
     "render_reply",
     "status_event",
+    "trigger_mismatch",
     "twiml",
 ]
 
@@ -140,18 +141,37 @@ def matches(trigger: TriggerOn, kind: str, event: Mapping[str, Any]) -> bool:
     Returns:
         ``True`` when the kinds are the same and every filter holds.
     """
+    return trigger_mismatch(trigger, kind, event) is None
+
+
+def trigger_mismatch(trigger: TriggerOn, kind: str, event: Mapping[str, Any]) -> str | None:
+    """
+    Why *event* (of trigger *kind*, JSON form) starts no run of a workflow with
+    *trigger*: the filter of its ``on:`` that does not hold.
+
+    Args:
+        trigger: The workflow's ``on:``.
+        kind: The event's trigger.
+        event: The event, JSON form.
+
+    Returns:
+        The reason in words, or ``None`` when the event starts a run.
+    """
     if trigger.uses != kind:
-        return False
+        return f"the workflow starts on {trigger.uses}, not {kind}"
     if trigger.to and event.get("To") not in trigger.to:
-        return False
+        return f"To {event.get('To')!r} is not one of the trigger's to: {list(trigger.to)}"
     if trigger.from_ and event.get("From") not in trigger.from_:
-        return False
+        return f"From {event.get('From')!r} is not one of the trigger's from: {list(trigger.from_)}"
     if trigger.status and event.get("MessageStatus") not in trigger.status:
-        return False
-    return not (
-        trigger.body_matches is not None
-        and trigger.body_matches.search(str(event.get("Body") or "")) is None
-    )
+        return (
+            f"MessageStatus {event.get('MessageStatus')!r} is not one of the trigger's "
+            f"status: {list(trigger.status)}"
+        )
+    body = str(event.get("Body") or "")
+    if trigger.body_matches is not None and trigger.body_matches.search(body) is None:
+        return f"Body {body!r} does not match the trigger's body_matches {trigger.body_matches.pattern!r}"
+    return None
 
 
 def render_reply(

@@ -91,14 +91,16 @@ def create_worker(
 
 
 def _check_credentials(env: Mapping[str, str]) -> None:
-    # A worker never falls back to an embedded emulator as `run` does: each worker
-    # would then send to its own, and the shared limit would mean nothing.
+    # A worker never falls back to a throwaway embedded emulator as `run` does: each
+    # worker would then send to its own, and the shared limit would mean nothing. A
+    # running `twilio-connector emulator` is one every worker of this machine shares.
     try:
-        choose_target(env, emulator=False)
+        choose_target(env, embedded=False)
     except ConfigurationError as exc:
         raise ConfigurationError(
-            f"{exc}. A worker needs them (and TWILIO_BASE_URL for an emulator it shares "
-            "with the other workers): every worker must talk to the same account"
+            f"{exc}. A worker needs them (or a running `twilio-connector emulator`, or "
+            "TWILIO_BASE_URL for an emulator it shares with the other workers): every "
+            "worker must talk to the same account"
         ) from None
 
 
@@ -112,7 +114,8 @@ async def worker_connection(
     pacing: Pacing | Literal[False] | None = None,
 ) -> AsyncIterator[tuple[Connection, Claims | None]]:
     """
-    Open the worker's connection from ``TWILIO_*`` environment variables.
+    Open the worker's connection from ``TWILIO_*`` environment variables, or, without
+    any, to the running ``twilio-connector emulator`` (never a throwaway one).
 
     With *redis_url*, the rate limit is held in Redis (:class:`~connector.redis_limiter.RedisLimiter`)
     and shared by every worker using the same key, and reconciled messages are claimed
@@ -129,16 +132,18 @@ async def worker_connection(
             senders' queues are estimated in Redis, for every worker alike.
 
     Raises:
-        ConfigurationError: No Twilio account is configured.
+        ConfigurationError: No Twilio account is configured, and no emulator runs.
     """
     source = os.environ if env is None else env
-    _check_credentials(source)
+    # Off the event loop: it may ask a running emulator, which this loop may serve.
+    await asyncio.to_thread(_check_credentials, source)
     if rate_limit is None:
         throttle = default_connector().throttle
         rate_limit = (throttle.calls, throttle.period) if throttle else None
     async with open_connection(
         env=source,
-        emulator=False,
+        embedded=False,
+        announce=log.warning,
         rate_limit=rate_limit or False,
         redis_url=redis_url,
         redis_key=redis_key,
@@ -151,7 +156,7 @@ async def worker_connection(
 
         from ..redis_limiter import limit_key
 
-        key = redis_key or limit_key(source.get("TWILIO_ACCOUNT_SID", ""))
+        key = redis_key or limit_key(conn.account_sid or "")
         claims_client: Any = redis.asyncio.Redis.from_url(redis_url)
         try:
             yield conn, RedisClaims(claims_client, key)
@@ -216,7 +221,7 @@ async def run_worker(
     Raises:
         ConfigurationError: No Twilio account is configured.
     """
-    _check_credentials(os.environ)
+    await asyncio.to_thread(_check_credentials, os.environ)
     client = await Client.connect(address, namespace=namespace)
     async with (
         worker_connection(
