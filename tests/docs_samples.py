@@ -26,7 +26,8 @@ Invisible (HTML comments):
 - ``<!-- sample: background "READY" ["DONE"] -->``: start the command and go on once a
   line of its output matches READY; when the page is done, wait for a line matching
   DONE (if given), then stop it with Ctrl-C (SIGINT): it must exit 0 (an emulator or
-  a listener "in another terminal");
+  a listener "in another terminal"). DONE spelt ``exits`` waits instead for the
+  command to end by itself, with 0 (a run that waits for what the page does meanwhile);
 - ``<!-- sample: file NAME -->``: write the block to NAME (parsed first, not run);
 - ``<!-- sample: pytest -->``: run a Python block with pytest;
 - ``<!-- sample: exit N -->``: the commands must exit N (a sample that shows a refusal);
@@ -64,6 +65,9 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+
+#: The DONE of a background command that ends by itself.
+_EXITS = "exits"
 
 _SHELL = frozenset({"console", "bash", "sh", "shell"})
 _NOT_CODE = frozenset({"", "text", "output"})
@@ -287,7 +291,12 @@ class Page:
         """
         problems = []
         for job in reversed(self.background):
-            if job.done is not None:
+            if job.done == _EXITS:
+                try:
+                    job.process.wait(timeout=BLOCK_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    problems.append(f"{job.block.where}: still running after {BLOCK_TIMEOUT:g} s")
+            elif job.done is not None:
                 try:
                     job.wait_for(job.done, READY_TIMEOUT)
                 except Failure as exc:

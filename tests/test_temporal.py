@@ -355,9 +355,12 @@ async def test_every_manifest_action_is_an_activity(emulator: EmulatorServer) ->
     async with activities(emulator) as acts:
         registered = acts.activities()
         names = {activity._Definition.must_from_callable(fn).name for fn in registered}
-        assert names == {"invoke_action", "connector.read_rows", "connector.store_items"} | {
-            f"twilio/{action_id}" for action_id in default_connector().actions
-        }
+        assert names == {
+            "invoke_action",
+            "connector.read_rows",
+            "connector.store_items",
+            "connector.look_for_replies",
+        } | {f"twilio/{action_id}" for action_id in default_connector().actions}
         by_name = {activity._Definition.must_from_callable(fn).name: fn for fn in registered}
         call = send_call("+15005550115", 0)
         call = dataclasses.replace(call, uses="ignored/by_the_named_activity")
