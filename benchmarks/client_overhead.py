@@ -5,13 +5,17 @@ A minimal aiohttp server in its own process answers every POST with a canned Mes
 From one client process, 2000 sends run at concurrency 50, three ways:
 
   (a) a hand-written aiohttp POST plus a JSON parse, the floor;
-  (b) ``Connection.call("send_text_message", ...)`` with the rate limit lifted:
-      validation, request building, retry bookkeeping and typed parsing included;
+  (b) ``Connection.call("send_text_message", ...)`` with the rate limit and sender
+      pacing lifted, as (a) and (c) have neither: validation, request building, retry
+      bookkeeping and typed parsing included;
   (c) twilio-python's async client (``messages.create_async``).
 
 The figure is the client process's CPU time (``time.process_time``) divided by the
 number of sends, best of several rounds. Targets: (b)/(a) <= 1.15 and (c)/(b) >= 1.25.
-It also times the cold start of ``twilio-connector actions``.
+A fourth line, (p), is (b) with pacing on as a connection has it by default (its
+segment counting and queue estimates), the sender declared far faster than the run and
+the account's rate lifted, so that nothing waits: what pacing costs per send. It also times the cold start of
+``twilio-connector actions``.
 
     python benchmarks/client_overhead.py [--sends 2000] [--concurrency 50] [--rounds 5]
 """
@@ -124,10 +128,19 @@ class _client:
                     return json.loads(await response.read())
 
             return send_a
-        if self.name == "b":
-            from connector import Connection
+        if self.name in ("b", "p"):
+            from connector import Connection, Pacing
 
-            conn = Connection(ACCOUNT_SID, AUTH_TOKEN, base_url=self.base, rate_limit=False, env={})
+            # Without a declared rate, pacing holds +15005550006 to a long code's 1
+            # segment/s and the account to 2000/s, and the figure would be the idle loop's.
+            pacing = (
+                Pacing(senders={INPUTS["from"]: "1000000/s"}, account_rate=None)
+                if self.name == "p"
+                else False
+            )
+            conn = Connection(
+                ACCOUNT_SID, AUTH_TOKEN, base_url=self.base, rate_limit=False, pacing=pacing, env={}
+            )
             await conn.__aenter__()
             self._close = conn.aclose
 
@@ -158,14 +171,16 @@ class _client:
 async def connector_only(sends: int) -> float:
     """
     CPU microseconds per call spent in the connector itself: validation, the limiter (on,
-    with a limit too high to wait), request building, retry bookkeeping and typed
+    with a limit too high to wait; pacing off, as in (b)), request building, retry bookkeeping and typed
     parsing, with a mock transport returning the canned answer instead of the network.
     """
     from connector import Connection, HttpResponse, MockTransport
 
     canned = HttpResponse(201, json.dumps(MESSAGE).encode())
     transport = MockTransport(lambda request: canned)
-    conn = Connection(ACCOUNT_SID, AUTH_TOKEN, transport=transport, rate_limit=(10**9, 1.0), env={})
+    conn = Connection(
+        ACCOUNT_SID, AUTH_TOKEN, transport=transport, rate_limit=(10**9, 1.0), pacing=False, env={}
+    )
     async with conn:
         for _ in range(1000):
             await conn.call("send_text_message", INPUTS)
@@ -216,7 +231,7 @@ def main() -> int:
                 time.sleep(0.05)
         # Interleave the approaches round by round so that drift in the machine's speed
         # affects all three alike; keep each one's best round.
-        rounds: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+        rounds: dict[str, list[float]] = {"a": [], "b": [], "c": [], "p": []}
         for _ in range(args.rounds):
             for name, results in rounds.items():
                 results.append(asyncio.run(measure(name, base, args.sends, args.concurrency)))
@@ -224,12 +239,14 @@ def main() -> int:
     finally:
         server.terminate()
         server.join(5)
-    a, b, c = figures["a"], figures["b"], figures["c"]
+    a, b, c, p = figures["a"], figures["b"], figures["c"], figures["p"]
     print(f"sends per round: {args.sends}, concurrency {args.concurrency}, best of {args.rounds}")
     print(f"(a) hand-written aiohttp POST + JSON : {a:7.1f} us CPU per send")
     print(f"(b) connector Connection.call        : {b:7.1f} us CPU per send")
     print(f"(c) twilio-python async client       : {c:7.1f} us CPU per send")
+    print(f"(p) (b) with sender pacing on        : {p:7.1f} us CPU per send")
     print(f"connector overhead (b - a)           : {b - a:7.1f} us per call")
+    print(f"pacing's cost (p - b)                : {p - b:7.1f} us per send")
     print(f"(b)/(a) = {b / a:.3f}   (target <= 1.15)")
     print(f"(c)/(b) = {c / b:.3f}   (target >= 1.25)")
     own = min(asyncio.run(connector_only(args.sends * 5)) for _ in range(args.rounds))
