@@ -12,6 +12,9 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
+from connector import Connection
+from connector.emulator import EmulatorServer
+
 
 def _installed(name: str) -> bool:
     # A folder of tests named like the package passes for a namespace package: no origin.
@@ -117,6 +120,19 @@ class Receiver:
             return web.Response(status=500)
         self.requests.append((str(request.url), form, request.headers["X-Twilio-Signature"]))
         return web.Response(text="<Response/>", content_type="text/xml")
+
+
+@pytest.fixture
+async def conn(twilio_emulator: EmulatorServer) -> AsyncIterator[Connection]:
+    """A connection to the test's emulator, without a rate limit."""
+    async with Connection(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        base_url=twilio_emulator.base_url,
+        env={},
+        rate_limit=False,
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +68,6 @@ def schema(path: Path) -> dict[str, object]:
         }
     finally:
         db.close()
-
-
-@pytest.fixture
-async def conn(twilio_emulator: EmulatorServer) -> AsyncIterator[Connection]:
-    """A connection to the emulator without a rate limit."""
-    async with Connection(
-        twilio_emulator.account_sid,
-        twilio_emulator.auth_token,
-        base_url=twilio_emulator.base_url,
-        env={},
-        rate_limit=False,
-    ) as opened:
-        yield opened
 
 
 @pytest.mark.parametrize("dump", OLD_JOURNALS)

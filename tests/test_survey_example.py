@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -34,18 +33,6 @@ def survey(tmp_path: Path) -> Path:
     """The example and its recipients, copied as they ship."""
     shutil.copy(EXAMPLES / "recipients.csv", tmp_path / "recipients.csv")
     return Path(shutil.copy(EXAMPLES / "survey.yaml", tmp_path / "survey.yaml"))
-
-
-@pytest.fixture
-async def conn(twilio_emulator: EmulatorServer) -> AsyncIterator[Connection]:
-    async with Connection(
-        twilio_emulator.account_sid,
-        twilio_emulator.auth_token,
-        base_url=twilio_emulator.base_url,
-        env={},
-        rate_limit=False,
-    ) as opened:
-        yield opened
 
 
 def texts_to(emulator: EmulatorServer, person: str) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -249,18 +248,6 @@ outputs:
   statuses: ${{ steps.wait.outputs[*].status }}
   answers: ${{ steps.wait.outputs[*].keyword }}
 """
-
-
-@pytest.fixture
-async def conn(twilio_emulator: EmulatorServer) -> AsyncIterator[Connection]:
-    async with Connection(
-        twilio_emulator.account_sid,
-        twilio_emulator.auth_token,
-        base_url=twilio_emulator.base_url,
-        env={},
-        rate_limit=False,
-    ) as opened:
-        yield opened
 
 
 @pytest.fixture
