@@ -612,9 +612,7 @@ class _Writer:
                             start = end
                 except Exception as exc:
                     error = exc
-                for op in batch:
-                    if op.done is not None:
-                        _resolve(op.done, error)
+                _resolve([op.done for op in batch if op.done is not None], error)
                 if stop:
                     return
         finally:
@@ -628,16 +626,26 @@ class _Op:
     done: asyncio.Future[None] | None
 
 
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    def settle() -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """
+    Settle a commit's futures from the writer thread: one wake-up of each event loop
+    per commit (a write to its self-pipe), not one per row.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for future in futures:
+        by_loop.setdefault(future.get_loop(), []).append(future)
 
-    future.get_loop().call_soon_threadsafe(settle)
+    def settle(waiting: list[asyncio.Future[None]]) -> None:
+        for future in waiting:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+    for loop, waiting in by_loop.items():
+        loop.call_soon_threadsafe(settle, waiting)
 
 
 class Journal:
