@@ -342,6 +342,79 @@ async def test_a_resumed_run_keeps_its_replies_and_finds_those_sent_meanwhile(
     assert journal.item("r1", "wait", 1).started == waiting.started
 
 
+async def test_an_answer_after_the_deadline_does_not_count_though_found_later(
+    twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
+) -> None:
+    """A 60 s wait whose shared last look comes 900 s in: the answer at 800 s is late."""
+    handsets = Handsets(twilio_emulator)
+    handsets.text(800, "+15551230000", SENDER, "A")
+    spec = workflow(
+        tmp_path,
+        SURVEY.replace("timeout: 600", "timeout: 60").replace(
+            "poll_interval: 30", "poll_interval: 3600"
+        ),
+    )
+    result = await run_workflow(spec, {"people": people(1)}, conn, journal, clock=handsets)
+    assert handsets.now() - handsets.start > 800  # the look came after the answer
+    assert result.outputs["statuses"] == ["timed_out"]
+
+
+async def test_a_run_resumed_after_the_deadline_times_out_what_came_late(
+    twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
+) -> None:
+    """Down from 45 s to 745 s of a 600 s wait: an answer at 730 s is no answer."""
+    handsets = Handsets(twilio_emulator)
+    handsets.stop_at = 45
+    spec = workflow(tmp_path, SURVEY.replace("concurrency: 2", "concurrency: 1"))
+    task = asyncio.create_task(
+        run_workflow(spec, {"people": people(1)}, conn, journal, run_id="r1", clock=handsets)
+    )
+    await handsets.stopped.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await journal.flush()
+    handsets.advance(685)
+    await handsets.send("+15551230000", SENDER, "A")
+    handsets.advance(15)
+    result = await run_workflow(spec, {}, conn, journal, run_id="r1", clock=handsets)
+    assert result.outputs["statuses"] == ["timed_out"]
+
+
+async def test_the_message_that_started_the_run_is_not_its_answer(
+    twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
+) -> None:
+    """'JOIN' starts the run, which asks and waits in the same second: JOIN is no answer."""
+    joined = await twilio_emulator.inbound(to=SENDER, from_="+15551230000", body="JOIN")
+    trigger = {"MessageSid": joined["sid"], "From": "+15551230000", "To": SENDER}
+    text = """
+name: signup
+on:
+  twilio/message_received: {to: "+15005550006"}
+steps:
+  - id: ask
+    uses: twilio/send_text_message
+    with: {from: "${{ trigger.To }}", to: "${{ trigger.From }}", body: "Your name?"}
+  - id: answer
+    uses: twilio/wait_for_reply
+    with:
+      from: ${{ trigger.To }}
+      to: ${{ trigger.From }}
+      after: ${{ steps.ask.outputs.date_created }}
+      timeout: 600
+      poll_interval: 30
+outputs:
+  status: ${{ steps.answer.outputs.status }}
+  name: ${{ steps.answer.outputs.reply.Body }}
+"""
+    handsets = Handsets(twilio_emulator)
+    handsets.text(100, "+15551230000", SENDER, "Ada")
+    result = await run_workflow(
+        workflow(tmp_path, text), {}, conn, journal, trigger=trigger, clock=handsets
+    )
+    assert result.outputs == {"status": "replied", "name": "Ada"}
+
+
 async def test_replies_a_listener_journaled_are_seen(
     twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
 ) -> None:

@@ -714,7 +714,12 @@ class Interpreter:
             # The waits stay as they are: journaled as begun, a resume waits again.
             self._fatal = looked.fatal
             return
+        started_by = self._trigger_sid()
         for message in looked.messages:
+            if started_by and message.sid == started_by:
+                # The message that started the run is no answer to a question the run
+                # asked after it, though Twilio's whole seconds may date them alike.
+                continue
             for waiting in list(replies.by_person.get(message.person or "", ())):
                 ended = waiting.wait.settle(message)
                 if ended is not None:
@@ -737,6 +742,13 @@ class Interpreter:
         # the interval late.
         interval = replies.interval
         replies.due = min(began + interval, max(replies.next_deadline(), began + interval / 4))
+
+    def _trigger_sid(self) -> str:
+        """The SID of the message that started the run, if a message did."""
+        trigger = self.context.get("trigger")
+        if not isinstance(trigger, Mapping):
+            return ""
+        return str(trigger.get("MessageSid") or trigger.get("SmsSid") or "")
 
     def _end_wait(self, step: StepSpec, state: _StepState, waiting: _Waiting, ended: Ended) -> None:
         replies = state.replies

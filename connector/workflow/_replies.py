@@ -83,8 +83,16 @@ class ReplyWait:
         return self.started + (0.0 if self.opted_out else self.settings.timeout)
 
     def settle(self, message: Inbound) -> Ended | None:
-        """The end *message* puts to the wait, or ``None`` when the wait goes on."""
-        if message.at < self.after or not self.settings.addressed(message):
+        """
+        The end *message* puts to the wait, or ``None`` when the wait goes on. A message
+        sent after the deadline is no answer, even when the look that finds it comes
+        late (a resume after the deadline, a look a quarter of an interval late).
+        """
+        if (
+            message.at < self.after
+            or message.at > self.deadline
+            or not self.settings.addressed(message)
+        ):
             return None
         verdict = self.settings.rule.judge(message.body, message.opt_out_type)
         if verdict.kind == "ignored":
