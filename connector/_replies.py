@@ -586,8 +586,8 @@ async def wait_for_one(
         )
         cursor = page.cursor
         for message in page.messages:
-            if not settings.addressed(message):
-                continue
+            if message.at > deadline or not settings.addressed(message):
+                continue  # not to us, or sent after the deadline (a late last look)
             verdict = settings.rule.judge(message.body, message.opt_out_type)
             if verdict.kind == "opted_out":
                 return reply_data(settings, "opted_out", after=after, message=message)
