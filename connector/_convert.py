@@ -108,9 +108,16 @@ def to_json_data(value: Any) -> Any:
     ``json.dumps`` turns into text. (``to_json``, the old name, which said text, is a
     deprecated alias.)
     """
-    if value is None or (
-        isinstance(value, bool | int | float | str) and not isinstance(value, enum.Enum)
-    ):
+    kind = type(value)
+    # Plain data first (most of what a workflow's outputs hold), without the ABC checks
+    # below: exact types, so a subclass (an enum, a custom mapping) takes the long way.
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): to_json_data(v) for k, v in value.items()}
+    if kind is list:
+        return [to_json_data(v) for v in value]
+    if isinstance(value, bool | int | float | str) and not isinstance(value, enum.Enum):
         return value
     method = getattr(value, "to_json_data", None)
     if method is None:
