@@ -19,9 +19,16 @@
     }
     inflight = true;
     try {
-      const response = await fetch(location.href, { headers: { Accept: "text/html" } });
+      const href = location.href;
+      const response = await fetch(href, { headers: { Accept: "text/html" } });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      if (location.href !== href) {
+        // "More" changed what the page shows while this was on its way: this render
+        // would take the appended conversations away again. Render the new URL instead.
+        again = true;
+        return;
+      }
       for (const region of document.querySelectorAll("[data-live][id]")) {
         const replacement = fresh.getElementById(region.id);
         if (replacement && replacement.innerHTML !== region.innerHTML) {
