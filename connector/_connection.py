@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import enum
 import functools
 import hmac
@@ -311,6 +312,7 @@ class Connection(Generic[_Api]):
         self.connector = connector or default_connector()
         self.pacing = Pacing() if pacing is None and self.connector.id == "twilio" else pacing
         self._pacer: Pacer | None = None
+        self._server_date: str | None = None
         keywords = {
             "account_sid": account_sid,
             "auth_token": auth_token,
@@ -433,6 +435,20 @@ class Connection(Generic[_Api]):
     def pacer(self) -> Pacer | None:
         """The open connection's sender pacing (its queues, for progress), if it paces."""
         return self._pacer
+
+    @property
+    def server_time(self) -> float | None:
+        """
+        Twilio's clock (seconds since 1970, whole) as of the last answer to a read: its
+        ``Date`` header, or ``None`` before one came (or when the server sends none).
+        Unlike this machine's clock it is on the timeline of the messages' dates.
+        """
+        if self._server_date is None:
+            return None
+        try:
+            return email.utils.parsedate_to_datetime(self._server_date).timestamp()
+        except (TypeError, ValueError):
+            return None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -942,6 +958,8 @@ class Connection(Generic[_Api]):
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s %s -> %s", request.method, request.url, response.status)
                 if response.status < 400:
+                    if spec.idempotent:  # reads only: a send pays nothing for it
+                        self._server_date = response.headers.get("date", self._server_date)
                     return response
                 api_error = self._api_error(request, response)
                 error = api_error

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "LIST_SETTLE",
     "PAGE_SIZE",
     "Inbound",
     "InboxCursor",
@@ -69,6 +70,14 @@ ReplyStatus = Literal["replied", "timed_out", "opted_out"]
 #: Messages asked for per page when listing: a look usually finds a few new ones,
 #: newest first, so a small page saves bytes; a burst of replies takes a few pages.
 PAGE_SIZE = 100
+#: Seconds a message may take, after its ``date_sent``, to show in Twilio's list. A
+#: look that finds no new reply still moves its cursor up to this long before Twilio's
+#: clock at the look (its answers' ``Date``), so that a step waiting on a Messaging
+#: Service or on several numbers (whose lists cannot be filtered by ``To``) does not
+#: page again, at each look, through every message since the last reply, its own
+#: questions among them. This machine's clock is not used: one running ahead of
+#: Twilio's would move the cursor past replies.
+LIST_SETTLE = 120.0
 #: What may surround a keyword without changing it: "A.", "(a)" and " b! " are A and B.
 _AROUND = " \t\r\n.,;:!?'\"()[]{}"
 
@@ -430,7 +439,9 @@ async def list_inbound(
     With one number on our side the list is filtered by ``To``; with a Messaging
     Service or several numbers it is not (the API has no such filter) and the
     messages are sorted out here. ``DateSent>`` counts whole days, so the list starts
-    at the cursor's day and stops at the cursor.
+    at the cursor's day and stops at the cursor. The next cursor is past the newest
+    message handed over, and at least ``LIST_SETTLE`` seconds before Twilio's clock
+    (:attr:`Connection.server_time`), so a quiet look does not leave it behind.
 
     Args:
         connection: An open connection of the reply action's connector.
@@ -488,9 +499,15 @@ async def list_inbound(
                 messaging_service_sid=inbound.service,
                 at=inbound.at,
             )
+    # Past what was handed over (never past what `more` holds back), and past what is
+    # old enough on Twilio's clock that nothing more will show up before it.
+    now = connection.server_time
+    settled = _whole(now - LIST_SETTLE) if now is not None and not more else -math.inf
     if not found:
-        return InboxPage((), cursor)
+        return InboxPage((), cursor if settled <= cursor.at else InboxCursor(settled))
     newest = found[-1].at
+    if settled > newest:
+        return InboxPage(tuple(found), InboxCursor(settled), more)
     seen = {m.sid for m in found if m.at == newest}
     if newest == cursor.at:
         seen |= cursor.seen

@@ -16,7 +16,13 @@ from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, CREATED_AT, FakeTwilio
 from virtual_clock import run_virtual
 
 from connector import Connection, InvalidInputError, MockTransport, NoReplyError, default_connector
-from connector._replies import InboxCursor, ReplyRule, ReplySettings, list_inbound
+from connector._replies import (
+    LIST_SETTLE,
+    InboxCursor,
+    ReplyRule,
+    ReplySettings,
+    list_inbound,
+)
 from connector._validation import compile_action
 from connector.consent import SQLiteLedger
 from connector.emulator import EmulatorServer
@@ -133,6 +139,27 @@ async def conn(emulator: EmulatorServer) -> AsyncIterator[Connection]:
         rate_limit=False,
     ) as opened:
         yield opened
+
+
+async def test_a_quiet_look_moves_the_cursor_by_twilios_clock_not_past_late_arrivals(
+    emulator: EmulatorServer, conn: Connection
+) -> None:
+    """
+    With no reply, a look still moves the cursor to LIST_SETTLE before Twilio's clock
+    (the emulator's, through the Date header, not this machine's), so old messages are
+    not paged again; a reply sent after that point is still found.
+    """
+    start = emulator.state.clock.now()
+    assert conn.server_time is None  # no answer read yet
+    page = await list_inbound(conn, WAIT, ours={SENDER}, cursor=InboxCursor(start))
+    assert page.messages == () and page.cursor.at == InboxCursor(start).at
+    assert conn.server_time == pytest.approx(start, abs=1)
+    emulator.advance(LIST_SETTLE + 60)
+    quiet = await list_inbound(conn, WAIT, ours={SENDER}, cursor=page.cursor)
+    assert quiet.cursor.at == pytest.approx(start + 60, abs=1)
+    await emulator.inbound(to=SENDER, from_="+15551230001", body="late but fine")
+    found = await list_inbound(conn, WAIT, ours={SENDER}, cursor=quiet.cursor)
+    assert [m.body for m in found.messages] == ["late but fine"]
 
 
 async def test_one_list_serves_every_person_and_the_cursor_moves_on(

@@ -468,6 +468,56 @@ outputs:
     assert result.outputs["statuses"] == ["replied", "timed_out"]
 
 
+SERVICE_SURVEY = f"""
+name: service
+inputs:
+  people: {{type: array}}
+steps:
+  - id: ask
+    uses: twilio/send_text_message
+    for_each: ${{{{ inputs.people }}}}
+    concurrency: 20
+    with: {{from: "{SENDER}", to: "${{{{ item }}}}", body: "A or B?"}}
+  - id: wait
+    uses: twilio/wait_for_reply
+    for_each: ${{{{ steps.ask.outputs }}}}
+    concurrency: 10
+    with:
+      messaging_service_sid: "{SERVICE}"
+      to: ${{{{ item.to }}}}
+      after: ${{{{ item.date_created }}}}
+      keywords: [A, B]
+      timeout: 600
+      poll_interval: 30
+outputs:
+  statuses: ${{{{ steps.wait.outputs[*].status }}}}
+"""
+
+
+async def test_a_messaging_service_wait_does_not_page_the_account_again_each_look(
+    twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
+) -> None:
+    """
+    Waiting on a Messaging Service lists every message (no ``To`` filter): 1,000
+    questions, replies late in a 600 s wait, a look every 30 s. Once the questions are
+    LIST_SETTLE old on Twilio's clock (the answers' Date), a look pages only what is new:
+    75 lists in all, not 184 (eleven pages of questions at every look).
+    """
+    handsets = Handsets(twilio_emulator)
+    handsets.text(500, "+15551230000", "+15005550010", "A", service=SERVICE)
+    handsets.text(590, "+15551230001", "+15005550011", "B", service=SERVICE)
+    before = twilio_emulator.stats()["requests"]
+    result = await run_workflow(
+        workflow(tmp_path, SERVICE_SURVEY), {"people": people(1000)}, conn, journal, clock=handsets
+    )
+    statuses = result.outputs["statuses"]
+    assert statuses[:2] == ["replied", "replied"] and statuses.count("timed_out") == 998
+    made = twilio_emulator.stats()["requests"] - before - 1000  # less the 1,000 sends
+    # The six looks within LIST_SETTLE of the questions page through them (11 lists
+    # each); the other 15 list one page.
+    assert made <= 6 * 11 + 15, made
+
+
 async def test_on_timeout_fail_fails_the_item_with_the_reason(
     twilio_emulator: EmulatorServer, conn: Connection, journal: Journal, tmp_path: Path
 ) -> None:

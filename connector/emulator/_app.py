@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.utils
 import hmac
 import json
 import logging
@@ -143,9 +144,26 @@ def _make_api_middleware(state: EmulatorState) -> Any:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError
+        if not response.prepared:
+            # Twilio's clock, as a client reads it (the Date header): the emulator's, which
+            # may be manual or scaled, not the machine's.
+            response.headers["Date"] = _http_date(state.clock.now())
         return response
 
     return middleware
+
+
+_date_cache: dict[int, str] = {}
+
+
+def _http_date(timestamp: float) -> str:
+    second = int(timestamp)
+    text = _date_cache.get(second)
+    if text is None:
+        if len(_date_cache) > 64:
+            _date_cache.clear()
+        text = _date_cache[second] = email.utils.formatdate(second, usegmt=True)
+    return text
 
 
 def _auth_failure(header: str, config: EmulatorConfig) -> str:
