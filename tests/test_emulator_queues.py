@@ -185,14 +185,17 @@ async def test_a_scaled_clock_runs_the_queues_faster_than_real_time(
     assert times[-1] - times[0] >= 1.5  # type: ignore[operator]
 
 
-def test_clocks_scale_and_sleep() -> None:
+def test_clocks_scale_and_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     """A scaled clock runs faster and sleeps shorter; a manual clock sleeps until it is advanced."""
     with pytest.raises(ValueError, match="time scale"):
         Clock(scale=0)
+    real = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: real[0])  # the machine's clock, controlled
     fast = Clock(scale=3600.0)
     before = fast.now()
-    time.sleep(0.01)
-    assert fast.now() - before >= 30
+    real[0] += 0.01
+    assert fast.now() - before == pytest.approx(36.0)
+    monkeypatch.undo()
     assert fast.real_seconds(3600.0) == 1.0
 
     async def main() -> float:
