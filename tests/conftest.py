@@ -28,8 +28,9 @@ collect_ignore = [engine for engine in ("airflow",) if not _installed(engine)]
 collect_ignore_glob = [] if _installed("prefect") else ["test_prefect_*.py"]
 
 # The emulator fixtures ship as an opt-in pytest plugin so that users can test
-# their own workflows against the emulator; the project's tests opt in too.
-pytest_plugins = ["connector.testing"]
+# their own workflows against the emulator; the project's tests opt in too, and to
+# tests/redis_server.py for a private Redis where a test asks for one.
+pytest_plugins = ["connector.testing", "redis_server"]
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "s3cr3t-auth-token-never-shown"

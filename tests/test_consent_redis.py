@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from test_redis_limiter import redis_url  # noqa: F401  (the session's redis-server)
 
 from connector import open_connection
 from connector.consent import ACCOUNT_WIDE, ConsentEntry, RedisLedger, record_inbound
@@ -24,7 +23,7 @@ def _account() -> str:
     return "AC" + uuid.uuid4().hex
 
 
-async def test_two_workers_share_one_ledger(redis_url: str) -> None:  # noqa: F811
+async def test_two_workers_share_one_ledger(redis_url: str) -> None:
     """What one worker's ledger records, another's sees; the newer word wins on both."""
     account = _account()
     async with RedisLedger(redis_url, account) as one, RedisLedger(redis_url, account) as two:
@@ -45,7 +44,7 @@ async def test_two_workers_share_one_ledger(redis_url: str) -> None:  # noqa: F8
 
 
 async def test_a_worker_connection_with_redis_gates_on_the_shared_ledger(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     twilio_emulator: EmulatorServer,
 ) -> None:
     """open_connection with a Redis URL (the workers' shared limit) checks sends against the ledger there."""

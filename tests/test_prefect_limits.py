@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,7 +23,6 @@ import pytest
 
 pytest.importorskip("prefect", reason="Prefect is not installed; `nox -s prefect` runs these tests")
 
-import redis
 from prefect import flow, unmapped
 
 from connector._ratelimit import SlidingWindowLimiter
@@ -138,44 +135,6 @@ def test_environment_credentials_follow_the_environment(
     assert TwilioCredentials().get_client() is from_env
     monkeypatch.setenv("TWILIO_EMULATOR", "1")
     assert TwilioCredentials().get_client() is not from_env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A private redis-server on a free loopback port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("the shared-limit test needs redis-server: apt-get install -y redis-server")
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("redis-server did not start")
-                time.sleep(0.02)
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 WORKER = """

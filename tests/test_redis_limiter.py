@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import redis
+from redis_server import free_port
 
 from connector import Connection, HttpRequest, HttpResponse, MockTransport, Pacing
 from connector._ratelimit import ARRIVAL_MARGIN
@@ -27,52 +25,6 @@ from connector.testing import EmulatorFactory
 
 # Starts a redis-server (and, for one test, four processes).
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A private redis-server on a free loopback port, without persistence; stopped at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed; the shared-limit tests need it: "
-            "apt-get install -y redis-server"
-        )
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, err = process.communicate(timeout=5)
-                    pytest.fail(f"redis-server did not start: {err.decode(errors='replace')}")
-                time.sleep(0.02)
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        finally:
-            if process.stderr is not None:
-                process.stderr.close()
 
 
 def _unique_key() -> str:
@@ -240,7 +192,7 @@ def test_bound_to_one_event_loop(redis_url: str) -> None:
 
 async def test_unreachable_redis_raises(redis_url: str) -> None:
     """When Redis is down, acquire raises instead of letting calls through unmetered."""
-    limiter = RedisLimiter(f"redis://127.0.0.1:{_free_port()}/0", _unique_key(), 5, 1.0)
+    limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", _unique_key(), 5, 1.0)
     try:
         with pytest.raises(redis.ConnectionError):
             await limiter.acquire()
