@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 import sqlite3
 import threading
@@ -208,10 +209,22 @@ _TABLE: Final = (
     " PRIMARY KEY (recipient, sender)) WITHOUT ROWID"
 )
 _BUSY_TIMEOUT: Final = 30.0
-_LOOKUP: Final = (
+#: One statement of fixed text (SQLite keeps it compiled) for any number of recipients.
+_LOOKUP_MANY: Final = (
     "SELECT sender, recipient, state, source, at FROM consent"
-    " WHERE recipient = ? AND sender IN (?, ?, ?)"
+    " WHERE recipient IN (SELECT value FROM json_each(?))"
 )
+
+
+@attrs.define
+class _Ask:
+    """One send's question to a :class:`SQLiteLedger`, answered with others of its turn."""
+
+    recipient: str
+    scopes: tuple[str, str, str]
+    answer: asyncio.Future[str | None] = attrs.field(
+        factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class SQLiteLedger:
@@ -234,6 +247,7 @@ class SQLiteLedger:
         # worker's); the lock keeps one statement at a time.
         self._db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, check_same_thread=False)
         self._lock = threading.Lock()
+        self._asks: dict[asyncio.AbstractEventLoop, list[_Ask]] = {}
         try:
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -256,15 +270,43 @@ class SQLiteLedger:
         self, sender: str | None, recipient: str, *, service: str | None = None
     ) -> str | None:
         """Why a send must not go out, or ``None`` (see :class:`ConsentLedger`)."""
-        # Every send asks: one statement of fixed text (SQLite keeps it compiled); an
-        # empty scope matches no entry.
-        scopes = ((sender or "").strip(), (service or "").strip(), ACCOUNT_WIDE)
-        with self._lock:
-            rows = self._db.execute(_LOOKUP, (recipient.strip(), *scopes)).fetchall()
-        if not rows:
-            return None
-        entry = _deciding(ConsentEntry(*row) for row in rows)
-        return entry.reason() if entry is not None and entry.state == "opted_out" else None
+        # Every send asks, many at once in a busy run: the questions asked in one turn
+        # of the event loop share one statement, so a send costs a dict lookup, not a
+        # read transaction (and its GIL hand-off while the journal's writer commits).
+        ask = _Ask(
+            recipient.strip(), ((sender or "").strip(), (service or "").strip(), ACCOUNT_WIDE)
+        )
+        loop = asyncio.get_running_loop()
+        waiting = self._asks.get(loop)
+        if waiting is None:
+            waiting = self._asks[loop] = []
+            loop.call_soon(self._answer, loop)
+        waiting.append(ask)
+        return await ask.answer
+
+    def _answer(self, loop: asyncio.AbstractEventLoop) -> None:
+        asks = self._asks.pop(loop, [])
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    _LOOKUP_MANY, (json.dumps(list({a.recipient: None for a in asks})),)
+                ).fetchall()
+        except Exception as exc:
+            for ask in asks:
+                if not ask.answer.done():
+                    ask.answer.set_exception(exc)
+            return
+        found: dict[str, list[ConsentEntry]] = {}
+        for row in rows:
+            found.setdefault(row[1], []).append(ConsentEntry(*row))
+        for ask in asks:
+            if ask.answer.done():  # cancelled
+                continue
+            entries = found.get(ask.recipient)
+            entry = _deciding(e for e in entries if e.sender in ask.scopes) if entries else None
+            ask.answer.set_result(
+                entry.reason() if entry is not None and entry.state == "opted_out" else None
+            )
 
     async def record(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import stat
 import sys
 from collections.abc import Iterator
@@ -130,6 +132,38 @@ async def test_a_keyword_to_a_service_number_covers_the_service(ledger: SQLiteLe
     )
     assert await ledger.opted_out(OURS, PERSON) is not None
     assert await ledger.opted_out(OTHER, PERSON) is None
+
+
+async def test_questions_asked_together_get_each_their_own_answer(
+    ledger: SQLiteLedger,
+) -> None:
+    """Checks made in one turn of the event loop share a read, and each gets its scopes' answer."""
+    await ledger.record(OURS, PERSON, "opted_out", "STOP", at=10.0)
+    await ledger.record(ACCOUNT_WIDE, "+15551230003", "opted_out", "import", at=10.0)
+    await ledger.record(SERVICE, "+15551230004", "opted_out", "STOP", at=10.0)
+    asks = [
+        (OURS, PERSON, None),  # opted out of this sender
+        (OTHER, PERSON, None),  # not of another
+        (OTHER, "+15551230003", None),  # of every sender
+        (None, "+15551230004", SERVICE),  # of the service
+        (OURS, "+15551230004", None),  # the service's opt-out is not this number's
+        (OURS, "  +15551230005 ", None),  # never heard of
+    ] * 50
+    answers = await asyncio.gather(
+        *(ledger.opted_out(sender, person, service=service) for sender, person, service in asks)
+    )
+    expected = [True, False, True, True, False, False] * 50
+    assert [answer is not None for answer in answers] == expected
+
+
+async def test_a_failed_read_reaches_every_waiting_send(tmp_path: Path) -> None:
+    """When the ledger cannot be read, each send asking at that moment gets the error."""
+    ledger = SQLiteLedger(tmp_path / "consent.sqlite3")
+    ledger.close()
+    results = await asyncio.gather(
+        *(ledger.opted_out(OURS, f"+1555123000{n}") for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, sqlite3.ProgrammingError) for r in results)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ REPLY = DATA / "workflows" / "journal-reply.yaml"
 SENDER = "+15005550006"
 # Journals written by earlier versions; tests/data/README.md says which.
 OLD_JOURNALS = [
+    "journal-v4.sql",
     "journal-v3.sql",
     "journal-v2.sql",
     "journal-v1.sql",

@@ -507,11 +507,12 @@ class _JournalClaims:
         if owner is not None:
             return owner == identity
         _, step_id, index = identity.rsplit("/", 2)
-        holder = self._journal.holder_of(self._run_id, step_id, sid)
+        holder = await self._journal.find_holder(self._run_id, step_id, sid)
         if holder is not None and str(holder) != index:
             return False
-        self._pending[sid] = identity
-        return True
+        # Another item's claim may have taken it while the journal was read.
+        owner = self._pending.setdefault(sid, identity)
+        return owner == identity
 
     async def record(self, sid: str, identity: str) -> None:
         """*identity*'s send created *sid*; held until its item's row is committed."""
