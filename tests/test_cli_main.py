@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli import EXIT_INTERRUPTED, EXIT_INVALID, _workflow, main
-from connector.cli._common import ERROR_KINDS, error_object
+from connector.cli._common import ERROR_KINDS, EVENT_LOOP_VARIABLE, error_object, run_async
 from connector.cli._logs import configured, level_for
 from connector.cli._schema import SCHEMA_URL
 from connector.errors import (
@@ -309,3 +310,20 @@ def test_the_summary_comes_last_and_names_failures_by_recipient(
     assert main([*argv, "-i", f"recipients={recipients}", "--json"]) == 1
     (error,) = json.loads(capsys.readouterr().out)["steps"][0]["errors"]
     assert (error["index"], error["item"], error["code"]) == (1, "+15005550001", 21211)
+
+
+def test_commands_run_on_uvloop_unless_asked_for_asyncio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commands' loop is uvloop's where installed; TWILIO_CONNECTOR_EVENT_LOOP=asyncio keeps asyncio's."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def loop_type() -> type:
+        return type(asyncio.get_running_loop())
+
+    monkeypatch.delenv(EVENT_LOOP_VARIABLE, raising=False)
+    assert run_async(loop_type()) is uvloop.Loop
+    monkeypatch.setenv(EVENT_LOOP_VARIABLE, "asyncio")
+    chosen = run_async(loop_type())
+    assert not issubclass(chosen, uvloop.Loop)
+    assert issubclass(chosen, asyncio.BaseEventLoop)

@@ -20,6 +20,7 @@ from ._common import (
     fail,
     key_value,
     print_json,
+    run_async,
 )
 
 
@@ -246,8 +247,6 @@ def _parse_inputs(
 
 
 def _call(ns: argparse.Namespace) -> int:
-    import asyncio
-
     from ..errors import ConnectorError
 
     try:
@@ -258,7 +257,7 @@ def _call(ns: argparse.Namespace) -> int:
 
         compile_action(action).validate(inputs)
         ledger = _consent_for(ns, action) if connector.id == "twilio" else None
-        result = asyncio.run(_run_call(connector, action.id, inputs, ns.emulator, ledger))
+        result = run_async(_run_call(connector, action.id, inputs, ns.emulator, ledger))
     except ConnectorError as exc:
         # Invalid inputs, files (--inputs) and settings exit 2; Twilio and the network 1.
         return fail(ns, exc)

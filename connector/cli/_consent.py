@@ -29,6 +29,7 @@ from ._common import (
     complain,
     environ,
     print_json,
+    run_async,
 )
 
 
@@ -126,12 +127,10 @@ async def _ledger(args: argparse.Namespace) -> AsyncIterator[SQLiteLedger | Redi
 
 
 def _run(args: argparse.Namespace, command: Any) -> int:
-    import asyncio
-
     from ..errors import ConfigurationError
 
     try:
-        return int(asyncio.run(command))
+        return int(run_async(command))
     except (ConfigurationError, OSError, ValueError) as exc:
         complain("consent", exc)
         return EXIT_INVALID

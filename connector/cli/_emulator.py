@@ -21,6 +21,7 @@ from ._common import (
     bind_failure,
     complain,
     rate_limit,
+    run_async,
     sender_rate,
 )
 
@@ -239,7 +240,6 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 
 def _serve_command(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; print the base URL and the credentials first."""
-    import asyncio
 
     try:
         config = config_from_args(args)
@@ -247,7 +247,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         complain("emulator", exc)
         return EXIT_INVALID
     try:
-        asyncio.run(_serve(config, record=args.record))
+        run_async(_serve(config, record=args.record))
     except OSError as exc:
         line = bind_failure(exc, config.host, config.port)
         if line is None:

@@ -27,6 +27,7 @@ from ._common import (
     environ,
     print_problems,
     rate_limit,
+    run_async,
     workflow_connection,
     workflow_connectors,
 )
@@ -94,7 +95,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _listen(args: argparse.Namespace) -> int:
-    import asyncio
     import secrets
 
     from .._connect import Target, choose_target
@@ -174,7 +174,7 @@ def _listen(args: argparse.Namespace) -> int:
                 env=dict(env),
                 consent=consent,
             )
-            asyncio.run(
+            run_async(
                 _serve(
                     listener,
                     args.host,

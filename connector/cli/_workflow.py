@@ -35,6 +35,7 @@ from ._common import (
     print_problems,
     problem_fields,
     rate_limit,
+    run_async,
     workflow_connection,
     workflow_connectors,
 )
@@ -224,8 +225,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    import asyncio
-
     from ..errors import ConnectorError
     from ..workflow import Journal, WorkflowError, default_journal_path, new_run_id, resolve_inputs
 
@@ -283,7 +282,7 @@ def _run_command(args: argparse.Namespace) -> int:
             verb = "resuming" if record is not None else "starting"
             complain("run", f"{verb} run {run_id} (journal {journal_path})")
             try:
-                result = asyncio.run(_run(workflow, given, journal, run_id, args, trigger))
+                result = run_async(_run(workflow, given, journal, run_id, args, trigger))
             except KeyboardInterrupt:
                 # Only a run the journal holds can be resumed; one stopped while
                 # connecting never started.
@@ -612,7 +611,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_temporal(args: argparse.Namespace) -> int:
     """``runs export RUN_ID --redis URL``: a Temporal run's items, from the workers' store."""
-    import asyncio
     import csv
 
     try:
@@ -658,7 +656,7 @@ def _export_temporal(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     try:
-        return asyncio.run(export())
+        return run_async(export())
     except (OSError, redis.exceptions.RedisError) as exc:
         complain("runs", f"Redis at {args.redis}: {exc}")
         return EXIT_FAILED
