@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -16,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from connector.cli import EXIT_INTERRUPTED, EXIT_INVALID, _workflow, main
-from connector.cli._common import ERROR_KINDS, EVENT_LOOP_VARIABLE, error_object, run_async
+from connector.cli._common import (
+    ERROR_KINDS,
+    EVENT_LOOP_VARIABLE,
+    GC_THRESHOLD,
+    error_object,
+    run_async,
+)
 from connector.cli._logs import configured, level_for
 from connector.cli._schema import SCHEMA_URL
 from connector.errors import (
@@ -327,3 +334,17 @@ def test_commands_run_on_uvloop_unless_asked_for_asyncio(
     chosen = run_async(loop_type())
     assert not issubclass(chosen, uvloop.Loop)
     assert issubclass(chosen, asyncio.BaseEventLoop)
+
+
+def test_a_command_tunes_the_collector_only_while_it_runs() -> None:
+    """While a command runs, young objects are collected less often; after, Python's settings are back."""
+    before = gc.get_threshold()
+
+    async def during() -> tuple[int, int]:
+        return gc.get_threshold()[0], gc.get_freeze_count()
+
+    threshold, frozen = run_async(during())
+    assert threshold == GC_THRESHOLD > before[0]
+    assert frozen > 0  # what the imports made is out of the collector's way
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -174,6 +174,9 @@ EVENT_LOOP_VARIABLE: Final = "TWILIO_CONNECTOR_EVENT_LOOP"
 
 _T = TypeVar("_T")
 
+#: The collector's first threshold while a command runs (Python's default is 700).
+GC_THRESHOLD: Final = 10_000
+
 
 def run_async(main: Coroutine[Any, Any, _T]) -> _T:
     """
@@ -181,12 +184,26 @@ def run_async(main: Coroutine[Any, Any, _T]) -> _T:
     loop where it is installed (a dependency on Linux and macOS). Its loop, handles and
     transports are written in C: a busy run spends about a tenth less CPU per send
     (``benchmarks/scale.py``). ``TWILIO_CONNECTOR_EVENT_LOOP=asyncio`` keeps the
-    standard library's loop.
+    standard library's loop. The garbage collector is tuned for the command's time
+    (see the body) and set back after.
     """
     import asyncio
+    import gc
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(main)
+    # The command's modules are loaded: what they made lives as long as the process, so
+    # it is moved out of the collector's sight (gc.freeze), and young objects are
+    # collected every 10,000 net allocations instead of 700. A busy run (benchmarks/
+    # scale.py) spent 0.31 s of 20,000 sends in 1,373 collections; now a handful. The
+    # few cycles a send leaves (exceptions, closed transports) still go, soon enough.
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(main)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
