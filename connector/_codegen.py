@@ -98,6 +98,28 @@ def _to_json(field: FieldSpec, attr: str) -> str:
     return value if to_json is None else f"_t.{to_json.__name__}({value})"
 
 
+def _data_from_wire(field: FieldSpec) -> str:
+    """What ``to_json_data`` gives for the field of ``from_wire``, computed in one step."""
+    get = f"get({_q(field.path)})"
+    if field.type == "array":
+        if field.items_ref:
+            return f"[{field.items_ref}.data_from_wire(x) for x in {get} or ()]"
+        return (
+            f"[_c.to_json_data({_converter(field.items_type or 'object')}(x)) for x in {get} or ()]"
+        )
+    if field.ref:
+        return f"_nested_data({field.ref}, {get})"
+    if field.enum_class:
+        return f"_c.enum_value(_enum({field.enum_class}, {get}))"
+    if field.type == "string":
+        return get
+    to_json = TYPES[field.type].to_json
+    converted = f"{_converter(field.type)}({get})"
+    if to_json is None or to_json is TYPES[field.type].from_wire:
+        return converted
+    return f"_t.{to_json.__name__}({converted})"
+
+
 def json_name(definition: str) -> str:
     """The name of the TypedDict of a definition's JSON form."""
     return f"{definition}Json"
@@ -177,6 +199,21 @@ def _class(definition: DefinitionSpec) -> list[str]:
     lines += [
         "        )",
         "",
+        "    @classmethod",
+        "    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:",
+        '        """',
+        "        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``",
+        "        gives it, without building the model: what an executor that keeps plain data",
+        "        (a workflow's journal) wants.",
+        '        """',
+        "        get = data.get",
+        "        return {",
+    ]
+    for field in definition.fields:
+        lines.append(f"            {_q(field.path)}: {_data_from_wire(field)},")
+    lines += [
+        "        }",
+        "",
         "    def to_json_data(self) -> dict[str, Any]:",
         '        """',
         "        Return the JSON form for downstream steps: plain data (dicts, lists, strings,",
@@ -245,6 +282,11 @@ def generate(spec: ConnectorSpec) -> str:
         "def _nested(cls: Any, value: Any) -> Any:",
         "    # An object field that follows a definition: its model, or None when absent.",
         "    return cls.from_wire(value) if isinstance(value, Mapping) else None",
+        "",
+        "",
+        "def _nested_data(cls: Any, value: Any) -> Any:",
+        "    # The same field's JSON form, without the model.",
+        "    return cls.data_from_wire(value) if isinstance(value, Mapping) else None",
     ]
     lines += [
         "",

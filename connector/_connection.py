@@ -531,7 +531,9 @@ class Connection(Generic[_Api]):
         action = self._compile(action_id)
         return await self._run(action, inputs or {}, action.validate)
 
-    async def call_validated(self, action_id: str, inputs: Mapping[str, Any]) -> Any:
+    async def call_validated(
+        self, action_id: str, inputs: Mapping[str, Any], *, as_data: bool = False
+    ) -> Any:
         """
         Run one action whose inputs were already validated with its own validator
         (``connector._validation.compile_action(spec).validate``, or
@@ -542,18 +544,23 @@ class Connection(Generic[_Api]):
         Args:
             action_id: The action.
             inputs: Its validated inputs (canonical keys, coerced values).
+            as_data: Return the output's JSON form, what its ``to_json_data()`` gives,
+                made straight from Twilio's answer without the typed model (for
+                executors that keep plain data).
 
         Returns:
             As :meth:`call`; and it raises as :meth:`call` does, but for bad inputs.
         """
         self._check_open()
-        return await self._run(self._compile(action_id), inputs, dict)
+        return await self._run(self._compile(action_id), inputs, dict, as_data=as_data)
 
     async def _run(
         self,
         action: CompiledAction,
         inputs: Mapping[str, Any],
         validate: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        as_data: bool = False,
     ) -> Any:
         spec = action.spec
         if spec.deprecated:
@@ -566,7 +573,7 @@ class Connection(Generic[_Api]):
             else None
         )
         if self._pacer is not None and spec.sends_message:
-            exchange = functools.partial(self._exchange, action)
+            exchange = functools.partial(self._exchange, action, as_data=as_data)
             return await self._pacer.send(spec, inputs, validate, exchange, admit=admit)
         clean = validate(inputs)
         if spec.kind == "media":
@@ -577,14 +584,15 @@ class Connection(Generic[_Api]):
                 max_bytes=clean.get("max_bytes") or DEFAULT_MAX_BYTES,
                 policy=MediaPolicy(),
             )
-            return self._output(spec, media.to_wire())
+            return self._output(spec, media.to_wire(), as_data=as_data)
         if spec.kind == "reply":
             # Alone, a wait polls for its one person; workflows wait for many at once
             # (connector.workflow), with one list per look for the whole step.
-            return self._output(spec, await wait_for_one(self, spec, clean, clock=LoopClock()))
+            reply = await wait_for_one(self, spec, clean, clock=LoopClock())
+            return self._output(spec, reply, as_data=as_data)
         if admit is not None:
             await admit(clean)
-        return await self._exchange(action, clean)
+        return await self._exchange(action, clean, as_data=as_data)
 
     async def _paginate(
         self,
@@ -987,7 +995,9 @@ class Connection(Generic[_Api]):
             await asyncio.sleep(wait)
             spent += wait
 
-    async def _exchange(self, action: CompiledAction, clean: dict[str, Any]) -> Any:
+    async def _exchange(
+        self, action: CompiledAction, clean: dict[str, Any], *, as_data: bool = False
+    ) -> Any:
         request = self._build_request(action, clean)
         try:
             response = await self._send(action, request, clean)
@@ -995,7 +1005,7 @@ class Connection(Generic[_Api]):
             if exc.code == 21610 and action.spec.sends_message and self.ledger is not None:
                 raise await self._unsubscribed(action, clean, exc) from exc
             raise
-        return self._parse(action.spec, response)
+        return self._parse(action.spec, response, as_data=as_data)
 
     def _unknown_outcome(
         self, action: CompiledAction, clean: Mapping[str, Any], cause: Exception
@@ -1017,7 +1027,7 @@ class Connection(Generic[_Api]):
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
 
-    def _parse(self, spec: ActionSpec, response: HttpResponse) -> Any:
+    def _parse(self, spec: ActionSpec, response: HttpResponse, *, as_data: bool = False) -> Any:
         if spec.returns is None:
             return None
         try:
@@ -1030,14 +1040,15 @@ class Connection(Generic[_Api]):
             raise ReadError(f"the answer to {spec.id} is not a JSON object", method=spec.method)
         if spec.response:
             data = {**data, **{out: data.get(wire) for out, wire in spec.response.items()}}
-        return self._output(spec, data)
+        return self._output(spec, data, as_data=as_data)
 
-    def _output(self, spec: ActionSpec, data: dict[str, Any]) -> Any:
+    def _output(self, spec: ActionSpec, data: dict[str, Any], *, as_data: bool = False) -> Any:
         assert spec.returns is not None
         model = self._models.get(spec.returns)
         if model is not None:
-            return model.from_wire(data)
-        return _convert.build_record(self.connector.definitions, spec.returns, data)
+            return model.data_from_wire(data) if as_data else model.from_wire(data)
+        record = _convert.build_record(self.connector.definitions, spec.returns, data)
+        return _convert.to_json_data(record) if as_data else record
 
 
 class _PathValues(dict[str, str]):

@@ -60,6 +60,11 @@ def _nested(cls: Any, value: Any) -> Any:
     return cls.from_wire(value) if isinstance(value, Mapping) else None
 
 
+def _nested_data(cls: Any, value: Any) -> Any:
+    # The same field's JSON form, without the model.
+    return cls.data_from_wire(value) if isinstance(value, Mapping) else None
+
+
 class Twilio:
     """
     The Twilio connector as a type parameter: ``Connection[Twilio]``, what
@@ -176,6 +181,37 @@ class Message:
             messaging_service_sid=get("messaging_service_sid"),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "body": get("body"),
+            "from": get("from"),
+            "to": get("to"),
+            "status": _c.enum_value(_enum(MessageStatus, get("status"))),
+            "sid": get("sid"),
+            "account_sid": get("account_sid"),
+            "api_version": get("api_version"),
+            "num_segments": _t.integer(get("num_segments")),
+            "num_media": _t.integer(get("num_media")),
+            "date_created": _t.json_datetime(_t.datetime(get("date_created"))),
+            "date_sent": _t.json_datetime(_t.datetime(get("date_sent"))),
+            "date_updated": _t.json_datetime(_t.datetime(get("date_updated"))),
+            "direction": _c.enum_value(_enum(MessageDirection, get("direction"))),
+            "error_code": _t.integer(get("error_code")),
+            "error_message": get("error_message"),
+            "price": _t.text(_t.decimal_(get("price"))),
+            "price_unit": get("price_unit"),
+            "uri": get("uri"),
+            "subresource_uris": _t.object_(get("subresource_uris")),
+            "messaging_service_sid": get("messaging_service_sid"),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -257,6 +293,28 @@ class MessageList:
             previous_page_uri=get("previous_page_uri"),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "messages": [Message.data_from_wire(x) for x in get("messages") or ()],
+            "page": _t.integer(get("page")),
+            "page_size": _t.integer(get("page_size")),
+            "num_pages": _t.integer(get("num_pages")),
+            "start": _t.integer(get("start")),
+            "end": _t.integer(get("end")),
+            "uri": get("uri"),
+            "first_page_uri": get("first_page_uri"),
+            "next_page_uri": get("next_page_uri"),
+            "total": _t.integer(get("total")),
+            "previous_page_uri": get("previous_page_uri"),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -301,6 +359,19 @@ class MessageListV2:
             odata_next_link=get("@odata.nextLink"),
             value=tuple(Message.from_wire(x) for x in get("value") or ()),
         )
+
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "@odata.nextLink": get("@odata.nextLink"),
+            "value": [Message.data_from_wire(x) for x in get("value") or ()],
+        }
 
     def to_json_data(self) -> dict[str, Any]:
         """
@@ -352,6 +423,24 @@ class Media:
             date_updated=_t.datetime(get("date_updated")),
             uri=get("uri"),
         )
+
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "sid": get("sid"),
+            "account_sid": get("account_sid"),
+            "parent_sid": get("parent_sid"),
+            "content_type": get("content_type"),
+            "date_created": _t.json_datetime(_t.datetime(get("date_created"))),
+            "date_updated": _t.json_datetime(_t.datetime(get("date_updated"))),
+            "uri": get("uri"),
+        }
 
     def to_json_data(self) -> dict[str, Any]:
         """
@@ -415,6 +504,26 @@ class MediaList:
             previous_page_uri=get("previous_page_uri"),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "media_list": [Media.data_from_wire(x) for x in get("media_list") or ()],
+            "page": _t.integer(get("page")),
+            "page_size": _t.integer(get("page_size")),
+            "start": _t.integer(get("start")),
+            "end": _t.integer(get("end")),
+            "uri": get("uri"),
+            "first_page_uri": get("first_page_uri"),
+            "next_page_uri": get("next_page_uri"),
+            "previous_page_uri": get("previous_page_uri"),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -470,6 +579,23 @@ class MediaFile:
             content_base64=get("content_base64"),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "url": get("url"),
+            "content_type": get("content_type"),
+            "filename": get("filename"),
+            "size": _t.integer(get("size")),
+            "path": get("path"),
+            "content_base64": get("content_base64"),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -509,6 +635,19 @@ class InboundMedia:
             url=get("url"),
             content_type=get("content_type"),
         )
+
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "url": get("url"),
+            "content_type": get("content_type"),
+        }
 
     def to_json_data(self) -> dict[str, Any]:
         """
@@ -606,6 +745,39 @@ class InboundMessage:
             opt_out_type=get("OptOutType"),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "MessageSid": get("MessageSid"),
+            "SmsSid": get("SmsSid"),
+            "SmsMessageSid": get("SmsMessageSid"),
+            "AccountSid": get("AccountSid"),
+            "MessagingServiceSid": get("MessagingServiceSid"),
+            "From": get("From"),
+            "To": get("To"),
+            "Body": get("Body"),
+            "NumMedia": _t.integer(get("NumMedia")),
+            "NumSegments": _t.integer(get("NumSegments")),
+            "media": [InboundMedia.data_from_wire(x) for x in get("media") or ()],
+            "SmsStatus": get("SmsStatus"),
+            "ApiVersion": get("ApiVersion"),
+            "FromCity": get("FromCity"),
+            "FromState": get("FromState"),
+            "FromZip": get("FromZip"),
+            "FromCountry": get("FromCountry"),
+            "ToCity": get("ToCity"),
+            "ToState": get("ToState"),
+            "ToZip": get("ToZip"),
+            "ToCountry": get("ToCountry"),
+            "OptOutType": get("OptOutType"),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -683,6 +855,26 @@ class Reply:
             reply=_nested(InboundMessage, get("reply")),
         )
 
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "status": _c.enum_value(_enum(ReplyStatus, get("status"))),
+            "to": get("to"),
+            "from": get("from"),
+            "messaging_service_sid": get("messaging_service_sid"),
+            "keyword": get("keyword"),
+            "match": get("match"),
+            "after": _t.json_datetime(_t.datetime(get("after"))),
+            "replied_at": _t.json_datetime(_t.datetime(get("replied_at"))),
+            "reply": _nested_data(InboundMessage, get("reply")),
+        }
+
     def to_json_data(self) -> dict[str, Any]:
         """
         Return the JSON form for downstream steps: plain data (dicts, lists, strings,
@@ -755,6 +947,29 @@ class MessageStatusEvent:
             raw_dlr_done_date=get("RawDlrDoneDate"),
             api_version=get("ApiVersion"),
         )
+
+    @classmethod
+    def data_from_wire(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The JSON form of a decoded Twilio response, as ``from_wire(data).to_json_data()``
+        gives it, without building the model: what an executor that keeps plain data
+        (a workflow's journal) wants.
+        """
+        get = data.get
+        return {
+            "MessageSid": get("MessageSid"),
+            "SmsSid": get("SmsSid"),
+            "AccountSid": get("AccountSid"),
+            "MessagingServiceSid": get("MessagingServiceSid"),
+            "From": get("From"),
+            "To": get("To"),
+            "MessageStatus": _c.enum_value(_enum(MessageStatus, get("MessageStatus"))),
+            "SmsStatus": get("SmsStatus"),
+            "ErrorCode": _t.integer(get("ErrorCode")),
+            "ErrorMessage": get("ErrorMessage"),
+            "RawDlrDoneDate": get("RawDlrDoneDate"),
+            "ApiVersion": get("ApiVersion"),
+        }
 
     def to_json_data(self) -> dict[str, Any]:
         """

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,50 @@ def test_json_form_uses_seed_paths_and_iso_dates() -> None:
     assert data["date_updated"] == "2024-01-01T23:59:59.000Z"
     assert data["price"] == "-0.0079"
     assert data["from"] == "+1"
+
+
+MESSAGE_WIRE = {
+    "sid": "SM" + "a" * 32,
+    "num_segments": "2",
+    "num_media": "1",
+    "error_code": 30003,
+    "price": "-0.00750",
+    "date_created": "Thu, 24 Aug 2023 05:01:45 +0000",
+    "date_updated": "2023-08-24T05:01:46+02:00",
+    "date_sent": None,
+    "status": "pending_review",  # a status Twilio may add later
+    "direction": "outbound-api",
+    "from": "+15005550006",
+    "subresource_uris": {"media": "/2010-04-01/Accounts/AC1/Messages/SM1/Media.json"},
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "wire"),
+    [
+        (Message, MESSAGE_WIRE),
+        (Message, {}),
+        (connector.models.MessageListV2, {"messages": [MESSAGE_WIRE, {}], "next_page_uri": None}),
+        (
+            connector.models.Reply,
+            {"status": "replied", "reply": {"MessageSid": "SM1", "Body": "A", "NumMedia": "0"}},
+        ),
+        (connector.models.Reply, {"status": "timed_out", "reply": None}),
+        (connector.models.MediaList, {"media_list": [{"sid": "ME1", "date_created": None}]}),
+    ],
+    ids=["message", "empty", "page", "reply", "no-reply", "media"],
+)
+def test_data_from_wire_is_the_json_form_of_the_model(model: Any, wire: dict[str, Any]) -> None:
+    """data_from_wire gives exactly what from_wire(...).to_json_data() gives, without the model."""
+    assert model.data_from_wire(wire) == to_json_data(model.from_wire(wire))
+
+
+def test_every_model_makes_its_json_form_from_the_wire() -> None:
+    """Each generated model has data_from_wire, so executors never need the model for plain data."""
+    for name in connector.models.__all__:
+        model = getattr(connector.models, name)
+        if hasattr(model, "from_wire"):
+            assert model.data_from_wire({}) == to_json_data(model.from_wire({})), name
 
 
 def test_to_json_is_a_deprecated_alias_of_to_json_data() -> None:

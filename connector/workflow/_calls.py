@@ -408,7 +408,7 @@ class ActionRunner:
             connection = self._connection(request.uses)
             if request.paginate:
                 return await self._pages(connection, request, clean, shown, on_page)
-            output = to_json_data(await connection.call_validated(request.uses, clean))
+            output = await connection.call_validated(request.uses, clean, as_data=True)
         except ConnectorError as exc:
             return _refused(exc, shown, connection)
         failed = _failed_in_queue(output)
@@ -565,8 +565,8 @@ class ActionRunner:
             if on_send is not None:
                 await on_send(shown, started)
             try:
-                output = to_json_data(
-                    await self._connection(request.uses).call_validated(request.uses, clean)
+                output = await self._connection(request.uses).call_validated(
+                    request.uses, clean, as_data=True
                 )
             except MessageMayHaveBeenSentError:
                 try:
