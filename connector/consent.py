@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
+import functools
 import re
 import sqlite3
 import threading
@@ -209,11 +209,22 @@ _TABLE: Final = (
     " PRIMARY KEY (recipient, sender)) WITHOUT ROWID"
 )
 _BUSY_TIMEOUT: Final = 30.0
-#: One statement of fixed text (SQLite keeps it compiled) for any number of recipients.
-_LOOKUP_MANY: Final = (
-    "SELECT sender, recipient, state, source, at FROM consent"
-    " WHERE recipient IN (SELECT value FROM json_each(?))"
-)
+#: The most recipients one lookup statement asks for.
+_LOOKUP_MOST: Final = 64
+
+
+@functools.cache
+def _lookup_sql(size: int) -> str:
+    marks = ", ".join("?" * size)
+    return f"SELECT sender, recipient, state, source, at FROM consent WHERE recipient IN ({marks})"
+
+
+def _answer(entries: list[ConsentEntry] | None, scopes: tuple[str, ...]) -> str | None:
+    """Why a send to the owner of *entries* in *scopes* is refused, or ``None``."""
+    if not entries:
+        return None
+    entry = _deciding(e for e in entries if e.sender in scopes)
+    return entry.reason() if entry is not None and entry.state == "opted_out" else None
 
 
 @attrs.define
@@ -279,6 +290,8 @@ class SQLiteLedger:
         loop = asyncio.get_running_loop()
         waiting = self._asks.get(loop)
         if waiting is None:
+            for gone in [other for other in self._asks if other.is_closed()]:
+                del self._asks[gone]  # a loop closed before it answered: nobody waits
             waiting = self._asks[loop] = []
             loop.call_soon(self._answer, loop)
         waiting.append(ask)
@@ -287,26 +300,32 @@ class SQLiteLedger:
     def _answer(self, loop: asyncio.AbstractEventLoop) -> None:
         asks = self._asks.pop(loop, [])
         try:
-            with self._lock:
-                rows = self._db.execute(
-                    _LOOKUP_MANY, (json.dumps(list({a.recipient: None for a in asks})),)
-                ).fetchall()
+            found = self._lookup([*{a.recipient: None for a in asks}])
+            for ask in asks:
+                if ask.answer.done():  # cancelled
+                    continue
+                try:
+                    ask.answer.set_result(_answer(found.get(ask.recipient), ask.scopes))
+                except Exception as exc:  # an entry that cannot be read fails its send alone
+                    ask.answer.set_exception(exc)
         except Exception as exc:
             for ask in asks:
                 if not ask.answer.done():
                     ask.answer.set_exception(exc)
-            return
+
+    def _lookup(self, recipients: list[str]) -> dict[str, list[ConsentEntry]]:
+        """The entries of *recipients*, by recipient, read in statements of a few sizes."""
         found: dict[str, list[ConsentEntry]] = {}
-        for row in rows:
-            found.setdefault(row[1], []).append(ConsentEntry(*row))
-        for ask in asks:
-            if ask.answer.done():  # cancelled
-                continue
-            entries = found.get(ask.recipient)
-            entry = _deciding(e for e in entries if e.sender in ask.scopes) if entries else None
-            ask.answer.set_result(
-                entry.reason() if entry is not None and entry.state == "opted_out" else None
-            )
+        for start in range(0, len(recipients), _LOOKUP_MOST):
+            chunk = recipients[start : start + _LOOKUP_MOST]
+            # Padded to a power of two: SQLite keeps a handful of statements compiled.
+            size = 1 << (len(chunk) - 1).bit_length()
+            params = chunk + [chunk[0]] * (size - len(chunk))
+            with self._lock:
+                rows = self._db.execute(_lookup_sql(size), params).fetchall()
+            for row in rows:
+                found.setdefault(row[1], []).append(ConsentEntry(*row))
+        return found
 
     async def record(
         self,

@@ -337,14 +337,38 @@ def test_commands_run_on_uvloop_unless_asked_for_asyncio(
 
 
 def test_a_command_tunes_the_collector_only_while_it_runs() -> None:
-    """While a command runs, young objects are collected less often; after, Python's settings are back."""
+    """While a command runs, young objects are collected less often; after, the settings are back."""
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+
+        async def during() -> tuple[int, int]:
+            return gc.get_threshold()[0], gc.get_freeze_count()
+
+        threshold, frozen = run_async(during())
+        assert threshold == max(before[0], GC_THRESHOLD)
+        assert frozen > 0  # what the imports made is out of the collector's way
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
+    finally:
+        if frozen_before:
+            gc.freeze()
+
+
+def test_a_host_keeps_its_own_collector_settings() -> None:
+    """A host that froze objects and collects less often than a command would keeps both."""
     before = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD * 5, *before[1:])
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
 
-    async def during() -> tuple[int, int]:
-        return gc.get_threshold()[0], gc.get_freeze_count()
+        async def during() -> int:
+            return gc.get_threshold()[0]
 
-    threshold, frozen = run_async(during())
-    assert threshold == GC_THRESHOLD > before[0]
-    assert frozen > 0  # what the imports made is out of the collector's way
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+        assert run_async(during()) == GC_THRESHOLD * 5
+        # Still frozen (a frozen object that is freed leaves the count).
+        assert gc.get_freeze_count() > frozen - 100
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

@@ -156,6 +156,17 @@ async def test_questions_asked_together_get_each_their_own_answer(
     assert [answer is not None for answer in answers] == expected
 
 
+async def test_an_unreadable_entry_fails_its_own_send_only(ledger: SQLiteLedger) -> None:
+    """An entry whose reason cannot be written fails the check of its recipient, not the others'."""
+    await ledger.record(OURS, PERSON, "opted_out", "STOP", at=1e15)  # a year past 9999
+    async with asyncio.timeout(10):  # neither check may be left waiting
+        mine, other = await asyncio.gather(
+            ledger.opted_out(OURS, PERSON), ledger.opted_out(OURS, OTHER), return_exceptions=True
+        )
+    assert isinstance(mine, ValueError | OverflowError | OSError)
+    assert other is None
+
+
 async def test_a_failed_read_reaches_every_waiting_send(tmp_path: Path) -> None:
     """When the ledger cannot be read, each send asking at that moment gets the error."""
     ledger = SQLiteLedger(tmp_path / "consent.sqlite3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -20,6 +21,7 @@ from connector.emulator import EmulatorServer
 from connector.errors import ConnectorError, JournalVersionError
 from connector.workflow import Journal, _journal, load_workflow, run_workflow
 from connector.workflow._journal import SCHEMA_VERSION
+from connector.workflow._runner import _JournalClaims
 
 
 DATA = Path(__file__).parent / "data"
@@ -416,3 +418,33 @@ def test_inbound_events_are_read_once_past_what_is_older(tmp_path: Path) -> None
         found, last = journal.inbound_events(inbound, after=last, since=since)
         assert [event["MessageSid"] for _, event in found] == ["SM2"] and last == 3
         assert journal.inbound_events(inbound, after=last, since=since) == ([], 3)
+
+
+async def test_a_message_committed_while_a_claim_reads_the_journal_is_not_credited_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SID another item records and commits while a lookup's claim reads the journal stays that item's."""
+    sid = "SM" + "1" * 32
+    read, release = threading.Event(), threading.Event()
+    real = _journal._holder
+
+    def holder(db: sqlite3.Connection, step_key: int, wanted: str) -> int | None:
+        found = real(db, step_key, wanted)  # read before the other item's row is committed
+        read.set()
+        release.wait(10)
+        return found
+
+    monkeypatch.setattr(_journal, "_holder", holder)
+    with Journal(tmp_path / "runs.sqlite3") as journal:
+        claims = _JournalClaims(journal, "run")
+        claim = asyncio.ensure_future(claims.claim(sid, "run/send/2"))
+        await asyncio.to_thread(read.wait, 10)
+        await claims.record(sid, "run/send/1")
+        committed = journal.item_finished(
+            "run", "send", 1, "succeeded", inputs={}, output={"sid": sid}
+        )
+        committed.add_done_callback(lambda _: claims.settled(sid))
+        await committed
+        release.set()
+        assert await claim is False
+        assert journal.holder_of("run", "send", sid) == 1

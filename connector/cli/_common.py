@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
@@ -184,26 +186,56 @@ def run_async(main: Coroutine[Any, Any, _T]) -> _T:
     loop where it is installed (a dependency on Linux and macOS). Its loop, handles and
     transports are written in C: a busy run spends about a tenth less CPU per send
     (``benchmarks/scale.py``). ``TWILIO_CONNECTOR_EVENT_LOOP=asyncio`` keeps the
-    standard library's loop. The garbage collector is tuned for the command's time
-    (see the body) and set back after.
+    standard library's loop. The garbage collector is tuned while it runs
+    (:class:`_CollectorTuning`).
     """
     import asyncio
-    import gc
 
-    # The command's modules are loaded: what they made lives as long as the process, so
-    # it is moved out of the collector's sight (gc.freeze), and young objects are
-    # collected every 10,000 net allocations instead of 700. A busy run (benchmarks/
-    # scale.py) spent 0.31 s of 20,000 sends in 1,373 collections; now a handful. The
-    # few cycles a send leaves (exceptions, closed transports) still go, soon enough.
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(main)
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+    with _COLLECTOR, asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(main)
+
+
+class _CollectorTuning:
+    """
+    The garbage collector's settings while commands run, set by the first of them and
+    put back by the last (commands may run in threads of a host's process).
+
+    The command's modules are loaded: what they made lives as long as the process, so it
+    is moved out of the collector's sight (``gc.freeze``), and young objects are
+    collected every 10,000 net allocations instead of 700. A busy run
+    (``benchmarks/scale.py``) spent 0.31 s of 20,000 sends in 1,373 collections; now in
+    3. The few cycles a send leaves (exceptions, closed transports) still go, soon
+    enough. A host that froze objects itself, or collects less often, keeps its choice.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._threshold: tuple[int, int, int] = (0, 0, 0)
+        self._froze = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            self._threshold = gc.get_threshold()
+            self._froze = gc.get_freeze_count() == 0
+            if self._froze:
+                gc.freeze()
+            gc.set_threshold(max(self._threshold[0], GC_THRESHOLD), *self._threshold[1:])
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users:
+                return
+            gc.set_threshold(*self._threshold)
+            if self._froze:
+                gc.unfreeze()
+
+
+_COLLECTOR: Final = _CollectorTuning()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

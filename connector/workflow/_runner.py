@@ -500,6 +500,11 @@ class _JournalClaims:
         self._journal = journal
         self._run_id = run_id
         self._pending: dict[str, str] = {}
+        # The journal is read in a thread: a SID that another item records and commits
+        # meanwhile may be missing from that read and already gone from _pending, so
+        # while reads are in flight, settled SIDs are kept here.
+        self._reading = 0
+        self._settled_meanwhile: dict[str, str] = {}
 
     async def claim(self, sid: str, identity: str) -> bool:
         """Credit *sid* to *identity* unless another item has it."""
@@ -507,12 +512,21 @@ class _JournalClaims:
         if owner is not None:
             return owner == identity
         _, step_id, index = identity.rsplit("/", 2)
-        holder = await self._journal.find_holder(self._run_id, step_id, sid)
+        self._reading += 1
+        try:
+            holder = await self._journal.find_holder(self._run_id, step_id, sid)
+        finally:
+            self._reading -= 1
+            owner = self._pending.get(sid) or self._settled_meanwhile.get(sid)
+            if not self._reading:
+                self._settled_meanwhile.clear()
+        if owner is not None:
+            # Another item's send or claim took it while the journal was read.
+            return owner == identity
         if holder is not None and str(holder) != index:
             return False
-        # Another item's claim may have taken it while the journal was read.
-        owner = self._pending.setdefault(sid, identity)
-        return owner == identity
+        self._pending[sid] = identity
+        return True
 
     async def record(self, sid: str, identity: str) -> None:
         """*identity*'s send created *sid*; held until its item's row is committed."""
@@ -520,7 +534,9 @@ class _JournalClaims:
 
     def settled(self, sid: str) -> None:
         """*sid* is in the journal now (or its item failed): stop holding it."""
-        self._pending.pop(sid, None)
+        owner = self._pending.pop(sid, None)
+        if owner is not None and self._reading:
+            self._settled_meanwhile[sid] = owner
 
 
 class _JournalRecorder:
