@@ -15,6 +15,7 @@ of the delay from admission to arrival (what a fixed margin would have to cover)
     python benchmarks/limit_under_load.py                  # 5 runs of 350 sends at 100/5 s
     python benchmarks/limit_under_load.py --margin 0.05    # a fixed 50 ms margin instead
     python benchmarks/limit_under_load.py --no-hogs        # on an idle machine
+    python benchmarks/limit_under_load.py --loop asyncio   # on asyncio's loop (uvloop's by default)
 
 Loopback only; bounded (at most 5,000 sends per run, 20 runs).
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import importlib.util
 import json
 import os
 import statistics
@@ -239,10 +241,17 @@ def _bench(opts: argparse.Namespace) -> int:
         print(
             f"limit {opts.calls}/{opts.period:g}s, {how}, "
             f"{opts.sends} sends per run, {len(hogs)} nice-19 hogs, "
-            f"{os.cpu_count()} cores, load average {load[0]:.2f} before the hogs",
+            f"{os.cpu_count()} cores, load average {load[0]:.2f} before the hogs, "
+            f"the client on {opts.loop}'s event loop",
             flush=True,
         )
-        results = asyncio.run(_runs(opts, base_url, margin))
+        factory = None
+        if opts.loop == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            results = runner.run(_runs(opts, base_url, margin))
     finally:
         for process in [*hogs, server]:
             process.terminate()
@@ -274,6 +283,12 @@ def main() -> None:
         help="hold the window with this fixed margin (seconds) instead of anchoring it at answers",
     )
     parser.add_argument("--no-hogs", dest="hogs", action="store_false")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        help="the client's event loop (default: uvloop's where installed, as the commands use)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hog", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()

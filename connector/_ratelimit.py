@@ -229,8 +229,11 @@ class SlidingWindowLimiter:
                     log.popleft()
                     slot = max(slot, answered + self.period + _STRICT)
                 now = clock.now()
-                if slot > now:
+                while slot > now:
+                    # Until the clock says so: a timer may fire early (uvloop's fire on
+                    # the time its turn began, in milliseconds).
                     await clock.sleep(slot - now)
+                    now = clock.now()
             except BaseException:
                 # Cancelled before its turn: the slot goes to the next caller.
                 self._booked -= 1

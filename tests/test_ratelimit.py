@@ -204,6 +204,52 @@ def test_a_limiter_runs_on_the_clock_it_is_given() -> None:
     assert asyncio.run(main()) == pytest.approx([1000.0, 1000.5, 1001.0, 1001.5, 1002.0], abs=1e-5)
 
 
+def test_a_timer_that_fires_early_does_not_let_a_call_in_early() -> None:
+    """A clock whose sleeps end early (uvloop's timers run on the turn's stale time) delays, never advances, a slot."""
+
+    class Early:
+        def __init__(self) -> None:
+            self.at = 1000.0
+
+        def now(self) -> float:
+            return self.at
+
+        async def sleep(self, seconds: float) -> None:
+            # Fires up to 0.9 ms early, as time goes on (at least 0.1 ms a wait).
+            self.at += max(0.0001, seconds - 0.0009)
+
+    async def main() -> list[tuple[float, float]]:
+        clock = Early()
+        limiter = SlidingWindowLimiter(4, 2, margin=0.0, clock=clock)
+        taken = []
+        for _ in range(12):
+            slot = await limiter.reserve()
+            taken.append((slot, clock.now()))
+        return taken
+
+    taken = asyncio.run(main())
+    assert all(now >= slot for slot, now in taken)  # admitted at its slot or later
+    assert busiest_window([now for _, now in taken], 2.0) <= 4
+
+
+def test_on_uvloop_the_clock_reads_the_present_and_sleeps_are_whole() -> None:
+    """uvloop's loop time is the turn's start, in ms: LoopClock reads the monotonic clock and waits out early timers."""
+    uvloop = pytest.importorskip("uvloop")
+    from connector._clock import LoopClock, coarse_loop_time
+
+    async def main() -> list[float]:
+        clock = LoopClock()
+        assert coarse_loop_time(asyncio.get_running_loop())
+        shortfalls = []
+        for wait in (0.0004, 0.0015, 0.003):
+            end = clock.now() + wait
+            await clock.sleep(wait)
+            shortfalls.append(end - clock.now())
+        return shortfalls
+
+    assert all(short <= 0 for short in uvloop.run(main()))
+
+
 def test_the_default_limit_is_anchored_at_answers_too() -> None:
     """The manifest's 1200/60 s, given by nobody: call 1201 waits 60 s after call 1's answer."""
     run_virtual(_test_the_default_limit_is_anchored_at_answers_too())

@@ -10,7 +10,6 @@ progress reporter.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 import anyio
 import attrs
 
+from .._clock import LoopClock
 from .._connection import Connection
 from .._convert import build_record
 from .._manifest import ActionSpec, ConnectorSpec, DefinitionSpec
@@ -120,27 +120,6 @@ def item_label(action: ActionSpec | None, inputs: Any) -> str | None:
                 if isinstance(value, str) and value:
                     return value
     return None
-
-
-class LoopClock:
-    """
-    Wall time that advances with the running event loop's clock, so that a run on a
-    virtual-clock loop (tests) sees time pass exactly as its timers do.
-
-    Create it inside the loop that runs the workflow.
-    """
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._offset = time.time() - self._loop.time()
-
-    def now(self) -> float:
-        """Seconds since 1970."""
-        return self._offset + self._loop.time()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait *seconds* of the loop's time."""
-        await asyncio.sleep(seconds)
 
 
 async def fan_out(workers: Sequence[Callable[[], Coroutine[Any, Any, None]]]) -> None:
