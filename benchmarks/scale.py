@@ -15,12 +15,15 @@ Goals (issue 16): peak RSS grows by at most 25 MB from 2,000 to 20,000 sends and
 under 200 MB for 1,000,000 rows; at most 600 bytes of journal per item; the runner's
 CPU per send at most the emulator's; at least 2,000 sends/s if the emulator keeps up.
 Segment counting (pacing), the consent lookup (the journal's ledger) and the masking of
-secrets are on, as in any run. Loopback only.
+secrets are on, as in any run. Both processes run as the commands do, on uvloop's event
+loop where it is installed (``TWILIO_CONNECTOR_EVENT_LOOP=asyncio`` for asyncio's).
+Loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -205,6 +208,10 @@ def main() -> int:
     if "start_cpu_ms" in rows[0]:
         print(f"runner start (a run of one recipient): {rows[0]['start_cpu_ms']:.0f} ms CPU, "
               "left out of the runner's CPU per send")  # fmt: skip
+    loop = "uvloop's" if importlib.util.find_spec("uvloop") else "asyncio's"
+    if os.environ.get("TWILIO_CONNECTOR_EVENT_LOOP", "").strip().lower() == "asyncio":
+        loop = "asyncio's"
+    print(f"runner and emulator on {loop} event loop (TWILIO_CONNECTOR_EVENT_LOOP)")
     print("goals: journal <= 600 B/item; runner CPU/send <= emulator's; >= 2,000 sends/s")
     return 0
 
