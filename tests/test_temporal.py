@@ -406,8 +406,8 @@ async def test_an_unknown_outcome_is_reconciled_not_resent(
     async with activities(emulator) as acts:
         real_call = acts.connection.call_validated
 
-        async def lost_answer(action: str, inputs: Any) -> Any:
-            answer = await real_call(action, inputs)
+        async def lost_answer(action: str, inputs: Any, **options: Any) -> Any:
+            answer = await real_call(action, inputs, **options)
             if action.endswith("send_text_message"):
                 raise MessageMayHaveBeenSentError(action, inputs, ConnectionResetError("reset"))
             return answer
