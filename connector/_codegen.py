@@ -84,8 +84,8 @@ def _from_wire(field: FieldSpec) -> str:
     return f"{_converter(field.type)}({get})"
 
 
-def _to_json(field: FieldSpec, attr: str) -> str:
-    value = f"self.{attr}"
+def _to_json(field: FieldSpec, value: str) -> str:
+    """The JSON form of *value*, an expression holding the field's Python value."""
     if field.type == "array":
         if field.items_ref:
             return f"[x.to_json_data() for x in {value}]"
@@ -101,23 +101,15 @@ def _to_json(field: FieldSpec, attr: str) -> str:
 def _data_from_wire(field: FieldSpec) -> str:
     """What ``to_json_data`` gives for the field of ``from_wire``, computed in one step."""
     get = f"get({_q(field.path)})"
-    if field.type == "array":
-        if field.items_ref:
-            return f"[{field.items_ref}.data_from_wire(x) for x in {get} or ()]"
-        return (
-            f"[_c.to_json_data({_converter(field.items_type or 'object')}(x)) for x in {get} or ()]"
-        )
+    if field.items_ref:
+        return f"[{field.items_ref}.data_from_wire(x) for x in {get} or ()]"
     if field.ref:
         return f"_nested_data({field.ref}, {get})"
-    if field.enum_class:
-        return f"_c.enum_value(_enum({field.enum_class}, {get}))"
-    if field.type == "string":
-        return get
-    to_json = TYPES[field.type].to_json
-    converted = f"{_converter(field.type)}({get})"
-    if to_json is None or to_json is TYPES[field.type].from_wire:
-        return converted
-    return f"_t.{to_json.__name__}({converted})"
+    if field.type == "array":
+        return f"[_c.to_json_data(x) for x in {_from_wire(field)}]"
+    if field.type != "string" and TYPES[field.type].to_json is TYPES[field.type].from_wire:
+        return _from_wire(field)  # already a copy in its JSON form (an object)
+    return _to_json(field, _from_wire(field))
 
 
 def json_name(definition: str) -> str:
@@ -223,7 +215,7 @@ def _class(definition: DefinitionSpec) -> list[str]:
     ]
     for field in definition.fields:
         lines.append(
-            f"            {_q(field.path)}: {_to_json(field, attribute_name(field.path))},"
+            f"            {_q(field.path)}: {_to_json(field, 'self.' + attribute_name(field.path))},"
         )
     lines += [
         "        }",
